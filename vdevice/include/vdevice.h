@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vdevice.h - C ABI of the vGPU device model (Rust crate `vdevice`).
+ * The QEMU shim (hw/misc/vgpu-pci.c) is the only intended user; the model
+ * owns all device behaviour, the shim only wires BARs, DMA and MSI-X.
+ *
+ * Threading and locking contract
+ * ------------------------------
+ *  - vdevice_bar_read/vdevice_bar_write/vdevice_reset may be called from any
+ *    thread (QEMU: vCPU threads with or without the BQL). The model locks
+ *    internally; the caller needs no lock. They never wait for guest memory:
+ *    the only waits are for an engine to finish its current chunk of work
+ *    (bounded, microseconds) on reset paths.
+ *  - dma_read/dma_write are called ONLY on the model's engine threads. They
+ *    must not take a lock that a thread calling into vdevice may hold while
+ *    it waits (QEMU: do not take the BQL; touch RAM only, fail MMIO targets
+ *    with a non-zero return).
+ *  - msix_notify may be called on engine threads, on the model's timer
+ *    thread (late-interrupt injection) or inside vdevice_bar_write. It must
+ *    not block and must not call back into vdevice (QEMU: set a pending bit
+ *    and schedule a bottom half that calls msix_notify under the BQL).
+ *  - thread_start/thread_stop are called on each model thread before its
+ *    first and after its last callback (QEMU: rcu_register_thread and
+ *    rcu_unregister_thread). Either may be NULL.
+ *  - vdevice_destroy joins all model threads before returning; no callback
+ *    runs after it returns.
+ */
+#ifndef VDEVICE_H
+#define VDEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct VDevice VDevice;
+
+/* Configuration; vdevice_create() validates it (see SPEC.md "Configuration"). */
+typedef struct VDeviceConfig {
+	uint64_t vram_size_bytes; /* power of two, 16 MiB .. 64 GiB */
+	uint32_t partitions;      /* 1 .. 64 */
+	uint32_t engines;         /* 1 .. 8 */
+} VDeviceConfig;
+
+typedef struct VDeviceCallbacks {
+	void *opaque;
+	/* Return 0 on success, non-zero on a failed bus transaction. */
+	int (*dma_read)(void *opaque, uint64_t addr, void *buf, uint64_t len);
+	int (*dma_write)(void *opaque, uint64_t addr, const void *buf,
+			 uint64_t len);
+	void (*msix_notify)(void *opaque, uint32_t vector);
+	void (*thread_start)(void *opaque);
+	void (*thread_stop)(void *opaque);
+} VDeviceCallbacks;
+
+/* PCI identity and BAR layout of the physical function. */
+typedef struct VDevicePciInfo {
+	uint16_t vendor_id;
+	uint16_t device_id;
+	uint16_t subsystem_vendor_id;
+	uint16_t subsystem_id;
+	uint32_t class_code; /* 24 bits: base class, sub class, prog-if */
+	uint8_t revision;
+	uint8_t reg_bar;  /* 32-bit non-prefetchable MMIO, trapped */
+	uint8_t vram_bar; /* 64-bit prefetchable, backed by vdevice_vram_fd() */
+	uint8_t msix_bar; /* 32-bit MMIO, MSI-X table and PBA only */
+	uint64_t reg_bar_size;
+	uint64_t vram_bar_size;
+	uint64_t msix_bar_size;
+	uint32_t msix_vectors;
+	uint32_t msix_table_offset;
+	uint32_t msix_pba_offset;
+} VDevicePciInfo;
+
+/*
+ * Create a device. Returns NULL on a bad configuration or a failed memfd,
+ * with a NUL-terminated reason in err (if err_len > 0). cb is copied.
+ */
+VDevice *vdevice_create(const VDeviceConfig *cfg, const VDeviceCallbacks *cb,
+			char *err, size_t err_len);
+void vdevice_destroy(VDevice *dev);
+
+void vdevice_pci_info(const VDevice *dev, VDevicePciInfo *out);
+
+/*
+ * BAR accesses of 1, 2, 4 or 8 bytes. Accesses the register table does not
+ * define (unknown offset, wrong width, misaligned) read as all ones, are
+ * ignored on write and are logged in the ACCESS_ERROR registers; they never
+ * fail. size must be 1, 2, 4 or 8.
+ */
+uint64_t vdevice_bar_read(VDevice *dev, uint32_t bar, uint64_t offset,
+			  uint32_t size);
+void vdevice_bar_write(VDevice *dev, uint32_t bar, uint64_t offset,
+		       uint64_t value, uint32_t size);
+
+/* Whole-device reset (PCI reset): quiesce engines, registers to reset values, scrub VRAM. */
+void vdevice_reset(VDevice *dev);
+
+/* VRAM backing: a memfd the shim maps MAP_SHARED as the VRAM BAR (zero-copy). */
+int vdevice_vram_fd(const VDevice *dev);
+void *vdevice_vram_ptr(const VDevice *dev);
+uint64_t vdevice_vram_size(const VDevice *dev);
+
+/*
+ * Human-readable state dump (registers decoded by name, partitions, engines).
+ * Writes at most len bytes including a NUL; returns the full length without
+ * the NUL, so a caller can retry with a bigger buffer.
+ */
+size_t vdevice_dump_state(const VDevice *dev, char *buf, size_t len);
+
+/* Version string of the model, e.g. "vdevice 0.1.0". Static storage. */
+const char *vdevice_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VDEVICE_H */

@@ -1,0 +1,330 @@
+//! The 64-byte command format the engines execute, with an encoder for
+//! drivers and tests and the validating decoder the engine uses.
+
+use bitfield_struct::bitfield;
+
+/// Every command is 64 bytes; rings are arrays of commands.
+pub const COMMAND_BYTES: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Opcode {
+    Nop = 0,
+    Copy = 1,
+    Fill = 2,
+    Fence = 3,
+    SemWait = 4,
+    Timestamp = 5,
+    Crc32 = 6,
+}
+
+impl Opcode {
+    pub fn from_bits(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Self::Nop,
+            1 => Self::Copy,
+            2 => Self::Fill,
+            3 => Self::Fence,
+            4 => Self::SemWait,
+            5 => Self::Timestamp,
+            6 => Self::Crc32,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nop => "NOP",
+            Self::Copy => "COPY",
+            Self::Fill => "FILL",
+            Self::Fence => "FENCE",
+            Self::SemWait => "SEM_WAIT",
+            Self::Timestamp => "TIMESTAMP",
+            Self::Crc32 => "CRC32",
+        }
+    }
+}
+
+/// Byte 1 of a command.
+#[bitfield(u8)]
+#[derive(PartialEq, Eq)]
+pub struct CmdFlags {
+    /// `dst` is a system-memory address (else a VRAM offset).
+    pub dst_sysmem: bool,
+    /// `src` is a system-memory address (else a VRAM offset).
+    pub src_sysmem: bool,
+    /// FENCE only: raise INTR_STATUS.FENCE on completion.
+    pub intr: bool,
+    #[bits(5)]
+    __: u8,
+}
+
+/// A decoded command. Layout (little endian):
+///
+/// | bytes | field |
+/// |---|---|
+/// | 0 | opcode |
+/// | 1 | flags ([`CmdFlags`]) |
+/// | 2..8 | reserved, must be 0 |
+/// | 8..16 | dst |
+/// | 16..24 | src |
+/// | 24..32 | len |
+/// | 32..40 | value |
+/// | 40..64 | reserved, must be 0 |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Command {
+    pub opcode: Opcode,
+    pub flags: CmdFlags,
+    pub dst: u64,
+    pub src: u64,
+    pub len: u64,
+    pub value: u64,
+}
+
+/// Why a command was rejected (the engine faults with BAD_COMMAND).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandError {
+    UnknownOpcode(u8),
+    ReservedBits,
+    BadFlags,
+    Misaligned,
+}
+
+fn le64(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
+}
+
+impl Command {
+    fn new(opcode: Opcode) -> Self {
+        Self {
+            opcode,
+            flags: CmdFlags::new(),
+            dst: 0,
+            src: 0,
+            len: 0,
+            value: 0,
+        }
+    }
+
+    pub fn nop() -> Self {
+        Self::new(Opcode::Nop)
+    }
+
+    /// Copy `len` bytes from `src` to `dst`; `Loc` says which memory each is in.
+    pub fn copy(dst: Loc, src: Loc, len: u64) -> Self {
+        Self {
+            flags: CmdFlags::new()
+                .with_dst_sysmem(dst.is_sysmem())
+                .with_src_sysmem(src.is_sysmem()),
+            dst: dst.addr(),
+            src: src.addr(),
+            len,
+            ..Self::new(Opcode::Copy)
+        }
+    }
+
+    /// Fill `len` bytes (multiple of 4) at `dst` (4-aligned) with a 32-bit pattern.
+    pub fn fill(dst: Loc, len: u64, pattern: u32) -> Self {
+        Self {
+            flags: CmdFlags::new().with_dst_sysmem(dst.is_sysmem()),
+            dst: dst.addr(),
+            len,
+            value: pattern as u64,
+            ..Self::new(Opcode::Fill)
+        }
+    }
+
+    /// Write the 64-bit `value` to `dst` (8-aligned); `intr` raises FENCE.
+    pub fn fence(dst: Loc, value: u64, intr: bool) -> Self {
+        Self {
+            flags: CmdFlags::new()
+                .with_dst_sysmem(dst.is_sysmem())
+                .with_intr(intr),
+            dst: dst.addr(),
+            value,
+            ..Self::new(Opcode::Fence)
+        }
+    }
+
+    /// Stall this ring until the 64-bit word at `src` (8-aligned) is >= `value`.
+    pub fn sem_wait(src: Loc, value: u64) -> Self {
+        Self {
+            flags: CmdFlags::new().with_src_sysmem(src.is_sysmem()),
+            src: src.addr(),
+            value,
+            ..Self::new(Opcode::SemWait)
+        }
+    }
+
+    /// Write the device time (ns) as 64 bits to `dst` (8-aligned).
+    pub fn timestamp(dst: Loc) -> Self {
+        Self {
+            flags: CmdFlags::new().with_dst_sysmem(dst.is_sysmem()),
+            dst: dst.addr(),
+            ..Self::new(Opcode::Timestamp)
+        }
+    }
+
+    /// CRC-32 (IEEE 802.3) of `len` bytes at `src`, written as 64 bits to `dst` (8-aligned).
+    pub fn crc32(dst: Loc, src: Loc, len: u64) -> Self {
+        Self {
+            flags: CmdFlags::new()
+                .with_dst_sysmem(dst.is_sysmem())
+                .with_src_sysmem(src.is_sysmem()),
+            dst: dst.addr(),
+            src: src.addr(),
+            len,
+            ..Self::new(Opcode::Crc32)
+        }
+    }
+
+    pub fn encode(&self) -> [u8; COMMAND_BYTES] {
+        let mut b = [0u8; COMMAND_BYTES];
+        b[0] = self.opcode as u8;
+        b[1] = self.flags.into_bits();
+        b[8..16].copy_from_slice(&self.dst.to_le_bytes());
+        b[16..24].copy_from_slice(&self.src.to_le_bytes());
+        b[24..32].copy_from_slice(&self.len.to_le_bytes());
+        b[32..40].copy_from_slice(&self.value.to_le_bytes());
+        b
+    }
+
+    /// Decode and validate: reserved bytes zero, flags meaningful for the
+    /// opcode, addresses aligned as the opcode requires.
+    pub fn decode(b: &[u8; COMMAND_BYTES]) -> Result<Self, CommandError> {
+        let opcode = Opcode::from_bits(b[0]).ok_or(CommandError::UnknownOpcode(b[0]))?;
+        if b[2..8].iter().chain(&b[40..]).any(|&x| x != 0) {
+            return Err(CommandError::ReservedBits);
+        }
+        let flags = CmdFlags::from_bits(b[1]);
+        let cmd = Command {
+            opcode,
+            flags,
+            dst: le64(&b[8..]),
+            src: le64(&b[16..]),
+            len: le64(&b[24..]),
+            value: le64(&b[32..]),
+        };
+        // Flags an opcode does not use must be clear, and so must the
+        // fields it does not read: a garbage command is rejected, not guessed at.
+        let (uses_dst, uses_src, uses_len, uses_value) = match opcode {
+            Opcode::Nop => (false, false, false, false),
+            Opcode::Copy => (true, true, true, false),
+            Opcode::Fill => (true, false, true, true),
+            Opcode::Fence => (true, false, false, true),
+            Opcode::SemWait => (false, true, false, true),
+            Opcode::Timestamp => (true, false, false, false),
+            Opcode::Crc32 => (true, true, true, false),
+        };
+        let bad_flags = (!uses_dst && flags.dst_sysmem())
+            || (!uses_src && flags.src_sysmem())
+            || (opcode != Opcode::Fence && flags.intr())
+            || flags.into_bits() & !0x7 != 0;
+        let bad_fields = (!uses_dst && cmd.dst != 0)
+            || (!uses_src && cmd.src != 0)
+            || (!uses_len && cmd.len != 0)
+            || (!uses_value && cmd.value != 0)
+            || (opcode == Opcode::Fill && cmd.value > u32::MAX as u64);
+        if bad_flags {
+            return Err(CommandError::BadFlags);
+        }
+        if bad_fields {
+            return Err(CommandError::ReservedBits);
+        }
+        let misaligned = match opcode {
+            Opcode::Fill => cmd.dst % 4 != 0 || cmd.len % 4 != 0,
+            Opcode::Fence | Opcode::Timestamp | Opcode::Crc32 => cmd.dst % 8 != 0,
+            Opcode::SemWait => cmd.src % 8 != 0,
+            _ => false,
+        };
+        if misaligned {
+            return Err(CommandError::Misaligned);
+        }
+        Ok(cmd)
+    }
+
+    pub fn dst_loc(&self) -> Loc {
+        Loc::new(self.flags.dst_sysmem(), self.dst)
+    }
+
+    pub fn src_loc(&self) -> Loc {
+        Loc::new(self.flags.src_sysmem(), self.src)
+    }
+}
+
+/// An address in one of a partition's two address spaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loc {
+    /// Offset inside the partition's VRAM slice.
+    Vram(u64),
+    /// Partition system-memory address (translated when PT CTRL.XLATE=1).
+    Sys(u64),
+}
+
+impl Loc {
+    pub fn new(sysmem: bool, addr: u64) -> Self {
+        if sysmem {
+            Loc::Sys(addr)
+        } else {
+            Loc::Vram(addr)
+        }
+    }
+
+    pub fn is_sysmem(self) -> bool {
+        matches!(self, Loc::Sys(_))
+    }
+
+    pub fn addr(self) -> u64 {
+        match self {
+            Loc::Vram(a) | Loc::Sys(a) => a,
+        }
+    }
+
+    pub fn offset(self, by: u64) -> Self {
+        match self {
+            Loc::Vram(a) => Loc::Vram(a.wrapping_add(by)),
+            Loc::Sys(a) => Loc::Sys(a.wrapping_add(by)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let cmds = [
+            Command::nop(),
+            Command::copy(Loc::Sys(0x1000), Loc::Vram(0x40), 4096),
+            Command::fill(Loc::Vram(0x100), 64, 0xdead_beef),
+            Command::fence(Loc::Sys(0x2000), 7, true),
+            Command::sem_wait(Loc::Vram(0x8), 3),
+            Command::timestamp(Loc::Vram(0x10)),
+            Command::crc32(Loc::Vram(0x18), Loc::Sys(0x3000), 100),
+        ];
+        for c in cmds {
+            assert_eq!(Command::decode(&c.encode()), Ok(c));
+        }
+    }
+
+    #[test]
+    fn garbage_is_rejected_with_a_reason() {
+        let mut b = Command::nop().encode();
+        b[0] = 0x77;
+        assert_eq!(Command::decode(&b), Err(CommandError::UnknownOpcode(0x77)));
+        let mut b = Command::nop().encode();
+        b[63] = 1;
+        assert_eq!(Command::decode(&b), Err(CommandError::ReservedBits));
+        let mut b = Command::copy(Loc::Vram(0), Loc::Vram(8), 8).encode();
+        b[1] |= 0x4; // INTR on a COPY
+        assert_eq!(Command::decode(&b), Err(CommandError::BadFlags));
+        let b = Command::fence(Loc::Vram(4), 1, false).encode();
+        assert_eq!(Command::decode(&b), Err(CommandError::Misaligned));
+        let b = Command::fill(Loc::Vram(0), 6, 1).encode();
+        assert_eq!(Command::decode(&b), Err(CommandError::Misaligned));
+        let mut b = Command::nop().encode();
+        b[8] = 1; // NOP with a dst
+        assert_eq!(Command::decode(&b), Err(CommandError::ReservedBits));
+    }
+}

@@ -1,0 +1,1080 @@
+//! The device: register dispatch for the three register blocks, partition
+//! and device reset, interrupt delivery, and the state shared with the
+//! engine threads (see engine.rs).
+//!
+//! Lock order: a partition's `st` may be held while taking `global` (a leaf
+//! lock); `sched` is never held together with either, and neither is the
+//! TLB lock except by the engine during a translation.
+
+use crate::config::{ConfigError, DeviceConfig};
+use crate::engine::{self, LateIrq, Sched};
+use crate::pci::PciInfo;
+use crate::regs::{self, *};
+use crate::vram::Vram;
+use crate::xlate::{Tlb, XlateConfig, MAX_DIR_ENTRIES};
+use crate::{Dma, Irq};
+use crossbeam_channel::Sender;
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub(crate) const FAULT_LOG_DEPTH: usize = 64;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Ring {
+    pub base: u64,
+    pub size: u32,
+    pub sysmem: bool,
+    pub head: u32,
+    pub tail: u32,
+}
+
+impl Ring {
+    pub fn has_work(&self) -> bool {
+        self.size != 0 && self.head != self.tail
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct XlateWait {
+    pub addr: u64,
+    pub write: bool,
+    pub ring: usize,
+}
+
+/// Everything a partition's registers hold, host settings and window state.
+pub(crate) struct PartState {
+    // host settings (partition table)
+    pub ctrl: PtCtrl,
+    pub vram_base: u64,
+    pub vram_size: u64,
+    pub xlate_root: u64,
+    pub xlate_dir_entries: u32,
+    pub weight: u32,
+    pub inject: InjectKind,
+    // window state
+    pub rings: [Ring; RINGS_PER_PARTITION],
+    pub next_ring: usize,
+    pub hung: bool,
+    pub xlate_wait: Option<XlateWait>,
+    pub intr_status: u32,
+    pub intr_mask: u32,
+    pub fault: FaultStatus,
+    pub fault_addr: u64,
+    pub fault_cmd: u32,
+    pub fence_value: u64,
+    pub stat_commands: u64,
+    pub stat_bytes: u64,
+    pub stat_busy_ns: u64,
+    pub stat_faults: u32,
+    pub access_errors: u32,
+    pub scratch: u32,
+}
+
+impl PartState {
+    fn new() -> Self {
+        Self {
+            ctrl: PtCtrl::new(),
+            vram_base: 0,
+            vram_size: 0,
+            xlate_root: 0,
+            xlate_dir_entries: 0,
+            weight: 1,
+            inject: InjectKind::None,
+            rings: [Ring::default(); RINGS_PER_PARTITION],
+            next_ring: 0,
+            hung: false,
+            xlate_wait: None,
+            intr_status: 0,
+            intr_mask: 0,
+            fault: FaultStatus::new(),
+            fault_addr: 0,
+            fault_cmd: 0,
+            fence_value: 0,
+            stat_commands: 0,
+            stat_bytes: 0,
+            stat_busy_ns: 0,
+            stat_faults: 0,
+            access_errors: 0,
+            scratch: 0,
+        }
+    }
+
+    /// Partition reset: window state to reset values, host settings kept.
+    fn reset_window(&mut self) {
+        let host = (
+            self.ctrl,
+            self.vram_base,
+            self.vram_size,
+            self.xlate_root,
+            self.xlate_dir_entries,
+            self.weight,
+            self.inject,
+        );
+        *self = Self::new();
+        (
+            self.ctrl,
+            self.vram_base,
+            self.vram_size,
+            self.xlate_root,
+            self.xlate_dir_entries,
+            self.weight,
+            self.inject,
+        ) = host;
+    }
+
+    pub fn state(&self) -> PartitionState {
+        if !self.ctrl.enable() {
+            PartitionState::Disabled
+        } else if self.fault.code() != FaultCode::None as u8 {
+            PartitionState::Faulted
+        } else if self.xlate_wait.is_some() {
+            PartitionState::XlateWait
+        } else if self.hung || self.rings.iter().any(Ring::has_work) {
+            PartitionState::Busy
+        } else {
+            PartitionState::Idle
+        }
+    }
+
+    /// May an engine execute this partition's commands now?
+    pub fn runnable(&self) -> bool {
+        self.state() == PartitionState::Busy && !self.hung
+    }
+
+    pub fn xlate_config(&self) -> XlateConfig {
+        XlateConfig {
+            enabled: self.ctrl.xlate(),
+            root: self.xlate_root,
+            dir_entries: self.xlate_dir_entries,
+        }
+    }
+
+    /// Record an interrupt cause; returns the vector to raise, if any,
+    /// after the DROP_IRQ / LATE_IRQ injections had their say.
+    pub fn event(&mut self, cause: PartIntr, vector_base: u32) -> Option<Delivery> {
+        let bits = cause.into_bits();
+        self.intr_status |= bits;
+        if bits & self.intr_mask == 0 {
+            return None;
+        }
+        let vector = if cause.fault() {
+            vector_base + PART_VECTOR_FAULT
+        } else {
+            vector_base + PART_VECTOR_ENGINE
+        };
+        match self.inject {
+            InjectKind::DropIrq => {
+                self.inject = InjectKind::None;
+                None
+            }
+            InjectKind::LateIrq => {
+                self.inject = InjectKind::None;
+                Some(Delivery::Late(vector))
+            }
+            _ => Some(Delivery::Now(vector)),
+        }
+    }
+
+    /// Enter FAULTED. Returns the fault-vector delivery.
+    pub fn set_fault(
+        &mut self,
+        code: FaultCode,
+        addr: u64,
+        ring: usize,
+        write: bool,
+        vector_base: u32,
+    ) -> Option<Delivery> {
+        self.fault = FaultStatus::new()
+            .with_code(code as u8)
+            .with_ring(ring as u8)
+            .with_write(write);
+        self.fault_addr = addr;
+        self.fault_cmd = self.rings[ring].head;
+        self.stat_faults += 1;
+        self.xlate_wait = None;
+        self.event(PartIntr::new().with_fault(true), vector_base)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    Now(u32),
+    Late(u32),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FaultLogEntry {
+    pub partition: usize,
+    pub code: FaultCode,
+    pub ring: usize,
+    pub write: bool,
+    pub addr: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct XlateFaultEntry {
+    pub partition: usize,
+    pub addr: u64,
+    pub write: bool,
+}
+
+pub(crate) struct Global {
+    pub scratch: u32,
+    pub intr_status: u32,
+    pub intr_mask: u32,
+    pub fault_log: VecDeque<FaultLogEntry>,
+    pub fault_log_lost: u32,
+    pub access_error_count: u32,
+    pub access_error_info: AccessErrorInfo,
+    pub access_error_offset: u64,
+    pub xlate_faults: VecDeque<XlateFaultEntry>,
+}
+
+impl Global {
+    fn new() -> Self {
+        Self {
+            scratch: 0,
+            intr_status: 0,
+            intr_mask: 0,
+            fault_log: VecDeque::new(),
+            fault_log_lost: 0,
+            access_error_count: 0,
+            access_error_info: AccessErrorInfo::new(),
+            access_error_offset: 0,
+            xlate_faults: VecDeque::new(),
+        }
+    }
+}
+
+pub(crate) struct Partition {
+    pub index: usize,
+    pub st: Mutex<PartState>,
+    pub tlb: Mutex<Tlb>,
+    /// Set while a reset waits for the engine to let go of the partition.
+    pub abort: AtomicBool,
+    /// Bumped on every reset: late interrupts of an earlier life are dropped.
+    pub generation: AtomicU64,
+}
+
+impl Partition {
+    pub fn vector_base(&self) -> u32 {
+        partition_vector_base(self.index)
+    }
+}
+
+pub(crate) struct Shared {
+    pub cfg: DeviceConfig,
+    pub vram: Vram,
+    pub dma: Arc<dyn Dma>,
+    pub irq: Arc<dyn Irq>,
+    pub epoch: Instant,
+    pub global: Mutex<Global>,
+    pub parts: Vec<Partition>,
+    /// Serialises partition enable/disable (slice overlap checks).
+    config_lock: Mutex<()>,
+    pub sched: Mutex<Sched>,
+    pub sched_cv: Condvar,
+    pub timer_tx: Mutex<Option<Sender<LateIrq>>>,
+    pub inject_delay_us: AtomicU32,
+    pub timeslice_us: AtomicU32,
+}
+
+/// The vGPU device model. Dropping it stops and joins its threads.
+pub struct Device {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+type AccessResult<T> = Result<T, AccessError>;
+
+impl Device {
+    pub fn new(
+        cfg: DeviceConfig,
+        dma: Arc<dyn Dma>,
+        irq: Arc<dyn Irq>,
+    ) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let vram = Vram::new(cfg.vram_size_bytes).map_err(ConfigError::Backing)?;
+        let parts = (0..cfg.partitions)
+            .map(|index| Partition {
+                index,
+                st: Mutex::new(PartState::new()),
+                tlb: Mutex::new(Tlb::default()),
+                abort: AtomicBool::new(false),
+                generation: AtomicU64::new(0),
+            })
+            .collect();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            cfg,
+            vram,
+            dma,
+            irq,
+            epoch: Instant::now(),
+            global: Mutex::new(Global::new()),
+            parts,
+            config_lock: Mutex::new(()),
+            sched: Mutex::new(Sched::new(cfg.partitions)),
+            sched_cv: Condvar::new(),
+            timer_tx: Mutex::new(Some(tx)),
+            inject_delay_us: AtomicU32::new(10_000),
+            timeslice_us: AtomicU32::new(2_000),
+        });
+        let mut threads = Vec::new();
+        for e in 0..cfg.engines {
+            let s = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("vgpu-engine{e}"))
+                    .spawn(move || engine::worker(s))
+                    .map_err(ConfigError::Backing)?,
+            );
+        }
+        let s = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("vgpu-timer".into())
+                .spawn(move || engine::timer(s, rx))
+                .map_err(ConfigError::Backing)?,
+        );
+        Ok(Self { shared, threads })
+    }
+
+    pub fn config(&self) -> DeviceConfig {
+        self.shared.cfg
+    }
+
+    pub fn pci_info(&self) -> PciInfo {
+        PciInfo::new(self.shared.cfg.vram_size_bytes, self.shared.cfg.partitions)
+    }
+
+    pub fn vram(&self) -> &Vram {
+        &self.shared.vram
+    }
+
+    /// crosvm-style BAR read: `data.len()` is the access size.
+    pub fn read_bar(&self, bar: u8, offset: u64, data: &mut [u8]) {
+        let v = self.read(bar, offset, data.len() as u32);
+        let n = data.len().min(8);
+        data[..n].copy_from_slice(&v.to_le_bytes()[..n]);
+    }
+
+    pub fn write_bar(&self, bar: u8, offset: u64, data: &[u8]) {
+        let mut b = [0u8; 8];
+        let n = data.len().min(8);
+        b[..n].copy_from_slice(&data[..n]);
+        self.write(bar, offset, u64::from_le_bytes(b), data.len() as u32);
+    }
+
+    /// Read `size` bytes (1, 2, 4 or 8) at `offset` of `bar`.
+    pub fn read(&self, bar: u8, offset: u64, size: u32) -> u64 {
+        let all_ones = if size >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (size * 8)) - 1
+        };
+        let r = match bar {
+            REG_BAR => self.reg_access(offset, size, None),
+            VRAM_BAR => self.vram_access(offset, size, None),
+            _ => Err(AccessError::Unmapped),
+        };
+        match r {
+            Ok(v) => v,
+            Err(e) => {
+                self.shared.access_error(bar, offset, size, false, e);
+                all_ones
+            }
+        }
+    }
+
+    /// Write `size` bytes (1, 2, 4 or 8) of `value` at `offset` of `bar`.
+    pub fn write(&self, bar: u8, offset: u64, value: u64, size: u32) {
+        let r = match bar {
+            REG_BAR => self.reg_access(offset, size, Some(value)),
+            VRAM_BAR => self.vram_access(offset, size, Some(value)),
+            _ => Err(AccessError::Unmapped),
+        };
+        if let Err(e) = r {
+            self.shared.access_error(bar, offset, size, true, e);
+        }
+    }
+
+    /// Whole-device reset (PCI reset or DEVICE_RESET).
+    pub fn reset(&self) {
+        self.shared.device_reset();
+    }
+
+    fn vram_access(&self, offset: u64, size: u32, value: Option<u64>) -> AccessResult<u64> {
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return Err(AccessError::BadWidth);
+        }
+        let vram = &self.shared.vram;
+        match value {
+            None => {
+                let mut b = [0u8; 8];
+                if !vram.read(offset, &mut b[..size as usize]) {
+                    return Err(AccessError::Unmapped);
+                }
+                Ok(u64::from_le_bytes(b))
+            }
+            Some(v) => {
+                if !vram.write(offset, &v.to_le_bytes()[..size as usize]) {
+                    return Err(AccessError::Unmapped);
+                }
+                Ok(0)
+            }
+        }
+    }
+
+    /// Validate and dispatch one register-BAR access; `value` is Some for writes.
+    fn reg_access(&self, offset: u64, size: u32, value: Option<u64>) -> AccessResult<u64> {
+        if size != 4 && size != 8 {
+            return Err(AccessError::BadWidth);
+        }
+        if offset % size as u64 != 0 {
+            return Err(AccessError::Misaligned);
+        }
+        let d = regs::decode(offset).ok_or(AccessError::Unmapped)?;
+        if d.reg.block != Block::Global && d.instance >= self.shared.cfg.partitions {
+            return Err(AccessError::Unmapped);
+        }
+        if size as u64 > d.reg.width as u64 {
+            return Err(AccessError::BadWidth);
+        }
+        let r = self.reg_access_decoded(&d, size, value);
+        if r.is_err() && d.reg.block == Block::Window {
+            self.shared.parts[d.instance].st.lock().access_errors += 1;
+        }
+        r
+    }
+
+    fn reg_access_decoded(
+        &self,
+        d: &regs::Decoded,
+        size: u32,
+        value: Option<u64>,
+    ) -> AccessResult<u64> {
+        let shift = d.byte * 8;
+        let half_mask = if size == 8 { u64::MAX } else { 0xffff_ffff };
+        match value {
+            None => {
+                if d.reg.access == Access::Wo {
+                    return Ok(0);
+                }
+                Ok((self.shared.reg_read(d) >> shift) & half_mask)
+            }
+            Some(v) => {
+                if d.reg.access == Access::Ro {
+                    return Err(AccessError::ReadOnly);
+                }
+                // Command registers take exact values; RW registers ignore
+                // bits outside their writable mask.
+                if d.reg.access == Access::Wo && v & !d.reg.writable != 0 {
+                    return Err(AccessError::BadValue);
+                }
+                // A half write of a 64-bit register keeps the other half.
+                let full = if (size as u64) < d.reg.width as u64 {
+                    let old = self.shared.reg_read(d);
+                    (old & !(half_mask << shift)) | ((v & half_mask) << shift)
+                } else {
+                    v
+                };
+                self.shared.reg_write(d, full & d.reg.writable)
+            }
+        }
+    }
+
+    /// Human-readable state: every readable register decoded, per block.
+    pub fn dump(&self) -> String {
+        self.shared.dump()
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        self.shared.sched.lock().shutdown = true;
+        self.shared.sched_cv.notify_all();
+        self.shared.timer_tx.lock().take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Holds a partition away from the engines; dropping it lets them back.
+pub(crate) struct Quiesced<'a> {
+    shared: &'a Shared,
+    p: usize,
+}
+
+impl Drop for Quiesced<'_> {
+    fn drop(&mut self) {
+        let mut s = self.shared.sched.lock();
+        let slot = &mut s.slots[self.p];
+        slot.quiesce -= 1;
+        if slot.quiesce == 0 {
+            self.shared.parts[self.p]
+                .abort
+                .store(false, Ordering::SeqCst);
+        }
+        drop(s);
+        // Whatever survived the reset (nothing, or work queued since) is
+        // picked up again.
+        self.shared.kick(self.p);
+    }
+}
+
+impl Shared {
+    pub fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Wait until no engine runs partition `p` and keep engines away.
+    pub fn quiesce(&self, p: usize) -> Quiesced<'_> {
+        let mut s = self.sched.lock();
+        s.slots[p].quiesce += 1;
+        self.parts[p].abort.store(true, Ordering::SeqCst);
+        while s.slots[p].running {
+            self.sched_cv.wait(&mut s);
+        }
+        s.slots[p].queued = false;
+        Quiesced { shared: self, p }
+    }
+
+    /// New work may be available for partition `p`.
+    pub fn kick(&self, p: usize) {
+        let mut s = self.sched.lock();
+        let vclock = s.vclock;
+        let slot = &mut s.slots[p];
+        if slot.running {
+            slot.kicked = true;
+        } else if !slot.queued && slot.quiesce == 0 {
+            slot.queued = true;
+            slot.not_before = None;
+            slot.vtime = slot.vtime.max(vclock);
+        }
+        drop(s);
+        self.sched_cv.notify_all();
+    }
+
+    pub fn deliver(&self, p: usize, d: Option<Delivery>) {
+        match d {
+            None => {}
+            Some(Delivery::Now(v)) => self.irq.notify(v),
+            Some(Delivery::Late(v)) => {
+                let delay =
+                    Duration::from_micros(self.inject_delay_us.load(Ordering::Relaxed) as u64);
+                let msg = LateIrq {
+                    due: Instant::now() + delay,
+                    vector: v,
+                    partition: p,
+                    generation: self.parts[p].generation.load(Ordering::SeqCst),
+                };
+                if let Some(tx) = self.timer_tx.lock().as_ref() {
+                    let _ = tx.send(msg);
+                }
+            }
+        }
+    }
+
+    /// Raise host interrupt causes.
+    pub fn host_event(&self, cause: GlobalIntr) {
+        let bits = cause.into_bits();
+        let mut g = self.global.lock();
+        g.intr_status |= bits;
+        let fire = bits & g.intr_mask;
+        drop(g);
+        self.raise_host_vectors(fire);
+    }
+
+    fn raise_host_vectors(&self, fire: u32) {
+        let xlate = GlobalIntr::new().with_xlate_fault(true).into_bits();
+        if fire & !xlate != 0 {
+            self.irq.notify(HOST_VECTOR_EVENTS);
+        }
+        if fire & xlate != 0 {
+            self.irq.notify(HOST_VECTOR_XLATE);
+        }
+    }
+
+    pub fn log_fault(&self, e: FaultLogEntry) {
+        let mut g = self.global.lock();
+        let mut cause = GlobalIntr::new().with_partition_fault(true);
+        if g.fault_log.len() >= FAULT_LOG_DEPTH {
+            g.fault_log_lost += 1;
+            cause.set_fault_log_overflow(true);
+        } else {
+            g.fault_log.push_back(e);
+        }
+        drop(g);
+        self.host_event(cause);
+    }
+
+    pub fn push_xlate_fault(&self, e: XlateFaultEntry) {
+        self.global.lock().xlate_faults.push_back(e);
+        self.host_event(GlobalIntr::new().with_xlate_fault(true));
+    }
+
+    fn access_error(&self, bar: u8, offset: u64, size: u32, write: bool, e: AccessError) {
+        let mut g = self.global.lock();
+        g.access_error_count = g.access_error_count.wrapping_add(1);
+        g.access_error_info = AccessErrorInfo::new()
+            .with_size(size.min(15) as u8)
+            .with_write(write)
+            .with_reason(e as u8)
+            .with_bar(bar.min(7));
+        g.access_error_offset = offset;
+        drop(g);
+        self.host_event(GlobalIntr::new().with_access_error(true));
+    }
+
+    /// Partition reset: quiesce, window state to reset values, TLB dropped.
+    pub fn reset_partition(&self, p: usize) {
+        let _q = self.quiesce(p);
+        self.reset_partition_quiesced(p);
+    }
+
+    fn reset_partition_quiesced(&self, p: usize) {
+        let part = &self.parts[p];
+        part.generation.fetch_add(1, Ordering::SeqCst);
+        part.st.lock().reset_window();
+        part.tlb.lock().invalidate();
+        self.global.lock().xlate_faults.retain(|e| e.partition != p);
+    }
+
+    pub fn device_reset(&self) {
+        let guards: Vec<_> = (0..self.parts.len()).map(|p| self.quiesce(p)).collect();
+        for part in &self.parts {
+            part.generation.fetch_add(1, Ordering::SeqCst);
+            *part.st.lock() = PartState::new();
+            part.tlb.lock().invalidate();
+        }
+        *self.global.lock() = Global::new();
+        self.inject_delay_us.store(10_000, Ordering::Relaxed);
+        self.timeslice_us.store(2_000, Ordering::Relaxed);
+        self.vram.scrub(0, self.vram.size());
+        {
+            let mut s = self.sched.lock();
+            s.vclock = 0;
+            for slot in &mut s.slots {
+                slot.vtime = 0;
+            }
+        }
+        drop(guards);
+    }
+
+    fn caps(&self) -> Caps {
+        Caps::new()
+            .with_partitions(self.cfg.partitions as u8)
+            .with_engines(self.cfg.engines as u8)
+            .with_rings_per_partition(RINGS_PER_PARTITION as u8)
+            .with_vectors_per_partition(VECTORS_PER_PARTITION as u8)
+            .with_host_vectors(HOST_VECTORS as u8)
+            .with_xlate_replay(true)
+            .with_fault_inject(true)
+    }
+
+    /// Full value of a register (no side effects).
+    pub fn reg_read(&self, d: &regs::Decoded) -> u64 {
+        let version = ((VERSION_MAJOR as u64) << 16) | VERSION_MINOR as u64;
+        match d.reg.block {
+            Block::Global => {
+                if d.reg.id == RegId::FaultedPartitions {
+                    return self
+                        .parts
+                        .iter()
+                        .filter(|p| p.st.lock().state() == PartitionState::Faulted)
+                        .fold(0u64, |acc, p| acc | 1 << p.index);
+                }
+                let g = self.global.lock();
+                match d.reg.id {
+                    RegId::Id => DEVICE_MAGIC as u64,
+                    RegId::Version => version,
+                    RegId::Caps => self.caps().into_bits() as u64,
+                    RegId::PartitionStride => WINDOW_STRIDE,
+                    RegId::VramSize => self.cfg.vram_size_bytes,
+                    RegId::PartitionBase => WINDOW_BASE,
+                    RegId::Scratch => g.scratch as u64,
+                    RegId::IntrStatus => g.intr_status as u64,
+                    RegId::IntrMask => g.intr_mask as u64,
+                    RegId::Timestamp => self.now_ns(),
+                    RegId::FaultLogCount => g.fault_log.len() as u64,
+                    RegId::FaultLogInfo => g.fault_log.front().map_or(0, |e| {
+                        FaultLogInfo::new()
+                            .with_partition(e.partition as u8)
+                            .with_code(e.code as u8)
+                            .with_ring(e.ring as u8)
+                            .with_write(e.write)
+                            .with_valid(true)
+                            .into_bits() as u64
+                    }),
+                    RegId::FaultLogAddr => g.fault_log.front().map_or(0, |e| e.addr),
+                    RegId::FaultLogLost => g.fault_log_lost as u64,
+                    RegId::AccessErrorCount => g.access_error_count as u64,
+                    RegId::AccessErrorInfo => g.access_error_info.into_bits() as u64,
+                    RegId::AccessErrorOffset => g.access_error_offset,
+                    RegId::XlateFaultCount => g.xlate_faults.len() as u64,
+                    RegId::XlateFaultInfo => g.xlate_faults.front().map_or(0, |e| {
+                        XlateFaultInfo::new()
+                            .with_partition(e.partition as u8)
+                            .with_write(e.write)
+                            .with_valid(true)
+                            .into_bits() as u64
+                    }),
+                    RegId::XlateFaultAddr => g.xlate_faults.front().map_or(0, |e| e.addr),
+                    RegId::InjectDelayUs => self.inject_delay_us.load(Ordering::Relaxed) as u64,
+                    RegId::SchedTimesliceUs => {
+                        self.timeslice_us.load(Ordering::Relaxed).max(1) as u64
+                    }
+                    _ => 0, // write-only registers
+                }
+            }
+            Block::PartitionTable => {
+                let part = &self.parts[d.instance];
+                let st = part.st.lock();
+                match d.reg.id {
+                    RegId::PtCtrl => st.ctrl.into_bits() as u64,
+                    RegId::PtState => PtState::new()
+                        .with_state(st.state() as u8)
+                        .with_inject(st.inject as u8)
+                        .into_bits() as u64,
+                    RegId::PtVramBase => st.vram_base,
+                    RegId::PtVramSize => st.vram_size,
+                    RegId::PtXlateRoot => st.xlate_root,
+                    RegId::PtXlateDirEntries => st.xlate_dir_entries as u64,
+                    RegId::PtWeight => st.weight as u64,
+                    RegId::PtMsixBase => part.vector_base() as u64,
+                    RegId::PtInject => st.inject as u64,
+                    _ => 0,
+                }
+            }
+            Block::Window => {
+                let st = self.parts[d.instance].st.lock();
+                let ring = &st.rings[d.elem.min(RINGS_PER_PARTITION - 1)];
+                match d.reg.id {
+                    RegId::WId => WINDOW_MAGIC as u64,
+                    RegId::WVersion => version,
+                    RegId::WCaps => PartCaps::new()
+                        .with_rings(RINGS_PER_PARTITION as u8)
+                        .with_vectors(VECTORS_PER_PARTITION as u8)
+                        .with_xlate(st.ctrl.xlate())
+                        .into_bits() as u64,
+                    RegId::WOpcodes => 0x7f,
+                    RegId::WVramSize => st.vram_size,
+                    RegId::WStatus => {
+                        PartStatus::new().with_state(st.state() as u8).into_bits() as u64
+                    }
+                    RegId::WIndex => d.instance as u64,
+                    RegId::WIntrStatus => st.intr_status as u64,
+                    RegId::WIntrMask => st.intr_mask as u64,
+                    RegId::WFaultStatus => st.fault.into_bits() as u64,
+                    RegId::WFaultAddr => st.fault_addr,
+                    RegId::WFaultCmd => st.fault_cmd as u64,
+                    RegId::WFenceValue => st.fence_value,
+                    RegId::WTimestamp => self.now_ns(),
+                    RegId::WStatCommands => st.stat_commands,
+                    RegId::WStatBytes => st.stat_bytes,
+                    RegId::WStatBusyNs => st.stat_busy_ns,
+                    RegId::WStatFaults => st.stat_faults as u64,
+                    RegId::WAccessErrors => st.access_errors as u64,
+                    RegId::WScratch => st.scratch as u64,
+                    RegId::WRingBase => ring.base,
+                    RegId::WRingSize => ring.size as u64,
+                    RegId::WRingCtrl => RingCtrl::new().with_sysmem(ring.sysmem).into_bits() as u64,
+                    RegId::WRingHead => ring.head as u64,
+                    RegId::WRingTail => ring.tail as u64,
+                    _ => 0,
+                }
+            }
+        }
+    }
+
+    /// Write a full (masked) register value.
+    pub fn reg_write(&self, d: &regs::Decoded, v: u64) -> AccessResult<u64> {
+        match d.reg.block {
+            Block::Global => self.global_write(d.reg.id, v),
+            Block::PartitionTable => self.ptable_write(d.instance, d.reg.id, v),
+            Block::Window => self.window_write(d.instance, d.reg.id, d.elem, v),
+        }
+        .map(|()| 0)
+    }
+
+    fn global_write(&self, id: RegId, v: u64) -> AccessResult<()> {
+        let v32 = v as u32;
+        match id {
+            RegId::Scratch => self.global.lock().scratch = v32,
+            RegId::IntrStatus => self.global.lock().intr_status &= !v32,
+            RegId::IntrMask => {
+                let mut g = self.global.lock();
+                let newly = v32 & !g.intr_mask & g.intr_status;
+                g.intr_mask = v32;
+                drop(g);
+                self.raise_host_vectors(newly);
+            }
+            RegId::DeviceReset => {
+                if v32 != 1 {
+                    return Err(AccessError::BadValue);
+                }
+                self.device_reset();
+            }
+            RegId::FaultLogPop => {
+                self.global.lock().fault_log.pop_front();
+            }
+            RegId::XlateFaultPop => {
+                self.global.lock().xlate_faults.pop_front();
+            }
+            RegId::XlateResume => {
+                let r = XlateResume::from_bits(v32);
+                let p = r.partition() as usize;
+                if p >= self.parts.len() {
+                    return Err(AccessError::BadValue);
+                }
+                self.xlate_resume(p, r.action())?;
+            }
+            RegId::InjectDelayUs => self.inject_delay_us.store(v32, Ordering::Relaxed),
+            RegId::SchedTimesliceUs => self.timeslice_us.store(v32, Ordering::Relaxed),
+            _ => return Err(AccessError::ReadOnly),
+        }
+        Ok(())
+    }
+
+    fn xlate_resume(&self, p: usize, action: u8) -> AccessResult<()> {
+        let part = &self.parts[p];
+        let mut st = part.st.lock();
+        let wait = st.xlate_wait.ok_or(AccessError::BadValue)?;
+        match action {
+            RESUME_RETRY => {
+                st.xlate_wait = None;
+                drop(st);
+                self.kick(p);
+            }
+            RESUME_CANCEL => {
+                let d = st.set_fault(
+                    FaultCode::XlateCancelled,
+                    wait.addr,
+                    wait.ring,
+                    wait.write,
+                    part.vector_base(),
+                );
+                drop(st);
+                self.deliver(p, d);
+                self.log_fault(FaultLogEntry {
+                    partition: p,
+                    code: FaultCode::XlateCancelled,
+                    ring: wait.ring,
+                    write: wait.write,
+                    addr: wait.addr,
+                });
+            }
+            _ => return Err(AccessError::BadValue),
+        }
+        self.global.lock().xlate_faults.retain(|e| e.partition != p);
+        Ok(())
+    }
+
+    fn ptable_write(&self, p: usize, id: RegId, v: u64) -> AccessResult<()> {
+        let part = &self.parts[p];
+        match id {
+            RegId::PtCtrl => return self.ptable_ctrl(p, PtCtrl::from_bits(v as u32)),
+            RegId::PtVramBase | RegId::PtVramSize => {
+                let mut st = part.st.lock();
+                if st.ctrl.enable() {
+                    return Err(AccessError::BadValue);
+                }
+                if id == RegId::PtVramBase {
+                    st.vram_base = v;
+                } else {
+                    st.vram_size = v;
+                }
+            }
+            RegId::PtXlateRoot => {
+                part.st.lock().xlate_root = v;
+                part.tlb.lock().invalidate();
+            }
+            RegId::PtXlateDirEntries => {
+                if v > MAX_DIR_ENTRIES as u64 {
+                    return Err(AccessError::BadValue);
+                }
+                part.st.lock().xlate_dir_entries = v as u32;
+                part.tlb.lock().invalidate();
+            }
+            RegId::PtWeight => {
+                if v == 0 {
+                    return Err(AccessError::BadValue);
+                }
+                part.st.lock().weight = v as u32;
+            }
+            RegId::PtReset => {
+                if v != 1 {
+                    return Err(AccessError::BadValue);
+                }
+                self.reset_partition(p);
+            }
+            RegId::PtScrub => {
+                let st = part.st.lock();
+                if v != 1 || st.ctrl.enable() {
+                    return Err(AccessError::BadValue);
+                }
+                let (base, size) = (st.vram_base, st.vram_size);
+                drop(st);
+                if !self.vram.scrub(base, size) {
+                    return Err(AccessError::BadValue);
+                }
+            }
+            RegId::PtXlateInvalidate => part.tlb.lock().invalidate(),
+            RegId::PtInject => {
+                let kind = InjectKind::from_bits(v as u8).ok_or(AccessError::BadValue)?;
+                part.st.lock().inject = kind;
+            }
+            _ => return Err(AccessError::ReadOnly),
+        }
+        Ok(())
+    }
+
+    fn ptable_ctrl(&self, p: usize, new: PtCtrl) -> AccessResult<()> {
+        let _cfg = self.config_lock.lock();
+        let part = &self.parts[p];
+        let (was_enabled, base, size) = {
+            let st = part.st.lock();
+            (st.ctrl.enable(), st.vram_base, st.vram_size)
+        };
+        if new.enable() && !was_enabled {
+            let end = base.checked_add(size).ok_or(AccessError::BadValue)?;
+            if size == 0 || end > self.cfg.vram_size_bytes {
+                return Err(AccessError::BadValue);
+            }
+            let overlaps = self.parts.iter().filter(|o| o.index != p).any(|o| {
+                let st = o.st.lock();
+                st.ctrl.enable() && st.vram_base < end && base < st.vram_base + st.vram_size
+            });
+            if overlaps {
+                return Err(AccessError::BadValue);
+            }
+        }
+        if was_enabled && !new.enable() {
+            let _q = self.quiesce(p);
+            self.reset_partition_quiesced(p);
+            part.st.lock().ctrl = new;
+            return Ok(());
+        }
+        let mut st = part.st.lock();
+        if st.ctrl.xlate() != new.xlate() {
+            part.tlb.lock().invalidate();
+        }
+        st.ctrl = new;
+        Ok(())
+    }
+
+    fn window_write(&self, p: usize, id: RegId, elem: usize, v: u64) -> AccessResult<()> {
+        let part = &self.parts[p];
+        let v32 = v as u32;
+        match id {
+            RegId::WIntrStatus => part.st.lock().intr_status &= !v32,
+            RegId::WIntrMask => {
+                let mut st = part.st.lock();
+                let newly = v32 & !st.intr_mask & st.intr_status;
+                st.intr_mask = v32;
+                drop(st);
+                let newly = PartIntr::from_bits(newly);
+                if newly.fault() {
+                    self.irq.notify(part.vector_base() + PART_VECTOR_FAULT);
+                }
+                if newly.fence() || newly.idle() {
+                    self.irq.notify(part.vector_base() + PART_VECTOR_ENGINE);
+                }
+            }
+            RegId::WReset => {
+                if v32 != 1 {
+                    return Err(AccessError::BadValue);
+                }
+                self.reset_partition(p);
+            }
+            RegId::WScratch => part.st.lock().scratch = v32,
+            RegId::WRingBase | RegId::WRingSize | RegId::WRingCtrl => {
+                let mut st = part.st.lock();
+                let ring = &mut st.rings[elem];
+                if ring.has_work() {
+                    return Err(AccessError::BadValue);
+                }
+                match id {
+                    RegId::WRingBase => ring.base = v,
+                    RegId::WRingSize => {
+                        if v32 != 0 && (!v32.is_power_of_two() || v32 > 65536) {
+                            return Err(AccessError::BadValue);
+                        }
+                        ring.size = v32;
+                    }
+                    _ => ring.sysmem = RingCtrl::from_bits(v32).sysmem(),
+                }
+                if id != RegId::WRingCtrl {
+                    ring.head = 0;
+                    ring.tail = 0;
+                }
+            }
+            RegId::WDoorbell => {
+                let mut st = part.st.lock();
+                if !st.ctrl.enable() {
+                    return Err(AccessError::Disabled);
+                }
+                let ring = &mut st.rings[elem];
+                if v32 >= ring.size {
+                    return Err(AccessError::BadValue);
+                }
+                ring.tail = v32;
+                drop(st);
+                self.kick(p);
+            }
+            _ => return Err(AccessError::ReadOnly),
+        }
+        Ok(())
+    }
+
+    fn dump(&self) -> String {
+        let mut out = String::new();
+        let c = &self.cfg;
+        let _ = writeln!(
+            out,
+            "vgpu: vram {} MiB, {} partitions, {} engines",
+            c.vram_size_bytes >> 20,
+            c.partitions,
+            c.engines
+        );
+        let block = |out: &mut String, block: Block, instance: usize| {
+            for r in REGISTERS.iter().filter(|r| r.block == block) {
+                if r.access == Access::Wo {
+                    continue;
+                }
+                for elem in 0..r.count as usize {
+                    let d = regs::Decoded {
+                        reg: r,
+                        instance,
+                        elem,
+                        byte: 0,
+                    };
+                    let v = self.reg_read(&d);
+                    let _ = write!(out, "  {:<28} {:#018x}", d.name(), v);
+                    if !r.fields.is_empty() {
+                        let _ = write!(out, "  {}", regs::format_fields(r, v));
+                    }
+                    out.push('\n');
+                }
+            }
+        };
+        out.push_str("global:\n");
+        block(&mut out, Block::Global, 0);
+        for p in 0..c.partitions {
+            let enabled = self.parts[p].st.lock().ctrl.enable();
+            let _ = writeln!(out, "partition {p}:");
+            block(&mut out, Block::PartitionTable, p);
+            if enabled {
+                block(&mut out, Block::Window, p);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,55 @@
+//! PCI identity and BAR layout of the physical function and of a vGPU.
+
+use crate::regs;
+
+pub const VENDOR_ID: u16 = 0x1234;
+/// The physical, partitionable GPU.
+pub const DEVICE_ID: u16 = 0x7690;
+/// A vGPU (one partition) as the mdev frontend presents it to a guest.
+pub const VGPU_DEVICE_ID: u16 = 0x7691;
+pub const SUBSYSTEM_VENDOR_ID: u16 = 0x1234;
+pub const SUBSYSTEM_ID: u16 = 0x0001;
+/// 3D controller (base class 0x03, sub class 0x02, prog-if 0).
+pub const CLASS_CODE: u32 = 0x03_02_00;
+pub const REVISION: u8 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciInfo {
+    pub vendor_id: u16,
+    pub device_id: u16,
+    pub subsystem_vendor_id: u16,
+    pub subsystem_id: u16,
+    pub class_code: u32,
+    pub revision: u8,
+    pub reg_bar: u8,
+    pub vram_bar: u8,
+    pub msix_bar: u8,
+    pub reg_bar_size: u64,
+    pub vram_bar_size: u64,
+    pub msix_bar_size: u64,
+    pub msix_vectors: u32,
+    pub msix_table_offset: u32,
+    pub msix_pba_offset: u32,
+}
+
+impl PciInfo {
+    pub fn new(vram_size_bytes: u64, partitions: usize) -> Self {
+        Self {
+            vendor_id: VENDOR_ID,
+            device_id: DEVICE_ID,
+            subsystem_vendor_id: SUBSYSTEM_VENDOR_ID,
+            subsystem_id: SUBSYSTEM_ID,
+            class_code: CLASS_CODE,
+            revision: REVISION,
+            reg_bar: regs::REG_BAR,
+            vram_bar: regs::VRAM_BAR,
+            msix_bar: regs::MSIX_BAR,
+            reg_bar_size: regs::REG_BAR_SIZE,
+            vram_bar_size: vram_size_bytes,
+            msix_bar_size: regs::MSIX_BAR_SIZE,
+            msix_vectors: regs::msix_vectors(partitions),
+            msix_table_offset: regs::MSIX_TABLE_OFFSET,
+            msix_pba_offset: regs::MSIX_PBA_OFFSET,
+        }
+    }
+}

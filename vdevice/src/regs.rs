@@ -1,0 +1,1069 @@
+//! The register map of the vGPU: the single table that drives register
+//! dispatch, SPEC.md's register tables, state dumps and trace decoding.
+//!
+//! Every register is declared once in [`REGISTERS`]; its fields come from
+//! the `bitfield` structs below, so code that reads or builds a register
+//! value and the printed tables cannot disagree.
+
+use bitfield_struct::bitfield;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+
+/// BAR numbers of the physical function.
+pub const REG_BAR: u8 = 0;
+pub const VRAM_BAR: u8 = 2;
+pub const MSIX_BAR: u8 = 4;
+
+/// Size of the register BAR (fixed, independent of the partition count).
+pub const REG_BAR_SIZE: u64 = 1 << 20;
+/// MSI-X BAR: table at 0, PBA at 0x2000 (room for 512 vectors).
+pub const MSIX_BAR_SIZE: u64 = 0x4000;
+pub const MSIX_TABLE_OFFSET: u32 = 0;
+pub const MSIX_PBA_OFFSET: u32 = 0x2000;
+
+pub const GLOBAL_BASE: u64 = 0;
+pub const GLOBAL_SIZE: u64 = 0x1000;
+pub const PTABLE_BASE: u64 = 0x1000;
+pub const PTABLE_STRIDE: u64 = 0x40;
+/// Partition windows: window `p` starts at `WINDOW_BASE + p * WINDOW_STRIDE`.
+pub const WINDOW_BASE: u64 = 0x10000;
+pub const WINDOW_STRIDE: u64 = 0x2000;
+/// Offset of the doorbell page inside a window.
+pub const DOORBELL_PAGE: u64 = 0x1000;
+
+pub const MAX_PARTITIONS: usize = 64;
+pub const MAX_ENGINES: usize = 8;
+pub const RINGS_PER_PARTITION: usize = 2;
+pub const HOST_VECTORS: u32 = 2;
+pub const VECTORS_PER_PARTITION: u32 = 2;
+/// Host vector for everything in INTR_STATUS except XLATE_FAULT.
+pub const HOST_VECTOR_EVENTS: u32 = 0;
+/// Host vector for replayable translation faults.
+pub const HOST_VECTOR_XLATE: u32 = 1;
+/// Partition vector offsets from PT_MSIX_BASE.
+pub const PART_VECTOR_ENGINE: u32 = 0;
+pub const PART_VECTOR_FAULT: u32 = 1;
+
+pub const DEVICE_MAGIC: u32 = 0x5550_4756; // "VGPU" little endian
+pub const WINDOW_MAGIC: u32 = 0x5550_4776; // "vGPU" little endian
+pub const VERSION_MAJOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 0;
+
+/// First MSI-X vector of partition `p`.
+pub const fn partition_vector_base(p: usize) -> u32 {
+    HOST_VECTORS + VECTORS_PER_PARTITION * p as u32
+}
+
+/// MSI-X vectors a device with `partitions` partitions exposes.
+pub const fn msix_vectors(partitions: usize) -> u32 {
+    partition_vector_base(partitions)
+}
+
+// ---------------------------------------------------------------------------
+// Fields
+// ---------------------------------------------------------------------------
+
+#[bitfield(u32)]
+pub struct Version {
+    pub minor: u16,
+    pub major: u16,
+}
+
+#[bitfield(u32)]
+pub struct Caps {
+    pub partitions: u8,
+    #[bits(4)]
+    pub engines: u8,
+    #[bits(4)]
+    pub rings_per_partition: u8,
+    #[bits(4)]
+    pub vectors_per_partition: u8,
+    #[bits(4)]
+    pub host_vectors: u8,
+    pub xlate_replay: bool,
+    pub fault_inject: bool,
+    #[bits(6)]
+    __: u8,
+}
+
+#[bitfield(u32)]
+pub struct GlobalIntr {
+    pub partition_fault: bool,
+    pub xlate_fault: bool,
+    pub access_error: bool,
+    pub fault_log_overflow: bool,
+    #[bits(28)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct FaultLogInfo {
+    pub partition: u8,
+    pub code: u8,
+    #[bits(4)]
+    pub ring: u8,
+    pub write: bool,
+    #[bits(10)]
+    __: u16,
+    pub valid: bool,
+}
+
+#[bitfield(u32)]
+pub struct AccessErrorInfo {
+    #[bits(4)]
+    pub size: u8,
+    pub write: bool,
+    #[bits(3)]
+    __: u8,
+    #[bits(4)]
+    pub reason: u8,
+    #[bits(3)]
+    pub bar: u8,
+    #[bits(17)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct XlateFaultInfo {
+    pub partition: u8,
+    pub write: bool,
+    #[bits(22)]
+    __: u32,
+    pub valid: bool,
+}
+
+#[bitfield(u32)]
+pub struct XlateResume {
+    pub partition: u8,
+    #[bits(2)]
+    pub action: u8,
+    #[bits(22)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct PtCtrl {
+    pub enable: bool,
+    pub xlate: bool,
+    pub xlate_replay: bool,
+    #[bits(29)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct PtState {
+    #[bits(4)]
+    pub state: u8,
+    #[bits(4)]
+    __: u8,
+    #[bits(4)]
+    pub inject: u8,
+    #[bits(20)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct PtInject {
+    #[bits(4)]
+    pub kind: u8,
+    #[bits(28)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct PartCaps {
+    #[bits(4)]
+    pub rings: u8,
+    #[bits(4)]
+    pub vectors: u8,
+    pub xlate: bool,
+    #[bits(23)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct Opcodes {
+    pub nop: bool,
+    pub copy: bool,
+    pub fill: bool,
+    pub fence: bool,
+    pub sem_wait: bool,
+    pub timestamp: bool,
+    pub crc32: bool,
+    #[bits(25)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct PartStatus {
+    #[bits(4)]
+    pub state: u8,
+    #[bits(28)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct PartIntr {
+    pub fence: bool,
+    pub fault: bool,
+    pub idle: bool,
+    #[bits(29)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct FaultStatus {
+    pub code: u8,
+    #[bits(4)]
+    pub ring: u8,
+    pub write: bool,
+    #[bits(19)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct RingCtrl {
+    pub sysmem: bool,
+    #[bits(31)]
+    __: u32,
+}
+
+/// Translation directory entry (in host memory, 8 bytes).
+#[bitfield(u64)]
+pub struct XlatePde {
+    pub valid: bool,
+    #[bits(11)]
+    __: u16,
+    #[bits(52)]
+    pub pfn: u64,
+}
+
+/// Translation page-table entry (in host memory, 8 bytes).
+#[bitfield(u64)]
+pub struct XlatePte {
+    pub valid: bool,
+    pub writable: bool,
+    #[bits(10)]
+    __: u16,
+    #[bits(52)]
+    pub pfn: u64,
+}
+
+// ---------------------------------------------------------------------------
+// Enumerated field values
+// ---------------------------------------------------------------------------
+
+/// Partition state (PT_STATE.STATE, STATUS.STATE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PartitionState {
+    Disabled = 0,
+    Idle = 1,
+    Busy = 2,
+    Faulted = 3,
+    XlateWait = 4,
+}
+
+pub const STATE_VALUES: &[(u64, &str)] = &[
+    (0, "DISABLED"),
+    (1, "IDLE"),
+    (2, "BUSY"),
+    (3, "FAULTED"),
+    (4, "XLATE_WAIT"),
+];
+
+/// Fault codes (FAULT_STATUS.CODE, FAULT_LOG_INFO.CODE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FaultCode {
+    None = 0,
+    VramOutOfBounds = 1,
+    SysmemUnmapped = 2,
+    SysmemReadOnly = 3,
+    BadCommand = 4,
+    DmaError = 5,
+    EccError = 6,
+    XlateCancelled = 7,
+}
+
+pub const FAULT_VALUES: &[(u64, &str)] = &[
+    (0, "NONE"),
+    (1, "VRAM_OOB"),
+    (2, "SYSMEM_UNMAPPED"),
+    (3, "SYSMEM_READ_ONLY"),
+    (4, "BAD_COMMAND"),
+    (5, "DMA_ERROR"),
+    (6, "ECC_ERROR"),
+    (7, "XLATE_CANCELLED"),
+];
+
+/// Why a register access was rejected (ACCESS_ERROR_INFO.REASON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AccessError {
+    Unmapped = 1,
+    BadWidth = 2,
+    Misaligned = 3,
+    ReadOnly = 4,
+    BadValue = 5,
+    Disabled = 6,
+}
+
+pub const ACCESS_ERROR_VALUES: &[(u64, &str)] = &[
+    (1, "UNMAPPED"),
+    (2, "BAD_WIDTH"),
+    (3, "MISALIGNED"),
+    (4, "READ_ONLY"),
+    (5, "BAD_VALUE"),
+    (6, "DISABLED"),
+];
+
+/// Fault-injection kinds (PT_INJECT.KIND).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum InjectKind {
+    None = 0,
+    EngineHang = 1,
+    DmaError = 2,
+    EccError = 3,
+    DropIrq = 4,
+    LateIrq = 5,
+}
+
+pub const INJECT_VALUES: &[(u64, &str)] = &[
+    (0, "NONE"),
+    (1, "ENGINE_HANG"),
+    (2, "DMA_ERROR"),
+    (3, "ECC_ERROR"),
+    (4, "DROP_IRQ"),
+    (5, "LATE_IRQ"),
+];
+
+impl InjectKind {
+    pub fn from_bits(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Self::None,
+            1 => Self::EngineHang,
+            2 => Self::DmaError,
+            3 => Self::EccError,
+            4 => Self::DropIrq,
+            5 => Self::LateIrq,
+            _ => return None,
+        })
+    }
+}
+
+pub const RESUME_VALUES: &[(u64, &str)] = &[(0, "RETRY"), (1, "CANCEL")];
+pub const RESUME_RETRY: u8 = 0;
+pub const RESUME_CANCEL: u8 = 1;
+
+// ---------------------------------------------------------------------------
+// The table
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Block {
+    /// Host-only device registers at the start of the register BAR.
+    Global,
+    /// Host-only partition table: one entry per partition.
+    PartitionTable,
+    /// Per-partition window: the whole interface of a vGPU.
+    Window,
+}
+
+impl Block {
+    pub const ALL: [Block; 3] = [Block::Global, Block::PartitionTable, Block::Window];
+
+    pub fn base(self) -> u64 {
+        match self {
+            Block::Global => GLOBAL_BASE,
+            Block::PartitionTable => PTABLE_BASE,
+            Block::Window => WINDOW_BASE,
+        }
+    }
+
+    /// Bytes per instance.
+    pub fn stride(self) -> u64 {
+        match self {
+            Block::Global => GLOBAL_SIZE,
+            Block::PartitionTable => PTABLE_STRIDE,
+            Block::Window => WINDOW_STRIDE,
+        }
+    }
+
+    /// Name prefix in dumps and traces.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Block::Global => "",
+            Block::PartitionTable => "PT",
+            Block::Window => "PART",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read-only; writes are rejected (READ_ONLY).
+    Ro,
+    /// Read-write; bits outside the writable mask ignore writes.
+    Rw,
+    /// Write-only command register; reads return 0.
+    Wo,
+    /// Read, write 1 to clear.
+    Rw1c,
+}
+
+impl Access {
+    pub fn name(self) -> &'static str {
+        match self {
+            Access::Ro => "RO",
+            Access::Rw => "RW",
+            Access::Wo => "WO",
+            Access::Rw1c => "RW1C",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Reset {
+    Value(u64),
+    /// Set from the device configuration; the text says from what.
+    Config(&'static str),
+}
+
+#[derive(Debug)]
+pub struct Field {
+    pub name: &'static str,
+    pub lsb: u32,
+    pub width: u32,
+    /// Names of enumerated values, empty for plain numbers and flags.
+    pub values: &'static [(u64, &'static str)],
+}
+
+impl Field {
+    pub fn extract(&self, value: u64) -> u64 {
+        let mask = if self.width >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.width) - 1
+        };
+        (value >> self.lsb) & mask
+    }
+
+    pub fn bits(&self) -> String {
+        if self.width == 1 {
+            format!("{}", self.lsb)
+        } else {
+            format!("{}:{}", self.lsb + self.width - 1, self.lsb)
+        }
+    }
+}
+
+/// Identifies a register for dispatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RegId {
+    // Global
+    Id,
+    Version,
+    Caps,
+    PartitionStride,
+    VramSize,
+    PartitionBase,
+    Scratch,
+    IntrStatus,
+    IntrMask,
+    FaultedPartitions,
+    DeviceReset,
+    Timestamp,
+    FaultLogCount,
+    FaultLogPop,
+    FaultLogInfo,
+    FaultLogAddr,
+    FaultLogLost,
+    AccessErrorCount,
+    AccessErrorInfo,
+    AccessErrorOffset,
+    XlateFaultCount,
+    XlateFaultPop,
+    XlateFaultInfo,
+    XlateFaultAddr,
+    XlateResume,
+    InjectDelayUs,
+    SchedTimesliceUs,
+    // Partition table
+    PtCtrl,
+    PtState,
+    PtVramBase,
+    PtVramSize,
+    PtXlateRoot,
+    PtXlateDirEntries,
+    PtWeight,
+    PtReset,
+    PtScrub,
+    PtXlateInvalidate,
+    PtMsixBase,
+    PtInject,
+    // Window
+    WId,
+    WVersion,
+    WCaps,
+    WOpcodes,
+    WVramSize,
+    WStatus,
+    WIndex,
+    WIntrStatus,
+    WIntrMask,
+    WFaultStatus,
+    WFaultAddr,
+    WFaultCmd,
+    WReset,
+    WFenceValue,
+    WTimestamp,
+    WStatCommands,
+    WStatBytes,
+    WStatBusyNs,
+    WStatFaults,
+    WAccessErrors,
+    WScratch,
+    WRingBase,
+    WRingSize,
+    WRingCtrl,
+    WRingHead,
+    WRingTail,
+    WDoorbell,
+}
+
+#[derive(Debug)]
+pub struct Register {
+    pub id: RegId,
+    pub name: &'static str,
+    pub block: Block,
+    /// Offset inside the block instance.
+    pub offset: u64,
+    /// Width in bytes: 4 or 8.
+    pub width: u8,
+    /// Array length (rings, doorbells); 1 for plain registers.
+    pub count: u8,
+    /// Distance between array elements.
+    pub stride: u64,
+    pub access: Access,
+    pub reset: Reset,
+    /// Bits a write may change (RW) or clear (RW1C).
+    pub writable: u64,
+    pub fields: &'static [Field],
+    pub desc: &'static str,
+}
+
+macro_rules! fields {
+    ($ty:ident { $($name:ident $(= $values:expr)?),* $(,)? }) => {
+        paste::paste! {
+            &[$(Field {
+                name: stringify!($name),
+                lsb: $ty::[<$name _OFFSET>] as u32,
+                width: $ty::[<$name _BITS>] as u32,
+                values: fields!(@values $($values)?),
+            }),*]
+        }
+    };
+    (@values) => { &[] };
+    (@values $v:expr) => { $v };
+}
+
+/// Builds a register entry; `count`/`stride` default to a plain register.
+macro_rules! reg {
+    ($id:ident, $name:literal, $block:ident, $off:expr, $w:expr, $acc:ident, $reset:expr, $wmask:expr, $fields:expr, $desc:literal) => {
+        reg!($id, $name, $block, $off, $w, 1, 0, $acc, $reset, $wmask, $fields, $desc)
+    };
+    ($id:ident, $name:literal, $block:ident, $off:expr, $w:expr, $count:expr, $stride:expr, $acc:ident, $reset:expr, $wmask:expr, $fields:expr, $desc:literal) => {
+        Register {
+            id: RegId::$id,
+            name: $name,
+            block: Block::$block,
+            offset: $off,
+            width: $w,
+            count: $count,
+            stride: $stride,
+            access: Access::$acc,
+            reset: $reset,
+            writable: $wmask,
+            fields: $fields,
+            desc: $desc,
+        }
+    };
+}
+
+const NONE: &[Field] = &[];
+const V0: Reset = Reset::Value(0);
+const RING_REGS_BASE: u64 = 0x100;
+const RING_REGS_STRIDE: u64 = 0x20;
+const RINGS: u8 = RINGS_PER_PARTITION as u8;
+const INTR_BITS: u64 = 0xf;
+const PART_INTR_BITS: u64 = 0x7;
+
+pub static REGISTERS: &[Register] = &[
+    // ---- Global block --------------------------------------------------
+    reg!(Id, "ID", Global, 0x000, 4, Ro, Reset::Value(DEVICE_MAGIC as u64), 0, NONE,
+        "Magic 0x55504756 (\"VGPU\"): identifies the device."),
+    reg!(Version, "VERSION", Global, 0x004, 4, Ro,
+        Reset::Value(((VERSION_MAJOR as u64) << 16) | VERSION_MINOR as u64), 0,
+        fields!(Version { MINOR, MAJOR }),
+        "Programming-interface version of this manual."),
+    reg!(Caps, "CAPS", Global, 0x008, 4, Ro, Reset::Config("partitions, engines"), 0,
+        fields!(Caps { PARTITIONS, ENGINES, RINGS_PER_PARTITION, VECTORS_PER_PARTITION,
+            HOST_VECTORS, XLATE_REPLAY, FAULT_INJECT }),
+        "Capabilities: configured partition and engine counts, rings and MSI-X vectors per partition, host vectors, replayable translation faults, fault injection."),
+    reg!(PartitionStride, "PARTITION_STRIDE", Global, 0x00c, 4, Ro, Reset::Value(WINDOW_STRIDE), 0, NONE,
+        "Bytes between partition windows in the register BAR."),
+    reg!(VramSize, "VRAM_SIZE", Global, 0x010, 8, Ro, Reset::Config("vram_size_bytes"), 0, NONE,
+        "Total VRAM in bytes (size of the VRAM BAR)."),
+    reg!(PartitionBase, "PARTITION_BASE", Global, 0x018, 4, Ro, Reset::Value(WINDOW_BASE), 0, NONE,
+        "Offset of partition window 0 in the register BAR."),
+    reg!(Scratch, "SCRATCH", Global, 0x01c, 4, Rw, V0, 0xffff_ffff, NONE,
+        "Free for the driver; no effect."),
+    reg!(IntrStatus, "INTR_STATUS", Global, 0x020, 4, Rw1c, V0, INTR_BITS,
+        fields!(GlobalIntr { PARTITION_FAULT, XLATE_FAULT, ACCESS_ERROR, FAULT_LOG_OVERFLOW }),
+        "Host interrupt causes. XLATE_FAULT raises host vector 1, every other cause host vector 0, when the cause is set while enabled in INTR_MASK."),
+    reg!(IntrMask, "INTR_MASK", Global, 0x024, 4, Rw, V0, INTR_BITS,
+        fields!(GlobalIntr { PARTITION_FAULT, XLATE_FAULT, ACCESS_ERROR, FAULT_LOG_OVERFLOW }),
+        "1 enables a cause. Enabling a cause that is already pending raises its vector."),
+    reg!(FaultedPartitions, "FAULTED_PARTITIONS", Global, 0x028, 8, Ro, V0, 0, NONE,
+        "Bit p is set while partition p is in state FAULTED."),
+    reg!(DeviceReset, "DEVICE_RESET", Global, 0x030, 4, Wo, V0, 1, NONE,
+        "Write 1: whole-device reset (quiesce every engine, every register to its reset value, scrub all VRAM)."),
+    reg!(Timestamp, "TIMESTAMP", Global, 0x038, 8, Ro, V0, 0, NONE,
+        "Device time in nanoseconds since the device was created; TIMESTAMP commands write the same clock."),
+    reg!(FaultLogCount, "FAULT_LOG_COUNT", Global, 0x040, 4, Ro, V0, 0, NONE,
+        "Entries pending in the partition fault log (a 64-entry FIFO)."),
+    reg!(FaultLogPop, "FAULT_LOG_POP", Global, 0x044, 4, Wo, V0, 1, NONE,
+        "Write 1: drop the head entry of the fault log."),
+    reg!(FaultLogInfo, "FAULT_LOG_INFO", Global, 0x048, 4, Ro, V0, 0,
+        fields!(FaultLogInfo { PARTITION, CODE = FAULT_VALUES, RING, WRITE, VALID }),
+        "Head entry of the fault log (VALID=0 when empty)."),
+    reg!(FaultLogAddr, "FAULT_LOG_ADDR", Global, 0x050, 8, Ro, V0, 0, NONE,
+        "Faulting address of the head entry (partition VRAM offset or partition system-memory address)."),
+    reg!(FaultLogLost, "FAULT_LOG_LOST", Global, 0x058, 4, Ro, V0, 0, NONE,
+        "Fault-log entries dropped because the FIFO was full."),
+    reg!(AccessErrorCount, "ACCESS_ERROR_COUNT", Global, 0x060, 4, Ro, V0, 0, NONE,
+        "Rejected register accesses since reset (any block)."),
+    reg!(AccessErrorInfo, "ACCESS_ERROR_INFO", Global, 0x064, 4, Ro, V0, 0,
+        fields!(AccessErrorInfo { SIZE, WRITE, REASON = ACCESS_ERROR_VALUES, BAR }),
+        "The most recent rejected access."),
+    reg!(AccessErrorOffset, "ACCESS_ERROR_OFFSET", Global, 0x068, 8, Ro, V0, 0, NONE,
+        "BAR offset of the most recent rejected access."),
+    reg!(XlateFaultCount, "XLATE_FAULT_COUNT", Global, 0x080, 4, Ro, V0, 0, NONE,
+        "Replayable translation faults waiting for the host (at most one per partition)."),
+    reg!(XlateFaultPop, "XLATE_FAULT_POP", Global, 0x084, 4, Wo, V0, 1, NONE,
+        "Write 1: drop the head translation-fault entry (the partition keeps waiting for XLATE_RESUME)."),
+    reg!(XlateFaultInfo, "XLATE_FAULT_INFO", Global, 0x088, 4, Ro, V0, 0,
+        fields!(XlateFaultInfo { PARTITION, WRITE, VALID }),
+        "Head translation-fault entry (VALID=0 when empty)."),
+    reg!(XlateFaultAddr, "XLATE_FAULT_ADDR", Global, 0x090, 8, Ro, V0, 0, NONE,
+        "Partition system-memory address that missed translation (head entry)."),
+    reg!(XlateResume, "XLATE_RESUME", Global, 0x098, 4, Wo, V0, 0x3ff,
+        fields!(XlateResume { PARTITION, ACTION = RESUME_VALUES }),
+        "Resolve partition PARTITION's translation wait: RETRY replays the command from its start, CANCEL faults it with XLATE_CANCELLED."),
+    reg!(InjectDelayUs, "INJECT_DELAY_US", Global, 0x0a0, 4, Rw, Reset::Value(10_000), 0xffff_ffff, NONE,
+        "Delay of an interrupt injected with LATE_IRQ, in microseconds."),
+    reg!(SchedTimesliceUs, "SCHED_TIMESLICE_US", Global, 0x0a4, 4, Rw, Reset::Value(2_000), 0xffff_ffff, NONE,
+        "Longest time an engine runs one partition before it picks the next (checked between commands); 0 reads back as 1."),
+    // ---- Partition table ------------------------------------------------
+    reg!(PtCtrl, "CTRL", PartitionTable, 0x00, 4, Rw, V0, 0x7,
+        fields!(PtCtrl { ENABLE, XLATE, XLATE_REPLAY }),
+        "ENABLE: the partition may run (refused with BAD_VALUE unless its VRAM slice is valid and overlaps no enabled slice; clearing it quiesces and resets the partition). XLATE: system-memory addresses go through the translation table (else they are bus addresses). XLATE_REPLAY: a translation miss waits for the host (else it faults)."),
+    reg!(PtState, "STATE", PartitionTable, 0x04, 4, Ro, V0, 0,
+        fields!(PtState { STATE = STATE_VALUES, INJECT = INJECT_VALUES }),
+        "Partition state and the armed fault injection."),
+    reg!(PtVramBase, "VRAM_BASE", PartitionTable, 0x08, 8, Rw, V0, !0xffff,
+        NONE, "Start of the VRAM slice, 64 KiB aligned; writable only while disabled."),
+    reg!(PtVramSize, "VRAM_SIZE", PartitionTable, 0x10, 8, Rw, V0, !0xffff,
+        NONE, "Size of the VRAM slice, a non-zero multiple of 64 KiB; writable only while disabled."),
+    reg!(PtXlateRoot, "XLATE_ROOT", PartitionTable, 0x18, 8, Rw, V0, !0xfff,
+        NONE, "Bus address of the translation directory (4 KiB aligned)."),
+    reg!(PtXlateDirEntries, "XLATE_DIR_ENTRIES", PartitionTable, 0x20, 4, Rw, V0, 0x1fff,
+        NONE, "Directory entries (0..4096); each maps 2 MiB of partition system-memory addresses."),
+    reg!(PtWeight, "WEIGHT", PartitionTable, 0x24, 4, Rw, Reset::Value(1), 0xff,
+        NONE, "Scheduling weight 1..255 (0 is refused with BAD_VALUE): engine time is shared in proportion."),
+    reg!(PtReset, "RESET", PartitionTable, 0x28, 4, Wo, V0, 1, NONE,
+        "Write 1: partition reset (as the window's RESET)."),
+    reg!(PtScrub, "SCRUB", PartitionTable, 0x2c, 4, Wo, V0, 1, NONE,
+        "Write 1 while disabled: zero the VRAM slice (refused with BAD_VALUE while enabled). Completes before the write returns."),
+    reg!(PtXlateInvalidate, "XLATE_INVALIDATE", PartitionTable, 0x30, 4, Wo, V0, 1, NONE,
+        "Write 1: drop cached translations of this partition. Required after changing or removing an entry."),
+    reg!(PtMsixBase, "MSIX_BASE", PartitionTable, 0x34, 4, Ro, Reset::Config("2 + 2 * partition"), 0, NONE,
+        "First MSI-X vector of the partition (engine vector; fault vector is +1)."),
+    reg!(PtInject, "INJECT", PartitionTable, 0x38, 4, Rw, V0, 0xf,
+        fields!(PtInject { KIND = INJECT_VALUES }),
+        "Arm one fault injection; reads the armed kind, 0 once it has fired. Unknown kinds are refused (BAD_VALUE)."),
+    // ---- Partition window ------------------------------------------------
+    reg!(WId, "ID", Window, 0x000, 4, Ro, Reset::Value(WINDOW_MAGIC as u64), 0, NONE,
+        "Magic 0x55504776 (\"vGPU\"): identifies a partition window."),
+    reg!(WVersion, "VERSION", Window, 0x004, 4, Ro,
+        Reset::Value(((VERSION_MAJOR as u64) << 16) | VERSION_MINOR as u64), 0,
+        fields!(Version { MINOR, MAJOR }), "As the global VERSION."),
+    reg!(WCaps, "CAPS", Window, 0x008, 4, Ro, Reset::Config("rings, vectors, PT CTRL.XLATE"), 0,
+        fields!(PartCaps { RINGS, VECTORS, XLATE }),
+        "Rings and MSI-X vectors of this partition; XLATE=1 when system-memory addresses are translated."),
+    reg!(WOpcodes, "OPCODES", Window, 0x00c, 4, Ro, Reset::Value(0x7f), 0,
+        fields!(Opcodes { NOP, COPY, FILL, FENCE, SEM_WAIT, TIMESTAMP, CRC32 }),
+        "Bit n set: command opcode n is supported."),
+    reg!(WVramSize, "VRAM_SIZE", Window, 0x010, 8, Ro, Reset::Config("PT VRAM_SIZE"), 0, NONE,
+        "Size of this partition's VRAM; VRAM addresses in commands are offsets in 0..VRAM_SIZE."),
+    reg!(WStatus, "STATUS", Window, 0x018, 4, Ro, V0, 0,
+        fields!(PartStatus { STATE = STATE_VALUES }), "Partition state."),
+    reg!(WIndex, "INDEX", Window, 0x01c, 4, Ro, Reset::Config("partition"), 0, NONE,
+        "Index of this partition."),
+    reg!(WIntrStatus, "INTR_STATUS", Window, 0x020, 4, Rw1c, V0, PART_INTR_BITS,
+        fields!(PartIntr { FENCE, FAULT, IDLE }),
+        "Interrupt causes: FENCE (a FENCE command with INTR completed), FAULT (the partition faulted), IDLE (all rings drained). FENCE and IDLE raise the engine vector, FAULT the fault vector, when set while enabled in INTR_MASK."),
+    reg!(WIntrMask, "INTR_MASK", Window, 0x024, 4, Rw, V0, PART_INTR_BITS,
+        fields!(PartIntr { FENCE, FAULT, IDLE }),
+        "1 enables a cause. Enabling a cause that is already pending raises its vector."),
+    reg!(WFaultStatus, "FAULT_STATUS", Window, 0x028, 4, Ro, V0, 0,
+        fields!(FaultStatus { CODE = FAULT_VALUES, RING, WRITE }),
+        "Why the partition faulted; cleared by partition reset."),
+    reg!(WFaultAddr, "FAULT_ADDR", Window, 0x030, 8, Ro, V0, 0, NONE,
+        "Faulting address (VRAM offset or system-memory address of the partition)."),
+    reg!(WFaultCmd, "FAULT_CMD", Window, 0x038, 4, Ro, V0, 0, NONE,
+        "Ring index of the faulting command (the ring's HEAD stays on it)."),
+    reg!(WReset, "RESET", Window, 0x03c, 4, Wo, V0, 1, NONE,
+        "Write 1: partition reset: quiesce, then rings, interrupts, fault and statistics to reset values. VRAM contents and the host's partition-table settings are kept."),
+    reg!(WFenceValue, "FENCE_VALUE", Window, 0x040, 8, Ro, V0, 0, NONE,
+        "Value of the last completed FENCE command (any ring)."),
+    reg!(WTimestamp, "TIMESTAMP", Window, 0x048, 8, Ro, V0, 0, NONE,
+        "Device time in nanoseconds (as the global TIMESTAMP)."),
+    reg!(WStatCommands, "STAT_COMMANDS", Window, 0x050, 8, Ro, V0, 0, NONE,
+        "Commands completed."),
+    reg!(WStatBytes, "STAT_BYTES", Window, 0x058, 8, Ro, V0, 0, NONE,
+        "Bytes moved or read by COPY, FILL and CRC32."),
+    reg!(WStatBusyNs, "STAT_BUSY_NS", Window, 0x060, 8, Ro, V0, 0, NONE,
+        "Engine time spent on this partition's commands, in nanoseconds."),
+    reg!(WStatFaults, "STAT_FAULTS", Window, 0x068, 4, Ro, V0, 0, NONE,
+        "Faults of this partition since reset."),
+    reg!(WAccessErrors, "ACCESS_ERRORS", Window, 0x06c, 4, Ro, V0, 0, NONE,
+        "Rejected accesses to this window since reset."),
+    reg!(WScratch, "SCRATCH", Window, 0x070, 4, Rw, V0, 0xffff_ffff, NONE,
+        "Free for the driver; no effect."),
+    reg!(WRingBase, "RING_BASE", Window, RING_REGS_BASE, 8, RINGS, RING_REGS_STRIDE, Rw, V0, !0x3f, NONE,
+        "Ring start, 64-byte aligned: a VRAM offset, or a system-memory address when RING_CTRL.SYSMEM=1. Writing it resets HEAD and TAIL; refused (BAD_VALUE) while the ring holds work."),
+    reg!(WRingSize, "RING_SIZE", Window, RING_REGS_BASE + 0x08, 4, RINGS, RING_REGS_STRIDE, Rw, V0, 0x1_ffff,
+        NONE, "Ring length in 64-byte commands: 0 (ring off) or a power of two up to 65536. Same reset and refusal rules as RING_BASE."),
+    reg!(WRingCtrl, "RING_CTRL", Window, RING_REGS_BASE + 0x0c, 4, RINGS, RING_REGS_STRIDE, Rw, V0, 0x1,
+        fields!(RingCtrl { SYSMEM }), "SYSMEM=1: the ring lives in system memory."),
+    reg!(WRingHead, "RING_HEAD", Window, RING_REGS_BASE + 0x10, 4, RINGS, RING_REGS_STRIDE, Ro, V0, 0, NONE,
+        "Index of the next command the engine executes."),
+    reg!(WRingTail, "RING_TAIL", Window, RING_REGS_BASE + 0x14, 4, RINGS, RING_REGS_STRIDE, Ro, V0, 0, NONE,
+        "Index one past the last submitted command (the last doorbell value)."),
+    reg!(WDoorbell, "DOORBELL", Window, DOORBELL_PAGE, 4, RINGS, 4, Wo, V0, 0xffff,
+        NONE, "Write the new TAIL (< RING_SIZE) of ring n: the engine runs commands HEAD..TAIL. Returns at once."),
+];
+
+// ---------------------------------------------------------------------------
+// Lookup and decoding
+// ---------------------------------------------------------------------------
+
+/// Where an offset of the register BAR lands.
+#[derive(Clone, Copy, Debug)]
+pub struct Decoded {
+    pub reg: &'static Register,
+    /// Partition index for partition-table and window registers.
+    pub instance: usize,
+    /// Array element (ring) for array registers.
+    pub elem: usize,
+    /// Byte offset of the access inside the register (0, or 4 for the high half).
+    pub byte: u64,
+}
+
+struct Lookup {
+    /// Per block: dword index inside an instance -> (register index, element).
+    slots: [Vec<Option<(u16, u8)>>; 3],
+}
+
+fn lookup() -> &'static Lookup {
+    static LOOKUP: OnceLock<Lookup> = OnceLock::new();
+    LOOKUP.get_or_init(|| {
+        let mut slots = Block::ALL.map(|b| vec![None; (b.stride() / 4) as usize]);
+        for (i, r) in REGISTERS.iter().enumerate() {
+            let bi = r.block as usize;
+            for e in 0..r.count as u64 {
+                let start = r.offset + e * r.stride;
+                for d in 0..(r.width as u64 / 4) {
+                    let slot = &mut slots[bi][((start / 4) + d) as usize];
+                    assert!(slot.is_none(), "register {} overlaps another", r.name);
+                    *slot = Some((i as u16, e as u8));
+                }
+            }
+        }
+        Lookup { slots }
+    })
+}
+
+/// Which block and instance an offset of the register BAR belongs to.
+pub fn block_of(offset: u64) -> Option<(Block, usize, u64)> {
+    if offset < GLOBAL_SIZE {
+        Some((Block::Global, 0, offset))
+    } else if (PTABLE_BASE..PTABLE_BASE + PTABLE_STRIDE * MAX_PARTITIONS as u64).contains(&offset) {
+        let rel = offset - PTABLE_BASE;
+        Some((
+            Block::PartitionTable,
+            (rel / PTABLE_STRIDE) as usize,
+            rel % PTABLE_STRIDE,
+        ))
+    } else if (WINDOW_BASE..WINDOW_BASE + WINDOW_STRIDE * MAX_PARTITIONS as u64).contains(&offset) {
+        let rel = offset - WINDOW_BASE;
+        Some((
+            Block::Window,
+            (rel / WINDOW_STRIDE) as usize,
+            rel % WINDOW_STRIDE,
+        ))
+    } else {
+        None
+    }
+}
+
+/// Decode a register-BAR offset to the register it falls in (any partition
+/// index up to [`MAX_PARTITIONS`]; the device checks its own count).
+pub fn decode(offset: u64) -> Option<Decoded> {
+    let (block, instance, rel) = block_of(offset)?;
+    decode_in_block(block, instance, rel)
+}
+
+/// Decode an offset relative to one block instance (e.g. a vGPU's BAR0 is
+/// one window, so its offsets decode with `Block::Window`).
+pub fn decode_in_block(block: Block, instance: usize, rel: u64) -> Option<Decoded> {
+    let (ri, elem) = (*lookup().slots[block as usize].get((rel / 4) as usize)?)?;
+    let reg = &REGISTERS[ri as usize];
+    let start = reg.offset + elem as u64 * reg.stride;
+    Some(Decoded {
+        reg,
+        instance,
+        elem: elem as usize,
+        byte: rel - start,
+    })
+}
+
+/// The register with this id (first element for arrays).
+pub fn register(id: RegId) -> &'static Register {
+    REGISTERS
+        .iter()
+        .find(|r| r.id == id)
+        .expect("every RegId is in the table")
+}
+
+/// BAR offset of register `id`, element `elem`, of partition `instance`.
+pub fn offset_of(id: RegId, instance: usize, elem: usize) -> u64 {
+    let r = register(id);
+    let base = match r.block {
+        Block::Global => GLOBAL_BASE,
+        Block::PartitionTable => PTABLE_BASE + PTABLE_STRIDE * instance as u64,
+        Block::Window => WINDOW_BASE + WINDOW_STRIDE * instance as u64,
+    };
+    base + r.offset + r.stride * elem as u64
+}
+
+/// Offset of register `id` inside one window (what a vGPU's BAR0 offset is).
+pub fn window_offset(id: RegId, elem: usize) -> u64 {
+    let r = register(id);
+    debug_assert_eq!(r.block, Block::Window);
+    r.offset + r.stride * elem as u64
+}
+
+impl Decoded {
+    /// "PT[3].CTRL", "PART[1].RING_BASE[0]", "SCRATCH" (":hi" for the upper half).
+    pub fn name(&self) -> String {
+        let mut s = String::new();
+        if self.reg.block != Block::Global {
+            let _ = write!(s, "{}[{}].", self.reg.block.prefix(), self.instance);
+        }
+        s.push_str(self.reg.name);
+        if self.reg.count > 1 {
+            let _ = write!(s, "[{}]", self.elem);
+        }
+        if self.byte == 4 {
+            s.push_str(":hi");
+        }
+        s
+    }
+}
+
+/// Field-by-field rendering of a register value: "ENABLE=1 XLATE=0 CODE=VRAM_OOB".
+pub fn format_fields(reg: &Register, value: u64) -> String {
+    let mut out = String::new();
+    for f in reg.fields {
+        let v = f.extract(value);
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        match f.values.iter().find(|(n, _)| *n == v) {
+            Some((_, name)) => {
+                let _ = write!(out, "{}={}", f.name, name);
+            }
+            None if f.width == 1 => {
+                let _ = write!(out, "{}={}", f.name, v);
+            }
+            None => {
+                let _ = write!(out, "{}={:#x}", f.name, v);
+            }
+        }
+    }
+    out
+}
+
+/// One decoded register access, as the trace decoder and test transcripts print it.
+pub fn format_access(offset: u64, size: u32, value: u64, write: bool) -> String {
+    let arrow = if write { "<-" } else { "->" };
+    match decode(offset) {
+        Some(d) => {
+            let mut s = format!("{} {} {:#x}", d.name(), arrow, value);
+            if d.byte == 0 && size as u64 >= d.reg.width as u64 && !d.reg.fields.is_empty() {
+                let _ = write!(s, " {{{}}}", format_fields(d.reg, value));
+            }
+            s
+        }
+        None => format!("BAR0+{offset:#x} {arrow} {value:#x} (unmapped, {size} bytes)"),
+    }
+}
+
+/// Markdown tables of every register, as SPEC.md embeds them.
+pub fn spec_tables() -> String {
+    let mut out = String::new();
+    for block in Block::ALL {
+        let title = match block {
+            Block::Global => format!(
+                "### Global registers (BAR0 + {GLOBAL_BASE:#x}, host only)\n\n"
+            ),
+            Block::PartitionTable => format!(
+                "### Partition table (BAR0 + {PTABLE_BASE:#x} + p * {PTABLE_STRIDE:#x}, host only)\n\n"
+            ),
+            Block::Window => format!(
+                "### Partition window (BAR0 + {WINDOW_BASE:#x} + p * {WINDOW_STRIDE:#x}; a vGPU's whole BAR0)\n\n"
+            ),
+        };
+        out.push_str(&title);
+        out.push_str("| offset | name | width | access | reset | fields | description |\n");
+        out.push_str("|---|---|---|---|---|---|---|\n");
+        for r in REGISTERS.iter().filter(|r| r.block == block) {
+            let offset = if r.count > 1 {
+                format!("{:#05x} + n * {:#x} (n < {})", r.offset, r.stride, r.count)
+            } else {
+                format!("{:#05x}", r.offset)
+            };
+            let name = if r.count > 1 {
+                format!("{}[n]", r.name)
+            } else {
+                r.name.to_string()
+            };
+            let reset = match r.reset {
+                Reset::Value(v) => format!("{v:#x}"),
+                Reset::Config(c) => format!("from {c}"),
+            };
+            let fields: Vec<String> = r
+                .fields
+                .iter()
+                .map(|f| {
+                    let mut s = format!("{} [{}]", f.name, f.bits());
+                    if !f.values.is_empty() {
+                        let vals: Vec<String> =
+                            f.values.iter().map(|(v, n)| format!("{v}={n}")).collect();
+                        let _ = write!(s, " ({})", vals.join(", "));
+                    }
+                    s
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                offset,
+                name,
+                r.width * 8,
+                r.access.name(),
+                reset,
+                fields.join("<br>"),
+                r.desc
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_register_fits_its_block_and_is_aligned() {
+        for r in REGISTERS {
+            assert!(r.width == 4 || r.width == 8, "{}", r.name);
+            assert_eq!(r.offset % r.width as u64, 0, "{}", r.name);
+            let end = r.offset + r.stride * (r.count as u64 - 1) + r.width as u64;
+            assert!(end <= r.block.stride(), "{} beyond its block", r.name);
+        }
+        // building the lookup asserts that no two registers overlap
+        let _ = lookup();
+    }
+
+    #[test]
+    fn every_reg_id_appears_once() {
+        let mut seen = std::collections::HashSet::new();
+        for r in REGISTERS {
+            assert!(seen.insert(r.id), "{:?} twice", r.id);
+        }
+    }
+
+    #[test]
+    fn fields_do_not_overlap_and_fit() {
+        for r in REGISTERS {
+            let mut used = 0u64;
+            for f in r.fields {
+                assert!(
+                    f.lsb + f.width <= r.width as u32 * 8,
+                    "{}.{}",
+                    r.name,
+                    f.name
+                );
+                let m = ((1u128 << f.width) - 1) as u64;
+                assert_eq!(used & (m << f.lsb), 0, "{}.{} overlaps", r.name, f.name);
+                used |= m << f.lsb;
+            }
+        }
+    }
+
+    #[test]
+    fn decode_names_window_ring_and_halves() {
+        let off = offset_of(RegId::WRingBase, 3, 1);
+        let d = decode(off).unwrap();
+        assert_eq!(d.name(), "PART[3].RING_BASE[1]");
+        assert_eq!(decode(off + 4).unwrap().name(), "PART[3].RING_BASE[1]:hi");
+        assert_eq!(
+            decode(offset_of(RegId::PtCtrl, 5, 0)).unwrap().name(),
+            "PT[5].CTRL"
+        );
+        assert!(decode(0x0ffc).is_none());
+        assert!(decode(REG_BAR_SIZE - 4).is_none());
+    }
+
+    #[test]
+    fn format_access_decodes_fields_and_enum_values() {
+        let s = format_access(offset_of(RegId::WFaultStatus, 0, 0), 4, 0x101, false);
+        assert_eq!(
+            s,
+            "PART[0].FAULT_STATUS -> 0x101 {CODE=VRAM_OOB RING=0x1 WRITE=0}"
+        );
+        let ctrl = PtCtrl::new().with_enable(true).with_xlate(true);
+        let s = format_access(
+            offset_of(RegId::PtCtrl, 2, 0),
+            4,
+            ctrl.into_bits() as u64,
+            true,
+        );
+        assert_eq!(s, "PT[2].CTRL <- 0x3 {ENABLE=1 XLATE=1 XLATE_REPLAY=0}");
+    }
+
+    #[test]
+    fn vectors_follow_the_layout() {
+        assert_eq!(partition_vector_base(0), 2);
+        assert_eq!(partition_vector_base(63), 128);
+        assert_eq!(msix_vectors(64), 130);
+        assert!(msix_vectors(64) as u64 * 16 <= MSIX_PBA_OFFSET as u64);
+    }
+}

@@ -1,0 +1,237 @@
+//! Per-partition system-memory translation: a two-level table in host
+//! memory (directory of 2 MiB entries -> page tables of 4 KiB pages) that the
+//! host RM programs, walked by the engine through DMA, with a small TLB.
+
+use crate::regs::{XlatePde, XlatePte};
+use crate::Dma;
+use std::collections::HashMap;
+
+pub const PAGE_SIZE: u64 = 4096;
+pub const PTES_PER_TABLE: u64 = 512;
+/// Bytes of partition address space one directory entry maps.
+pub const DIR_ENTRY_SPAN: u64 = PAGE_SIZE * PTES_PER_TABLE;
+pub const MAX_DIR_ENTRIES: u32 = 4096;
+const TLB_ENTRIES: usize = 1024;
+
+/// The translation settings of a partition, snapshotted for one command.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XlateConfig {
+    /// PT CTRL.XLATE: translate; else addresses are bus addresses.
+    pub enabled: bool,
+    pub root: u64,
+    pub dir_entries: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XlateError {
+    /// No valid entry maps `addr` (replayable).
+    Unmapped { addr: u64 },
+    /// A write hit a read-only page.
+    ReadOnly { addr: u64 },
+    /// Reading the table itself failed on the bus.
+    Dma { addr: u64 },
+}
+
+/// Cached page translations of one partition (vpn -> pte).
+#[derive(Default)]
+pub struct Tlb {
+    entries: HashMap<u64, XlatePte>,
+}
+
+impl Tlb {
+    pub fn invalidate(&mut self) {
+        self.entries.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// A run of bus addresses backing part of a partition range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub bus: u64,
+    pub len: u64,
+}
+
+fn read_u64(dma: &dyn Dma, addr: u64) -> Result<u64, XlateError> {
+    let mut b = [0u8; 8];
+    dma.read(addr, &mut b)
+        .map_err(|_| XlateError::Dma { addr })?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn walk(dma: &dyn Dma, cfg: &XlateConfig, vpn: u64) -> Result<XlatePte, XlateError> {
+    let addr = vpn * PAGE_SIZE;
+    let dir_index = vpn / PTES_PER_TABLE;
+    if dir_index >= cfg.dir_entries as u64 {
+        return Err(XlateError::Unmapped { addr });
+    }
+    let pde = XlatePde::from_bits(read_u64(dma, cfg.root + dir_index * 8)?);
+    if !pde.valid() {
+        return Err(XlateError::Unmapped { addr });
+    }
+    let pte_addr = pde.pfn() * PAGE_SIZE + (vpn % PTES_PER_TABLE) * 8;
+    let pte = XlatePte::from_bits(read_u64(dma, pte_addr)?);
+    if !pte.valid() {
+        return Err(XlateError::Unmapped { addr });
+    }
+    Ok(pte)
+}
+
+/// Translate `[addr, addr+len)` for a read or a write into bus segments.
+/// Either the whole range translates or nothing is returned, so a command
+/// that faults has moved no data.
+pub fn translate(
+    dma: &dyn Dma,
+    tlb: &mut Tlb,
+    cfg: &XlateConfig,
+    addr: u64,
+    len: u64,
+    write: bool,
+) -> Result<Vec<Segment>, XlateError> {
+    let end = addr.checked_add(len).ok_or(XlateError::Unmapped { addr })?;
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    if !cfg.enabled {
+        return Ok(vec![Segment { bus: addr, len }]);
+    }
+    let mut segs: Vec<Segment> = Vec::new();
+    let mut cur = addr;
+    while cur < end {
+        let vpn = cur / PAGE_SIZE;
+        let pte = match tlb.entries.get(&vpn) {
+            Some(p) => *p,
+            None => {
+                let p = walk(dma, cfg, vpn)?;
+                if tlb.entries.len() >= TLB_ENTRIES {
+                    tlb.entries.clear();
+                }
+                tlb.entries.insert(vpn, p);
+                p
+            }
+        };
+        if write && !pte.writable() {
+            return Err(XlateError::ReadOnly { addr: cur });
+        }
+        let in_page = cur % PAGE_SIZE;
+        let n = (PAGE_SIZE - in_page).min(end - cur);
+        let bus = pte.pfn() * PAGE_SIZE + in_page;
+        match segs.last_mut() {
+            Some(last) if last.bus + last.len == bus => last.len += n,
+            _ => segs.push(Segment { bus, len: n }),
+        }
+        cur += n;
+    }
+    Ok(segs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakeMemory;
+
+    fn table(mem: &FakeMemory) -> XlateConfig {
+        // directory at 0x1000 with one entry -> page table at 0x2000
+        mem.write_u64(
+            0x1000,
+            XlatePde::new().with_valid(true).with_pfn(2).into_bits(),
+        );
+        // vpn 0 -> page 0x10 (rw), vpn 1 -> page 0x11 (rw), vpn 2 -> page 0x20 (ro)
+        let pte = |pfn, w| {
+            XlatePte::new()
+                .with_valid(true)
+                .with_writable(w)
+                .with_pfn(pfn)
+                .into_bits()
+        };
+        mem.write_u64(0x2000, pte(0x10, true));
+        mem.write_u64(0x2008, pte(0x11, true));
+        mem.write_u64(0x2010, pte(0x20, false));
+        XlateConfig {
+            enabled: true,
+            root: 0x1000,
+            dir_entries: 1,
+        }
+    }
+
+    #[test]
+    fn walks_merges_and_checks_permissions() {
+        let mem = FakeMemory::new(1 << 20);
+        let cfg = table(&mem);
+        let mut tlb = Tlb::default();
+        let s = translate(&mem, &mut tlb, &cfg, 0x800, 0x1000, true).unwrap();
+        assert_eq!(
+            s,
+            vec![Segment {
+                bus: 0x10800,
+                len: 0x1000
+            }]
+        );
+        let s = translate(&mem, &mut tlb, &cfg, 0x1ff0, 0x20, false).unwrap();
+        assert_eq!(
+            s,
+            vec![
+                Segment {
+                    bus: 0x11ff0,
+                    len: 0x10
+                },
+                Segment {
+                    bus: 0x20000,
+                    len: 0x10
+                }
+            ]
+        );
+        assert_eq!(
+            translate(&mem, &mut tlb, &cfg, 0x2000, 8, true),
+            Err(XlateError::ReadOnly { addr: 0x2000 })
+        );
+        assert_eq!(
+            translate(&mem, &mut tlb, &cfg, 0x3000, 8, false),
+            Err(XlateError::Unmapped { addr: 0x3000 })
+        );
+        assert_eq!(
+            translate(&mem, &mut tlb, &cfg, DIR_ENTRY_SPAN, 8, false),
+            Err(XlateError::Unmapped {
+                addr: DIR_ENTRY_SPAN
+            })
+        );
+        assert_eq!(
+            translate(&mem, &mut tlb, &cfg, u64::MAX - 2, 8, false),
+            Err(XlateError::Unmapped { addr: u64::MAX - 2 })
+        );
+    }
+
+    #[test]
+    fn tlb_keeps_stale_entries_until_invalidated() {
+        let mem = FakeMemory::new(1 << 20);
+        let cfg = table(&mem);
+        let mut tlb = Tlb::default();
+        translate(&mem, &mut tlb, &cfg, 0, 8, false).unwrap();
+        mem.write_u64(0x2000, 0); // host unmaps vpn 0
+        assert!(translate(&mem, &mut tlb, &cfg, 0, 8, false).is_ok());
+        tlb.invalidate();
+        assert!(translate(&mem, &mut tlb, &cfg, 0, 8, false).is_err());
+    }
+
+    #[test]
+    fn untranslated_mode_passes_bus_addresses() {
+        let mem = FakeMemory::new(4096);
+        let mut tlb = Tlb::default();
+        let cfg = XlateConfig::default();
+        let s = translate(&mem, &mut tlb, &cfg, 0x1234_0000, 64, true).unwrap();
+        assert_eq!(
+            s,
+            vec![Segment {
+                bus: 0x1234_0000,
+                len: 64
+            }]
+        );
+    }
+}

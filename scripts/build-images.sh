@@ -218,6 +218,14 @@ if [[ ! -f $base ]]; then
         add_module "${mod//-/_}"
     done
     log "modules: $(tr '\n' ' ' <"$root/etc/vgpu/modules.load")"
+    # Indexes for modprobe and lspci -k (libkmod), when the host has depmod.
+    cp "$kdir/root/lib/modules/$release"/modules.{builtin,builtin.modinfo,order} "$mdir/"
+    depmod=$(PATH="$PATH:/usr/sbin:/sbin" command -v depmod || true)
+    if [[ -n $depmod ]]; then
+        "$depmod" -b "$root" "$release"
+    else
+        log "no depmod on this host: no modules.dep in the initramfs"
+    fi
 
     cpio_pack "$root" "$tmp/base.cpio.gz"
     mv "$tmp/base.cpio.gz" "$base"
@@ -278,6 +286,15 @@ if [[ ! -f $out/.complete ]]; then
     mv "$tmp/out" "$out"
     log "built $out ($(du -h "$out/initramfs.img" | cut -f1) initramfs)"
 fi
+
+# Keep the cache bounded: the newest few images and base archives.
+prune() {
+    find "$CACHE_DIR" -maxdepth 1 -name "$1" -printf '%T@ %p\n' | sort -rn |
+        tail -n "+$(($2 + 1))" | cut -d' ' -f2- | xargs -r -d '\n' rm -rf
+}
+touch "$out" "$base"
+prune 'images-????????????????' 10
+prune 'initramfs-base-*.cpio.gz' 4
 ln -sfn "$(basename "$out")" "$CACHE_DIR/images-current"
 
 log "kernel $release (package $kver)"

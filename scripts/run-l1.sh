@@ -163,7 +163,7 @@ for attempt in 1 2; do
     run_once
     if [[ -z $init_time ]] && ((hung || qemu_status == 124)); then
         cp "$LOG" "$LOG.hang$attempt"
-        log "no /init after ${INIT_TIMEOUT}s (attempt $attempt, log in $LOG.hang$attempt)"
+        log "no /init after $total_time s (attempt $attempt, log in $LOG.hang$attempt)"
         ((attempt == 1)) && continue
     fi
     break
@@ -180,11 +180,12 @@ fi
 
 if [[ -z $exit_status ]]; then
     if ((qemu_status == 124 || hung)); then
-        log "timed out (QEMU status $qemu_status)"
+        log "timed out; the console ended with:"
+        tail -n 5 "$LOG" >&2
         exit 124
     fi
-    log "no VGPU-L1-EXIT marker (QEMU status $qemu_status)"
-    grep -E "$DMESG_BAD|Kernel panic" "$LOG" >&2 || true
+    log "no VGPU-L1-EXIT marker (QEMU status $qemu_status); the console ended with:"
+    tail -n 20 "$LOG" >&2
     exit 125
 fi
 if [[ ! $exit_status =~ ^[0-9]+$ ]]; then

@@ -310,6 +310,7 @@ pub enum AccessError {
 }
 
 pub const ACCESS_ERROR_VALUES: &[(u64, &str)] = &[
+    (0, "NONE"),
     (1, "UNMAPPED"),
     (2, "BAD_WIDTH"),
     (3, "MISALIGNED"),

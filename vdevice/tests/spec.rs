@@ -1,0 +1,48 @@
+//! SPEC.md embeds the register tables generated from the register table;
+//! this test fails when they drift. `UPDATE_SPEC=1` rewrites them.
+
+use std::path::Path;
+
+const BEGIN: &str = "<!-- BEGIN GENERATED REGISTER TABLES: edit vdevice/src/regs.rs, then run UPDATE_SPEC=1 cargo test -p vdevice --test spec -->\n";
+const END: &str = "<!-- END GENERATED REGISTER TABLES -->";
+
+#[test]
+fn spec_md_register_tables_match_the_register_table() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("SPEC.md");
+    let spec = std::fs::read_to_string(&path).expect("SPEC.md");
+    let start = spec.find(BEGIN).expect("SPEC.md lacks the BEGIN marker") + BEGIN.len();
+    let end = spec.find(END).expect("SPEC.md lacks the END marker");
+    let want = vdevice::regs::spec_tables();
+    if spec[start..end] != want {
+        if std::env::var_os("UPDATE_SPEC").is_some() {
+            let new = format!("{}{}{}", &spec[..start], want, &spec[end..]);
+            std::fs::write(&path, new).unwrap();
+            return;
+        }
+        panic!("SPEC.md register tables differ from vdevice/src/regs.rs; run UPDATE_SPEC=1 cargo test -p vdevice --test spec and review the diff");
+    }
+}
+
+#[test]
+fn spec_md_names_every_fault_code_opcode_and_injection() {
+    let spec =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("SPEC.md")).unwrap();
+    let prose = &spec[..spec.find(BEGIN).unwrap()];
+    for (_, name) in vdevice::regs::FAULT_VALUES
+        .iter()
+        .chain(vdevice::regs::INJECT_VALUES)
+        .chain(vdevice::regs::ACCESS_ERROR_VALUES)
+    {
+        assert!(
+            prose.contains(&format!("`{name}`")),
+            "SPEC.md prose does not explain `{name}`"
+        );
+    }
+    for op in 0..=6u8 {
+        let name = vdevice::command::Opcode::from_bits(op).unwrap().name();
+        assert!(
+            prose.contains(&format!("`{name}`")),
+            "SPEC.md prose does not explain `{name}`"
+        );
+    }
+}

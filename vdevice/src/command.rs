@@ -232,9 +232,9 @@ impl Command {
             return Err(CommandError::ReservedBits);
         }
         let misaligned = match opcode {
-            Opcode::Fill => cmd.dst % 4 != 0 || cmd.len % 4 != 0,
-            Opcode::Fence | Opcode::Timestamp | Opcode::Crc32 => cmd.dst % 8 != 0,
-            Opcode::SemWait => cmd.src % 8 != 0,
+            Opcode::Fill => !cmd.dst.is_multiple_of(4) || !cmd.len.is_multiple_of(4),
+            Opcode::Fence | Opcode::Timestamp | Opcode::Crc32 => !cmd.dst.is_multiple_of(8),
+            Opcode::SemWait => !cmd.src.is_multiple_of(8),
             _ => false,
         };
         if misaligned {

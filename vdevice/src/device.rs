@@ -436,7 +436,7 @@ impl Device {
         if size != 4 && size != 8 {
             return Err(AccessError::BadWidth);
         }
-        if offset % size as u64 != 0 {
+        if !offset.is_multiple_of(size as u64) {
             return Err(AccessError::Misaligned);
         }
         let d = regs::decode(offset).ok_or(AccessError::Unmapped)?;

@@ -322,7 +322,14 @@ impl Exec<'_> {
         let cmd_addr = j
             .ring_base
             .checked_add(j.head as u64 * COMMAND_BYTES as u64)
-            .ok_or(fault(FaultCode::VramOutOfBounds, j.ring_base, false))?;
+            .ok_or(if j.ring_sysmem {
+                Stop::XlateMiss {
+                    addr: j.ring_base,
+                    write: false,
+                }
+            } else {
+                fault(FaultCode::VramOutOfBounds, j.ring_base, false)
+            })?;
         let cmd_loc = Loc::new(j.ring_sysmem, cmd_addr);
         let mut raw = [0u8; COMMAND_BYTES];
         let r = self.check(cmd_loc, COMMAND_BYTES as u64, false)?;

@@ -14,7 +14,7 @@
 #   vgpu.probe     print VGPU-L1-INIT and power off at once (accelerator probe).
 #   vgpu.nomodules skip loading the modules in /etc/vgpu/modules.load.
 
-PATH=/usr/sbin:/usr/bin:/sbin:/bin
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 
 mount -t devtmpfs -o mode=0755 devtmpfs /dev 2>/dev/null

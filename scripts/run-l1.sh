@@ -40,7 +40,10 @@ INIT_TIMEOUT="${INIT_TIMEOUT:-60}"
 MEM="${MEM:-1G}"
 SMP="${SMP:-2}"
 PROBE_TIMEOUT=20
-CMDLINE="console=ttyS0 quiet pci=noearly mitigations=off nokaslr tsc=reliable no_timer_check iomem=relaxed panic=-1"
+# NESTING-NOTES' fast-boot line; iomem=relaxed to mmap BARs from user space;
+# panic=-1 so a panic ends the run (-no-reboot); no crypto self-tests (TCG).
+CMDLINE="console=ttyS0 quiet pci=noearly mitigations=off nokaslr tsc=reliable no_timer_check"
+CMDLINE+=" iomem=relaxed panic=-1 cryptomgr.notests=1"
 DMESG_BAD='Oops|BUG:|WARNING:|Call Trace|general protection|KASAN|UBSAN'
 
 log() {
@@ -77,7 +80,7 @@ probe_accel() {
         log "probing KVM (up to ${PROBE_TIMEOUT}s)"
         out=$(timeout "$PROBE_TIMEOUT" "${qemu_base[@]}" -accel kvm -cpu host -m 512M -smp 1 \
             -append "$CMDLINE vgpu.probe" </dev/null 2>&1) || true
-        if grep -q '^VGPU-L1-INIT' <<<"${out//$'\r'/}"; then
+        if grep -q 'VGPU-L1-INIT' <<<"$out"; then
             accel=kvm
         else
             log "KVM does not boot a guest here: $(tail -n1 <<<"$out" | tr -d '\r')"
@@ -117,10 +120,14 @@ elapsed() {
     printf '%d.%d' $(((now - $1) / 1000000)) $(((now - $1) / 100000 % 10))
 }
 
+# Do not leave QEMU behind when this script is interrupted.
+qpid=""
+trap '[[ -z $qpid ]] || kill "$qpid" 2>/dev/null || true' EXIT
+
 # run_once: boot, echo and log the console; sets init_time, exit_status,
 # qemu_status, hung (no /init within INIT_TIMEOUT).
 run_once() {
-    local start line partial="" rc qfd qpid
+    local start line partial="" rc qfd
     start=${EPOCHREALTIME/./}
     init_time="" exit_status="" hung=0
     : >"$LOG"
@@ -156,6 +163,7 @@ run_once() {
     exec {qfd}<&-
     qemu_status=0
     wait "$qpid" || qemu_status=$?
+    qpid=""
     total_time=$(elapsed "$start")
 }
 
@@ -172,7 +180,7 @@ done
 log "console log: $LOG"
 log "timing: /init after ${init_time:--} s, total $total_time s ($ACCEL)"
 
-bad=$(sed -n '/^VGPU-DMESG-BEGIN$/,/^VGPU-DMESG-END$/p' "$LOG" | grep -E "$DMESG_BAD" || true)
+bad=$(sed -n '/VGPU-DMESG-BEGIN$/,/VGPU-DMESG-END$/p' "$LOG" | grep -E "$DMESG_BAD" || true)
 if [[ -n $bad ]]; then
     log "kernel problems in L1 dmesg:"
     printf '%s\n' "$bad" >&2

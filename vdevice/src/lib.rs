@@ -6,6 +6,7 @@
 pub mod command;
 pub mod config;
 mod device;
+pub mod driver;
 mod engine;
 pub mod ffi;
 pub mod pci;

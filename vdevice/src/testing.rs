@@ -109,220 +109,90 @@ impl Irq for RecordingIrq {
 }
 
 // ---------------------------------------------------------------------------
-// A minimal host driver for tests, benches and fuzzing
+// The model with fake memory behind the generic driver
 // ---------------------------------------------------------------------------
 
-use crate::command::{Command, COMMAND_BYTES};
-use crate::regs::{self, PartitionState, PtCtrl, RegId, XlatePde, XlatePte, REG_BAR};
-use crate::xlate::{PAGE_SIZE, PTES_PER_TABLE};
+use crate::driver::{Driver, Hardware};
+use crate::regs::{REG_BAR, VRAM_BAR};
 use crate::{Device, DeviceConfig};
-use std::collections::HashMap;
 use std::sync::Arc;
 
-#[derive(Clone, Copy, Debug)]
-struct RingInfo {
-    /// Absolute VRAM offset (VRAM rings) or bus address (system-memory rings).
-    mem: u64,
-    sysmem: bool,
-    size: u32,
-    tail: u32,
+/// The model as [`Hardware`]: registers through `read`/`write`, VRAM
+/// through the BAR, system memory in a [`FakeMemory`].
+pub struct ModelHw {
+    pub dev: Arc<Device>,
+    pub mem: Arc<FakeMemory>,
 }
 
-/// Drives a [`Device`] the way a bare-metal driver would, through register
-/// reads and writes only, and can record every access decoded by name.
+impl Hardware for ModelHw {
+    fn reg_read(&self, offset: u64, size: u32) -> u64 {
+        self.dev.read(REG_BAR, offset, size)
+    }
+
+    fn reg_write(&self, offset: u64, value: u64, size: u32) {
+        self.dev.write(REG_BAR, offset, value, size)
+    }
+
+    fn vram_write(&self, offset: u64, data: &[u8]) {
+        assert!(
+            self.dev.vram().write(offset, data),
+            "VRAM write out of range"
+        );
+    }
+
+    fn vram_read(&self, offset: u64, buf: &mut [u8]) {
+        assert!(self.dev.vram().read(offset, buf), "VRAM read out of range");
+    }
+
+    fn sys_write(&self, bus: u64, data: &[u8]) {
+        self.mem.write_bytes(bus, data);
+    }
+
+    fn sys_read(&self, bus: u64, buf: &mut [u8]) {
+        buf.copy_from_slice(&self.mem.read_bytes(bus, buf.len()));
+    }
+}
+
+/// A device with fake memory and a recording interrupt sink, driven by a
+/// [`Driver`] (reachable through `Deref`).
 pub struct Harness {
-    pub dev: Device,
+    pub dev: Arc<Device>,
     pub mem: Arc<FakeMemory>,
     pub irq: Arc<RecordingIrq>,
-    rings: Mutex<HashMap<(usize, usize), RingInfo>>,
-    trace: Mutex<Option<Vec<String>>>,
+    drv: Driver<ModelHw>,
 }
 
 impl Harness {
     pub fn new(cfg: DeviceConfig, sysmem_bytes: usize) -> Self {
         let mem = Arc::new(FakeMemory::new(sysmem_bytes));
         let irq = Arc::new(RecordingIrq::default());
-        let dev = Device::new(cfg, mem.clone(), irq.clone()).expect("valid config");
-        Self {
-            dev,
-            mem,
-            irq,
-            rings: Mutex::new(HashMap::new()),
-            trace: Mutex::new(None),
-        }
+        let dev = Arc::new(Device::new(cfg, mem.clone(), irq.clone()).expect("valid config"));
+        let drv = Driver::new(ModelHw {
+            dev: dev.clone(),
+            mem: mem.clone(),
+        });
+        Self { dev, mem, irq, drv }
     }
 
-    /// Start recording decoded register accesses.
-    pub fn start_trace(&self) {
-        *self.trace.lock() = Some(Vec::new());
-    }
-
-    pub fn take_trace(&self) -> Vec<String> {
-        self.trace.lock().take().unwrap_or_default()
-    }
-
-    fn record(&self, line: impl FnOnce() -> String) {
-        if let Some(t) = self.trace.lock().as_mut() {
-            t.push(line());
-        }
-    }
-
-    pub fn read_off(&self, offset: u64, size: u32) -> u64 {
-        let v = self.dev.read(REG_BAR, offset, size);
-        self.record(|| regs::format_access(offset, size, v, false));
-        v
-    }
-
-    pub fn write_off(&self, offset: u64, value: u64, size: u32) {
-        self.record(|| regs::format_access(offset, size, value, true));
-        self.dev.write(REG_BAR, offset, value, size);
-    }
-
-    /// Read a register at its natural width.
-    pub fn reg(&self, id: RegId, instance: usize, elem: usize) -> u64 {
-        let w = regs::register(id).width as u32;
-        self.read_off(regs::offset_of(id, instance, elem), w)
-    }
-
-    pub fn set(&self, id: RegId, instance: usize, elem: usize, value: u64) {
-        let w = regs::register(id).width as u32;
-        self.write_off(regs::offset_of(id, instance, elem), value, w);
-    }
-
-    pub fn state(&self, p: usize) -> u8 {
-        regs::PartStatus::from_bits(self.reg(RegId::WStatus, p, 0) as u32).state()
-    }
-
-    /// Program a VRAM slice and enable partition `p`.
-    pub fn enable(&self, p: usize, vram_base: u64, vram_size: u64, ctrl: PtCtrl) {
-        self.set(RegId::PtVramBase, p, 0, vram_base);
-        self.set(RegId::PtVramSize, p, 0, vram_size);
-        self.set(
-            RegId::PtCtrl,
-            p,
-            0,
-            ctrl.with_enable(true).into_bits() as u64,
-        );
-        assert_eq!(
-            self.state(p),
-            PartitionState::Idle as u8,
-            "partition {p} did not enable"
-        );
-    }
-
-    /// Put ring `ring` of partition `p` at VRAM offset `offset` of its slice.
-    pub fn ring_in_vram(&self, p: usize, ring: usize, offset: u64, entries: u32) {
-        let base = self.reg(RegId::PtVramBase, p, 0);
-        self.set(RegId::WRingCtrl, p, ring, 0);
-        self.set(RegId::WRingBase, p, ring, offset);
-        self.set(RegId::WRingSize, p, ring, entries as u64);
-        self.rings.lock().insert(
-            (p, ring),
-            RingInfo {
-                mem: base + offset,
-                sysmem: false,
-                size: entries,
-                tail: 0,
-            },
-        );
-    }
-
-    /// Put ring `ring` in system memory at partition address `addr`, which
-    /// the test maps to bus address `bus` (identical when untranslated).
-    pub fn ring_in_sysmem(&self, p: usize, ring: usize, addr: u64, bus: u64, entries: u32) {
-        self.set(RegId::WRingCtrl, p, ring, 1);
-        self.set(RegId::WRingBase, p, ring, addr);
-        self.set(RegId::WRingSize, p, ring, entries as u64);
-        self.rings.lock().insert(
-            (p, ring),
-            RingInfo {
-                mem: bus,
-                sysmem: true,
-                size: entries,
-                tail: 0,
-            },
-        );
-    }
-
-    /// Write commands at the ring's tail and ring the doorbell once.
-    pub fn submit(&self, p: usize, ring: usize, cmds: &[Command]) {
-        let raw: Vec<[u8; COMMAND_BYTES]> = cmds.iter().map(Command::encode).collect();
-        self.submit_raw(p, ring, &raw);
-    }
-
-    /// As `submit`, with raw (possibly garbage) command bytes.
-    pub fn submit_raw(&self, p: usize, ring: usize, cmds: &[[u8; COMMAND_BYTES]]) {
-        let mut rings = self.rings.lock();
-        let r = rings.get_mut(&(p, ring)).expect("ring set up");
-        for c in cmds {
-            let at = r.mem + r.tail as u64 * COMMAND_BYTES as u64;
-            if r.sysmem {
-                self.mem.write_bytes(at, c);
-            } else {
-                assert!(self.dev.vram().write(at, c));
-            }
-            r.tail = (r.tail + 1) % r.size;
-        }
-        let tail = r.tail;
-        drop(rings);
-        self.set(RegId::WDoorbell, p, ring, tail as u64);
-    }
-
-    /// Forget the harness's ring bookkeeping after a partition reset.
-    pub fn forget_rings(&self, p: usize) {
-        self.rings.lock().retain(|k, _| k.0 != p);
-    }
-
-    /// Poll STATUS until the partition leaves BUSY; returns the state.
-    pub fn wait_not_busy(&self, p: usize, timeout: Duration) -> u8 {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = self.state(p);
-            if s != PartitionState::Busy as u8 || Instant::now() > deadline {
-                return s;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-
-    /// Build a translation table in system memory: directory at `dir`,
-    /// page tables allocated from `tables` upward; `maps` = (partition
-    /// address, bus address, writable), page aligned. Returns the number of
-    /// directory entries to program.
+    /// Build a translation table with the directory at `dir` and page
+    /// tables in consecutive pages from `tables`.
     pub fn build_xlate(&self, dir: u64, tables: u64, maps: &[(u64, u64, bool)]) -> u32 {
-        let mut next_table = tables;
-        let mut pts: HashMap<u64, u64> = HashMap::new();
-        let mut dir_entries = 0u32;
-        for &(addr, bus, writable) in maps {
-            let vpn = addr / PAGE_SIZE;
-            let di = vpn / PTES_PER_TABLE;
-            let pt = *pts.entry(di).or_insert_with(|| {
-                let t = next_table;
-                next_table += PAGE_SIZE;
-                self.mem.write_bytes(t, &[0u8; PAGE_SIZE as usize]);
-                self.mem.write_u64(
-                    dir + di * 8,
-                    XlatePde::new()
-                        .with_valid(true)
-                        .with_pfn(t / PAGE_SIZE)
-                        .into_bits(),
-                );
-                t
-            });
-            let pte = XlatePte::new()
-                .with_valid(true)
-                .with_writable(writable)
-                .with_pfn(bus / PAGE_SIZE);
-            self.mem
-                .write_u64(pt + (vpn % PTES_PER_TABLE) * 8, pte.into_bits());
-            dir_entries = dir_entries.max(di as u32 + 1);
-        }
-        dir_entries
+        let pages: Vec<u64> = (0..maps.len() as u64 + 1)
+            .map(|i| tables + i * 4096)
+            .collect();
+        self.drv.build_xlate(dir, &pages, maps)
     }
 
-    /// Program partition `p` to translate through the table at `dir`.
-    pub fn set_xlate(&self, p: usize, dir: u64, dir_entries: u32) {
-        self.set(RegId::PtXlateRoot, p, 0, dir);
-        self.set(RegId::PtXlateDirEntries, p, 0, dir_entries as u64);
+    /// VRAM BAR read helper for tests.
+    pub fn vram_bar_read(&self, offset: u64, size: u32) -> u64 {
+        self.dev.read(VRAM_BAR, offset, size)
+    }
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Driver<ModelHw>;
+
+    fn deref(&self) -> &Driver<ModelHw> {
+        &self.drv
     }
 }

@@ -1,0 +1,51 @@
+# The user-facing verbs. Heavy outputs (QEMU, kernel, images) live in
+# ~/.cache/vgpu-dev, keyed by what they are built from; scripts/ does the work.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: help run-nested test lint test-model test-l1 bench setup qemu images shell-l1 clean
+
+help:
+	@echo "make run-nested  boot the stack (today: L0 QEMU with vgpu-pci -> L1 driving the GPU)"
+	@echo "make test        everything: lint, model tests, the L1 test with snapshots"
+	@echo "make test-model  the vdevice model's tests (no QEMU needed)"
+	@echo "make test-l1     build QEMU + images, boot L1, run the bare-metal driver test"
+	@echo "make bench       model benchmarks (copy engine vs memcpy, register dispatch)"
+	@echo "make setup | qemu | images | shell-l1 | clean"
+
+run-nested:
+	scripts/run-nested.sh
+
+test: lint test-model test-l1
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	@if command -v shellcheck >/dev/null; then \
+		shellcheck scripts/*.sh guest-tests/*.sh .ci/run; \
+	else echo "lint: shellcheck not installed (make setup installs it)"; exit 1; fi
+
+test-model:
+	$(CARGO) test --workspace
+
+test-l1:
+	scripts/test-l1.sh
+
+bench:
+	$(CARGO) bench -p vdevice --bench model
+
+setup:
+	scripts/setup-host.sh
+
+qemu: setup
+	scripts/build-qemu.sh
+
+images: setup
+	scripts/build-images.sh
+
+shell-l1: qemu images
+	RUN=shell scripts/run-l1.sh -device vgpu-pci
+
+clean:
+	$(CARGO) clean

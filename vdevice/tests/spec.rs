@@ -46,3 +46,18 @@ fn spec_md_names_every_fault_code_opcode_and_injection() {
         );
     }
 }
+
+#[test]
+fn host_driver_register_header_matches_the_register_table() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../host-driver/include/vgpu_regs.h");
+    let want = vdevice::regs::c_header();
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    if have != want {
+        if std::env::var_os("UPDATE_SPEC").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, want).unwrap();
+            return;
+        }
+        panic!("host-driver/include/vgpu_regs.h differs from vdevice/src/regs.rs; run UPDATE_SPEC=1 cargo test -p vdevice --test spec");
+    }
+}

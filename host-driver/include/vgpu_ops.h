@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vgpu_ops.h - the only door between the mdev/VFIO frontend (vgpu_vfio.ko)
+ * and the resource-manager backend (vgpu_rm.ko), shaped like the split of
+ * NVIDIA's nvidia-vgpu-vfio and its RM.
+ *
+ * At module init the frontend hands the backend an empty struct
+ * vgpu_rm_ops and its own struct vgpu_vfio_callbacks through
+ * vgpu_rm_set_ops(); the backend fills the ops and then calls
+ * callbacks->probe() for every GPU it owns (now and later), and
+ * callbacks->remove() before a GPU goes away. The frontend never touches
+ * hardware; the backend never calls vfio_* or mdev_* functions.
+ */
+#ifndef VGPU_OPS_H
+#define VGPU_OPS_H
+
+#include <linux/types.h>
+#include <linux/uuid.h>
+
+struct device;
+struct page;
+struct vgpu_rm_gpu;	/* one physical GPU, owned by the backend */
+struct vgpu_rm_vgpu;	/* one vGPU (a partition), owned by the backend */
+
+/* vGPU BARs as the frontend exposes them (VFIO region indexes). */
+#define VGPU_VBAR_REGS	0	/* the partition window: page 0 trapped, page 1 doorbells */
+#define VGPU_VBAR_VRAM	2	/* 64-bit prefetchable: the VRAM slice, mmap'ed */
+#define VGPU_VBAR_MSIX	4	/* MSI-X table and PBA (emulated by the VMM) */
+
+#define VGPU_BAR_F_MMAP		0x1	/* may be mmap'ed (whole or sparse areas) */
+#define VGPU_BAR_F_64BIT	0x2
+#define VGPU_BAR_F_PREFETCH	0x4
+
+struct vgpu_bar_info {
+	u64 size;		/* 0: BAR not implemented */
+	u32 flags;		/* VGPU_BAR_F_* */
+	phys_addr_t phys;	/* host physical base, for mmap (0 if none) */
+};
+
+/* An mmap-able part of a BAR (VFIO sparse mmap). */
+struct vgpu_sparse_area {
+	u64 offset;
+	u64 size;
+};
+
+#define VGPU_TYPE_NAME_LEN	32
+#define VGPU_TYPE_DESC_LEN	128
+
+/* Interrupt vectors of one vGPU (its MSI-X table has this many entries). */
+#define VGPU_VGPU_VECTORS	2	/* 0: engine (fence/idle), 1: fault */
+
+/* Frontend -> backend. Filled by the backend in vgpu_rm_set_ops(). */
+struct vgpu_rm_ops {
+	/* vGPU types of a GPU: index 0 .. get_types()-1 */
+	unsigned int (*get_types)(struct vgpu_rm_gpu *gpu);
+	/* sysfs-safe type name, e.g. "vgpu-64M" (mdev prefixes the driver name) */
+	const char *(*get_name)(struct vgpu_rm_gpu *gpu, unsigned int type);
+	/* human-readable name, e.g. "vGPU 64M (1/4 GPU)" */
+	const char *(*get_human_name)(struct vgpu_rm_gpu *gpu,
+				      unsigned int type);
+	/* one line "framebuffer=256M, max_instances=4, weight=2" */
+	int (*get_description)(struct vgpu_rm_gpu *gpu, unsigned int type,
+			       char *buf, size_t len);
+	/* available_instances: what can still be created, from free resources */
+	unsigned int (*get_instances)(struct vgpu_rm_gpu *gpu, unsigned int type);
+
+	/* lifecycle; frontend_priv comes back in inject_interrupt/pin calls */
+	int (*vgpu_create)(struct vgpu_rm_gpu *gpu, unsigned int type,
+			   const guid_t *uuid, void *frontend_priv,
+			   struct vgpu_rm_vgpu **out);
+	/* -EBUSY while started; scrubs the VRAM slice and frees everything */
+	int (*vgpu_delete)(struct vgpu_rm_vgpu *vgpu);
+	/* device opened / closed by userspace: enable / quiesce the partition */
+	int (*vgpu_start)(struct vgpu_rm_vgpu *vgpu);
+	void (*vgpu_stop)(struct vgpu_rm_vgpu *vgpu);
+	int (*vgpu_reset)(struct vgpu_rm_vgpu *vgpu);
+
+	/* BARs */
+	int (*vgpu_bar_info)(struct vgpu_rm_vgpu *vgpu, unsigned int bar,
+			     struct vgpu_bar_info *info);
+	/* fills up to max areas, returns how many (0: no mmap) */
+	int (*get_sparse_mmap)(struct vgpu_rm_vgpu *vgpu, unsigned int bar,
+			       struct vgpu_sparse_area *areas, int max);
+	/* trapped BAR0 accesses (size 1, 2, 4 or 8); backend filters */
+	int (*vgpu_reg_read)(struct vgpu_rm_vgpu *vgpu, u64 offset, u64 *val,
+			     unsigned int size);
+	int (*vgpu_reg_write)(struct vgpu_rm_vgpu *vgpu, u64 offset, u64 val,
+			      unsigned int size);
+
+	/* the guest unmapped [iova, iova+size): drop and unpin translations */
+	void (*vgpu_dma_unmap)(struct vgpu_rm_vgpu *vgpu, u64 iova, u64 size);
+};
+
+/* Backend -> frontend ("reverse" table). Filled by the frontend. */
+struct vgpu_vfio_callbacks {
+	/* a GPU is ready: register it as an mdev parent */
+	int (*probe)(struct vgpu_rm_gpu *gpu, struct device *parent);
+	/* a GPU goes away: unregister (removes its vGPUs first) */
+	void (*remove)(struct vgpu_rm_gpu *gpu);
+	/* raise vGPU vector 0 or 1; called from hard-irq context */
+	void (*inject_interrupt)(void *frontend_priv, unsigned int vector);
+	/*
+	 * Pin the guest page at iova (page aligned) for device access; may
+	 * sleep. The backend calls it from process context when it services a
+	 * translation fault, then dma-maps the page for the GPU.
+	 */
+	int (*pin_page)(void *frontend_priv, u64 iova, bool write,
+			struct page **page);
+	void (*unpin_page)(void *frontend_priv, u64 iova);
+};
+
+/* Exported by vgpu_rm.ko. */
+int vgpu_rm_set_ops(struct vgpu_rm_ops *ops,
+		    const struct vgpu_vfio_callbacks *callbacks);
+void vgpu_rm_clear_ops(void);
+
+#endif /* VGPU_OPS_H */

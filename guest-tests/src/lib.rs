@@ -13,6 +13,8 @@ use std::ptr;
 use memmap2::{MmapOptions, MmapRaw};
 use vdevice::driver::Hardware;
 
+pub mod vfio;
+
 pub const PAGE: usize = 4096;
 
 /// A PCI function in sysfs.
@@ -284,6 +286,11 @@ impl Hardware for MappedGpu {
     }
 }
 
+/// A benchmark figure, one line `bench name value`.
+pub fn bench(name: &str, value: impl Display) {
+    println!("bench {name} {value}");
+}
+
 /// Prints one line per check (`ok`/`FAIL`) and per benchmark (`bench`),
 /// and a closing `N passed, N failed` line.
 #[derive(Default)]
@@ -311,10 +318,6 @@ impl Report {
                 false
             }
         }
-    }
-
-    pub fn bench(&self, name: &str, value: impl Display) {
-        println!("bench {name} {value}");
     }
 
     pub fn note(&self, text: impl Display) {

@@ -20,6 +20,12 @@ pub trait Hardware {
     /// Access system memory at a bus address the device can reach.
     fn sys_write(&self, bus: u64, data: &[u8]);
     fn sys_read(&self, bus: u64, buf: &mut [u8]);
+    /// Where partition `p`'s VRAM starts in what `vram_write` addresses.
+    /// None: read the host's partition table. A tenant that sees only its
+    /// own window and slice (a vGPU) returns Some(0).
+    fn partition_vram_base(&self, _p: usize) -> Option<u64> {
+        None
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -110,7 +116,10 @@ impl<H: Hardware> Driver<H> {
 
     /// Put ring `ring` of partition `p` at VRAM offset `offset` of its slice.
     pub fn ring_in_vram(&self, p: usize, ring: usize, offset: u64, entries: u32) {
-        let base = self.reg(RegId::PtVramBase, p, 0);
+        let base = match self.hw.partition_vram_base(p) {
+            Some(b) => b,
+            None => self.reg(RegId::PtVramBase, p, 0),
+        };
         self.set(RegId::WRingCtrl, p, ring, 0);
         self.set(RegId::WRingBase, p, ring, offset);
         self.set(RegId::WRingSize, p, ring, entries as u64);

@@ -987,88 +987,6 @@ pub fn spec_tables() -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_register_fits_its_block_and_is_aligned() {
-        for r in REGISTERS {
-            assert!(r.width == 4 || r.width == 8, "{}", r.name);
-            assert_eq!(r.offset % r.width as u64, 0, "{}", r.name);
-            let end = r.offset + r.stride * (r.count as u64 - 1) + r.width as u64;
-            assert!(end <= r.block.stride(), "{} beyond its block", r.name);
-        }
-        // building the lookup asserts that no two registers overlap
-        let _ = lookup();
-    }
-
-    #[test]
-    fn every_reg_id_appears_once() {
-        let mut seen = std::collections::HashSet::new();
-        for r in REGISTERS {
-            assert!(seen.insert(r.id), "{:?} twice", r.id);
-        }
-    }
-
-    #[test]
-    fn fields_do_not_overlap_and_fit() {
-        for r in REGISTERS {
-            let mut used = 0u64;
-            for f in r.fields {
-                assert!(
-                    f.lsb + f.width <= r.width as u32 * 8,
-                    "{}.{}",
-                    r.name,
-                    f.name
-                );
-                let m = ((1u128 << f.width) - 1) as u64;
-                assert_eq!(used & (m << f.lsb), 0, "{}.{} overlaps", r.name, f.name);
-                used |= m << f.lsb;
-            }
-        }
-    }
-
-    #[test]
-    fn decode_names_window_ring_and_halves() {
-        let off = offset_of(RegId::WRingBase, 3, 1);
-        let d = decode(off).unwrap();
-        assert_eq!(d.name(), "PART[3].RING_BASE[1]");
-        assert_eq!(decode(off + 4).unwrap().name(), "PART[3].RING_BASE[1]:hi");
-        assert_eq!(
-            decode(offset_of(RegId::PtCtrl, 5, 0)).unwrap().name(),
-            "PT[5].CTRL"
-        );
-        assert!(decode(0x0ffc).is_none());
-        assert!(decode(REG_BAR_SIZE - 4).is_none());
-    }
-
-    #[test]
-    fn format_access_decodes_fields_and_enum_values() {
-        let s = format_access(offset_of(RegId::WFaultStatus, 0, 0), 4, 0x101, false);
-        assert_eq!(
-            s,
-            "PART[0].FAULT_STATUS -> 0x101 {CODE=VRAM_OOB RING=0x1 WRITE=0}"
-        );
-        let ctrl = PtCtrl::new().with_enable(true).with_xlate(true);
-        let s = format_access(
-            offset_of(RegId::PtCtrl, 2, 0),
-            4,
-            ctrl.into_bits() as u64,
-            true,
-        );
-        assert_eq!(s, "PT[2].CTRL <- 0x3 {ENABLE=1 XLATE=1 XLATE_REPLAY=0}");
-    }
-
-    #[test]
-    fn vectors_follow_the_layout() {
-        assert_eq!(partition_vector_base(0), 2);
-        assert_eq!(partition_vector_base(63), 128);
-        assert_eq!(msix_vectors(64), 130);
-        assert!(msix_vectors(64) as u64 * 16 <= MSIX_PBA_OFFSET as u64);
-    }
-}
-
 /// The C header the L1 kernel modules include (`host-driver/include/vgpu_regs.h`):
 /// offsets, field shifts and masks, and enumerated values, all from this table.
 pub fn c_header() -> String {
@@ -1192,4 +1110,86 @@ pub fn c_header() -> String {
     o.push_str("#define VGPU_CMD_INTR                            0x4\n");
     o.push_str("\n#endif /* VGPU_REGS_H */\n");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_register_fits_its_block_and_is_aligned() {
+        for r in REGISTERS {
+            assert!(r.width == 4 || r.width == 8, "{}", r.name);
+            assert_eq!(r.offset % r.width as u64, 0, "{}", r.name);
+            let end = r.offset + r.stride * (r.count as u64 - 1) + r.width as u64;
+            assert!(end <= r.block.stride(), "{} beyond its block", r.name);
+        }
+        // building the lookup asserts that no two registers overlap
+        let _ = lookup();
+    }
+
+    #[test]
+    fn every_reg_id_appears_once() {
+        let mut seen = std::collections::HashSet::new();
+        for r in REGISTERS {
+            assert!(seen.insert(r.id), "{:?} twice", r.id);
+        }
+    }
+
+    #[test]
+    fn fields_do_not_overlap_and_fit() {
+        for r in REGISTERS {
+            let mut used = 0u64;
+            for f in r.fields {
+                assert!(
+                    f.lsb + f.width <= r.width as u32 * 8,
+                    "{}.{}",
+                    r.name,
+                    f.name
+                );
+                let m = ((1u128 << f.width) - 1) as u64;
+                assert_eq!(used & (m << f.lsb), 0, "{}.{} overlaps", r.name, f.name);
+                used |= m << f.lsb;
+            }
+        }
+    }
+
+    #[test]
+    fn decode_names_window_ring_and_halves() {
+        let off = offset_of(RegId::WRingBase, 3, 1);
+        let d = decode(off).unwrap();
+        assert_eq!(d.name(), "PART[3].RING_BASE[1]");
+        assert_eq!(decode(off + 4).unwrap().name(), "PART[3].RING_BASE[1]:hi");
+        assert_eq!(
+            decode(offset_of(RegId::PtCtrl, 5, 0)).unwrap().name(),
+            "PT[5].CTRL"
+        );
+        assert!(decode(0x0ffc).is_none());
+        assert!(decode(REG_BAR_SIZE - 4).is_none());
+    }
+
+    #[test]
+    fn format_access_decodes_fields_and_enum_values() {
+        let s = format_access(offset_of(RegId::WFaultStatus, 0, 0), 4, 0x101, false);
+        assert_eq!(
+            s,
+            "PART[0].FAULT_STATUS -> 0x101 {CODE=VRAM_OOB RING=0x1 WRITE=0}"
+        );
+        let ctrl = PtCtrl::new().with_enable(true).with_xlate(true);
+        let s = format_access(
+            offset_of(RegId::PtCtrl, 2, 0),
+            4,
+            ctrl.into_bits() as u64,
+            true,
+        );
+        assert_eq!(s, "PT[2].CTRL <- 0x3 {ENABLE=1 XLATE=1 XLATE_REPLAY=0}");
+    }
+
+    #[test]
+    fn vectors_follow_the_layout() {
+        assert_eq!(partition_vector_base(0), 2);
+        assert_eq!(partition_vector_base(63), 128);
+        assert_eq!(msix_vectors(64), 130);
+        assert!(msix_vectors(64) as u64 * 16 <= MSIX_PBA_OFFSET as u64);
+    }
 }

@@ -565,9 +565,9 @@ fn main() {
     let ram = best(|| dst.copy_from_slice(std::hint::black_box(&src)));
     let bar_w = best(|| g.hw.vram.copy_in(0, std::hint::black_box(&src)));
     let bar_r = best(|| g.hw.vram.copy_out(0, std::hint::black_box(&mut dst)));
-    r.bench("l1_vram_bar_write_vs_memcpy", format!("{:.3}", ram / bar_w));
-    r.bench("l1_vram_bar_read_vs_memcpy", format!("{:.3}", ram / bar_r));
-    r.bench(
+    vgpu_guest_tests::bench("l1_vram_bar_write_vs_memcpy", format!("{:.3}", ram / bar_w));
+    vgpu_guest_tests::bench("l1_vram_bar_read_vs_memcpy", format!("{:.3}", ram / bar_r));
+    vgpu_guest_tests::bench(
         "l1_memcpy_mib_s",
         format!("{:.0}", n as f64 / ram / MIB as f64),
     );

@@ -4,13 +4,14 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run-nested test lint test-model test-l1 bench setup qemu images shell-l1 clean
+.PHONY: help run-nested test lint test-model test-l1 test-host bench setup qemu images shell-l1 clean
 
 help:
 	@echo "make run-nested  boot the stack (today: L0 QEMU with vgpu-pci -> L1 driving the GPU)"
 	@echo "make test        everything: lint, model tests, the L1 test with snapshots"
 	@echo "make test-model  the vdevice model's tests (no QEMU needed)"
 	@echo "make test-l1     build QEMU + images, boot L1, run the bare-metal driver test"
+	@echo "make test-host   build the host driver, boot L1, run the mdev/VFIO tier"
 	@echo "make bench       model benchmarks (copy engine vs memcpy, register dispatch)"
 	@echo "make setup | qemu | images | shell-l1 | clean"
 
@@ -31,6 +32,9 @@ test-model:
 
 test-l1:
 	scripts/test-l1.sh
+
+test-host:
+	scripts/test-host.sh
 
 bench:
 	$(CARGO) bench -p vdevice --bench model

@@ -8,16 +8,15 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 out="$repo/target/l1"
 mkdir -p "$out"
-target=x86_64-unknown-linux-gnu
+# shellcheck source=scripts/tier-lib.sh
+. scripts/tier-lib.sh
 device="${VGPU_DEVICE:-vgpu-pci,vram_size=256M,partitions=4,engines=2}"
 
 scripts/setup-host.sh
 scripts/build-qemu.sh >/dev/null
-# Static, so it runs in the busybox initramfs without libraries.
-RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --quiet --release -p vgpu-guest-tests --target "$target"
+build_guest_bins
 images=$(scripts/build-images.sh \
-    "target/$target/release/vgpu-l1-test:/bin/vgpu-l1-test" \
+    "$GUEST_BIN/vgpu-l1-test:/bin/vgpu-l1-test" \
     "guest-tests/l1-run.sh:/bin/l1-run.sh")
 
 echo "test-l1: booting L1 with -device $device"
@@ -25,11 +24,8 @@ status=0
 IMAGES="$images" RUN=/bin/l1-run.sh LOG="$out/console.log" QUIET=1 \
     scripts/run-l1.sh -device "$device" || status=$?
 
-section() {
-    tr -d '\r' <"$out/console.log" | sed -n "/^VGPU-$1-BEGIN\$/,/^VGPU-$1-END\$/p" | sed '1d;$d'
-}
-section TRANSCRIPT >"$out/transcript.txt"
-section LSPCI >"$out/lspci.txt"
+section TRANSCRIPT "$out/console.log" >"$out/transcript.txt"
+section LSPCI "$out/console.log" >"$out/lspci.txt"
 cat "$out/transcript.txt"
 grep '^bench ' "$out/transcript.txt" | sed 's/^bench //' >"$out/bench.txt" || true
 if [[ $status -ne 0 ]]; then

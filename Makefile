@@ -8,7 +8,7 @@ CARGO ?= cargo
 
 help:
 	@echo "make run-nested  boot the stack (today: L0 QEMU with vgpu-pci -> L1 driving the GPU)"
-	@echo "make test        everything: lint, model tests, the L1 test with snapshots"
+	@echo "make test        everything: lint, model tests, the L1 and host-driver tiers with snapshots"
 	@echo "make test-model  the vdevice model's tests (no QEMU needed)"
 	@echo "make test-l1     build QEMU + images, boot L1, run the bare-metal driver test"
 	@echo "make test-host   build the host driver, boot L1, run the mdev/VFIO tier"
@@ -18,7 +18,7 @@ help:
 run-nested:
 	scripts/run-nested.sh
 
-test: lint test-model test-l1
+test: lint test-model test-l1 test-host
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -6,7 +6,11 @@
 # Usage: scripts/build-images.sh [SRC:DST ...]
 #   SRC:DST       add file or directory SRC to the initramfs at DST (absolute)
 #   EXTRA=DIR     add DIR's contents at the initramfs root
-#   MODULES=...   modules loaded at boot, dependencies added (default below)
+#   MODULES=...   modules loaded at boot, dependencies added (default below;
+#                 MODULES= empty: none)
+#   INIT_SCRIPT=FILE  the initramfs's /init (default scripts/l1-init.sh)
+#   LINK_CURRENT=0    leave $CACHE/images-current alone (for other images,
+#                 e.g. build-l2-images.sh's L2 and nested-L1 images)
 #   KERNEL_VERSION=6.12.95-1~bpo12+1   pin the kernel package version
 #   VGPU_DEV_CACHE=DIR   cache directory (default ~/.cache/vgpu-dev)
 # Dynamically linked executables among the extras get their libraries too.
@@ -22,10 +26,10 @@
 set -euo pipefail
 
 CACHE_DIR="${VGPU_DEV_CACHE:-$HOME/.cache/vgpu-dev}"
-MODULES="${MODULES:-vfio vfio_iommu_type1 mdev kvm_amd kvm_intel}"
+MODULES="${MODULES-vfio vfio_iommu_type1 mdev kvm_amd kvm_intel}"
 USERLAND_PACKAGES=(busybox-static pciutils libpci3 pci.ids)
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-INIT_SCRIPT="$SCRIPT_DIR/l1-init.sh"
+INIT_SCRIPT="${INIT_SCRIPT:-$SCRIPT_DIR/l1-init.sh}"
 
 log() {
     printf 'build-images: %s\n' "$*" >&2
@@ -217,6 +221,7 @@ if [[ ! -f $base ]]; then
     for mod in $MODULES; do
         add_module "${mod//-/_}"
     done
+    touch "$root/etc/vgpu/modules.load"
     log "modules: $(tr '\n' ' ' <"$root/etc/vgpu/modules.load")"
     # Indexes for modprobe and lspci -k (libkmod), when the host has depmod.
     cp "$kdir/root/lib/modules/$release"/modules.{builtin,builtin.modinfo,order} "$mdir/"
@@ -295,7 +300,7 @@ prune() {
 touch "$out" "$base"
 prune 'images-????????????????' 10
 prune 'initramfs-base-*.cpio.gz' 4
-ln -sfn "$(basename "$out")" "$CACHE_DIR/images-current"
+[[ ${LINK_CURRENT:-1} == 0 ]] || ln -sfn "$(basename "$out")" "$CACHE_DIR/images-current"
 
 log "kernel $release (package $kver)"
 log "headers $kdir/build"

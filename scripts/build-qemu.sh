@@ -96,7 +96,7 @@ series_patches() {
 vdevice_sources_hash() {
     local paths=() p
     if [[ -n "${VGPU_VDEVICE_LIB:-}" ]]; then
-        sha256sum "$VGPU_VDEVICE_LIB" "$REPO/vdevice/include/vdevice.h" | short_hash
+        cat "$VGPU_VDEVICE_LIB" "$REPO/vdevice/include/vdevice.h" | short_hash
         return
     fi
     for p in Cargo.toml Cargo.lock vdevice/Cargo.toml vdevice/build.rs \
@@ -138,8 +138,11 @@ patch_tree() {
     cp -a "$pristine" "$dest.tmp"
     for patch in "$@"; do
         log "applying $(basename "$patch")"
-        patch -d "$dest.tmp" -p1 --batch --forward --dry-run --quiet <"$patch" >&2 ||
+        if ! patch -d "$dest.tmp" -p1 --batch --forward --dry-run --quiet \
+            <"$patch" >&2; then
+            rm -rf "$dest.tmp"
             die "patch does not apply: $patch"
+        fi
         patch -d "$dest.tmp" -p1 --batch --forward --quiet <"$patch" >&2
     done
     mv "$dest.tmp" "$dest"

@@ -24,6 +24,8 @@ PACKAGES=(
     seabios ipxe-qemu qemu-system-data
     # images and the L1 guest's tools
     busybox-static pciutils mdevctl cpio xz-utils kmod
+    # the host driver build (BTF for modules needs pahole)
+    dwarves
     # script hygiene
     shellcheck
 )

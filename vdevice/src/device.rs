@@ -845,7 +845,16 @@ impl Shared {
 
     fn xlate_resume(&self, p: usize, action: u8) -> AccessResult<()> {
         let part = &self.parts[p];
+        if !matches!(action, RESUME_RETRY | RESUME_CANCEL) || part.st.lock().xlate_wait.is_none() {
+            return Err(AccessError::BadValue);
+        }
+        // Drop the partition's queued entries before the engine can run
+        // again: after a RETRY the replay may miss on the next page at once
+        // and queue a new entry, which must survive (else the partition
+        // waits forever for a fault the host never sees).
+        self.global.lock().xlate_faults.retain(|e| e.partition != p);
         let mut st = part.st.lock();
+        // A reset may have ended the wait meanwhile.
         let wait = st.xlate_wait.ok_or(AccessError::BadValue)?;
         match action {
             RESUME_RETRY => {
@@ -871,9 +880,8 @@ impl Shared {
                     addr: wait.addr,
                 });
             }
-            _ => return Err(AccessError::BadValue),
+            _ => unreachable!("action checked above"),
         }
-        self.global.lock().xlate_faults.retain(|e| e.partition != p);
         Ok(())
     }
 

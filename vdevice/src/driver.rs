@@ -188,6 +188,20 @@ impl<H: Hardware> Driver<H> {
         }
     }
 
+    /// Like `wait_not_busy`, but also waits out XLATE_WAIT: the host's fault
+    /// service decides between RETRY (back to BUSY) and CANCEL (FAULTED).
+    pub fn wait_settled(&self, p: usize, timeout: Duration) -> u8 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.state(p);
+            let moving = s == PartitionState::Busy as u8 || s == PartitionState::XlateWait as u8;
+            if !moving || Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
     /// Build a translation table in system memory: directory at bus address
     /// `dir`, page tables taken from `tables` (bus addresses of free pages,
     /// in order); `maps` = (partition address, bus address, writable), page

@@ -224,6 +224,82 @@ fn replayable_translation_fault_is_serviced_by_the_host() {
     assert_eq!(h.reg(RegId::WStatFaults, 0, 0), 0);
 }
 
+/// A copy across many unmapped pages: one replayable fault per page, each
+/// serviced by the host the way vgpu_rm does it (read, pop, map, RETRY).
+/// The replay faults on the next page at once, so a fault queued while the
+/// host is still resuming the previous one must not be lost.
+#[test]
+fn replayed_copy_across_many_pages_faults_once_per_page() {
+    const PAGES: u64 = 48;
+    const SRC: u64 = 0x10_0000; // partition address of the source
+    const BUS: u64 = 0x40_0000; // where it really is
+    let h = Harness::new(cfg(), 8 << 20);
+    let data: Vec<u8> = (0..PAGES * 4096)
+        .map(|i| (i * 7 + i / 4096) as u8)
+        .collect();
+    h.mem.write_bytes(BUS, &data);
+    // One directory entry (2 MiB) covers the source; it starts out empty.
+    h.build_xlate(0x1000, 0x2000, &[]);
+    h.set_xlate(0, 0x1000, 1);
+    h.enable(
+        0,
+        0,
+        16 * MIB,
+        PtCtrl::new().with_xlate(true).with_xlate_replay(true),
+    );
+    h.ring_in_vram(0, 0, 0, 16);
+    h.submit(
+        0,
+        0,
+        &[Command::copy(
+            Loc::Vram(0x10_0000),
+            Loc::Sys(SRC),
+            PAGES * 4096,
+        )],
+    );
+    let mut maps = Vec::new();
+    let deadline = std::time::Instant::now() + T;
+    let mut stuck_since = None;
+    while h.state(0) != PartitionState::Idle as u8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "copy never finished: state {} after {} faults",
+            h.state(0),
+            maps.len()
+        );
+        assert_ne!(h.state(0), PartitionState::Faulted as u8);
+        if h.reg(RegId::XlateFaultCount, 0, 0) == 0 {
+            // Waiting with nothing queued for long means a lost fault.
+            if h.state(0) == PartitionState::XlateWait as u8 {
+                let since = *stuck_since.get_or_insert_with(std::time::Instant::now);
+                assert!(
+                    since.elapsed() < Duration::from_secs(2),
+                    "XLATE_WAIT with no queued fault"
+                );
+            }
+            std::thread::yield_now();
+            continue;
+        }
+        stuck_since = None;
+        let addr = h.reg(RegId::XlateFaultAddr, 0, 0);
+        assert!(
+            (SRC..SRC + PAGES * 4096).contains(&addr),
+            "fault at {addr:#x}"
+        );
+        maps.push((addr & !0xfff, BUS + (addr & !0xfff) - SRC, false));
+        h.build_xlate(0x1000, 0x2000, &maps);
+        h.set(RegId::XlateFaultPop, 0, 0, 1);
+        h.set(RegId::XlateResume, 0, 0, 0);
+    }
+    assert_eq!(maps.len() as u64, PAGES, "one fault per page");
+    let mut got = vec![0u8; data.len()];
+    for (i, chunk) in got.chunks_mut(8).enumerate() {
+        let v = h.vram_bar_read(0x10_0000 + i as u64 * 8, 8);
+        chunk.copy_from_slice(&v.to_le_bytes());
+    }
+    assert!(got == data, "VRAM holds the source");
+}
+
 #[test]
 fn cancelled_translation_fault_faults_the_partition() {
     let h = Harness::new(cfg(), 8 << 20);

@@ -570,7 +570,7 @@ fn main() {
             .unmap_dma(IOVA, DMA_BYTES as u64)
             .map_err(|e| format!("UNMAP_DMA: {e}"))?;
         a.submit(0, 0, &[Command::fence(Loc::Sys(IOVA + 0x3000), 10, false)]);
-        let st = a.wait_not_busy(0, T);
+        let st = a.wait_settled(0, T);
         ensure!(
             st == PartitionState::Faulted as u8,
             "after unmap: {}",

@@ -301,10 +301,10 @@ mod tests {
     #[test]
     fn records_and_descriptions_parse() {
         let r =
-            parse_records("# index state\nindex=0 state=IDLE uuid=x\n\nindex=1 state=DISABLED\n");
+            parse_records("# index state\nindex=0 state=IDLE owner=x\n\nindex=1 state=DISABLED\n");
         assert_eq!(r.len(), 2);
         assert_eq!(field(&r[0], "state"), Some("IDLE"));
-        assert_eq!(field(&r[1], "uuid"), None);
+        assert_eq!(field(&r[1], "owner"), None);
         let t = VgpuType {
             id: "vgpu_vfio-vgpu-64M".into(),
             name: String::new(),

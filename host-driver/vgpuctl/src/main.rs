@@ -74,7 +74,7 @@ fn show(uuid: &str) -> Result<()> {
     let v = Vgpu::get(uuid)?;
     println!("vgpu {} gpu={} type={}", v.uuid, v.gpu, v.type_id);
     let parts = rm_table(&v.gpu, "partitions")?;
-    match parts.iter().find(|r| field(r, "uuid") == Some(uuid)) {
+    match parts.iter().find(|r| field(r, "owner") == Some(uuid)) {
         Some(r) => {
             for (k, val) in r {
                 println!("  {k}={val}");

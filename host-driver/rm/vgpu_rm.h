@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Internal state of the vgpu-pci resource manager (vgpu_rm.ko):
+ * one struct vgpu_rm_gpu per bound GPU, one struct vgpu_rm_vgpu per vGPU.
+ */
+#ifndef VGPU_RM_H
+#define VGPU_RM_H
+
+#include <linux/bitmap.h>
+#include <linux/interrupt.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/pci.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/uuid.h>
+#include <linux/xarray.h>
+
+#include "vgpu_ops.h"
+#include "vgpu_regs.h"
+
+#define VGPU_RM_NAME		"vgpu_rm"
+/* Programming-interface major version this driver speaks (SPEC.md). */
+#define VGPU_RM_VERSION_MAJOR	1
+
+#define VGPU_RM_MAX_TYPES	16
+/*
+ * Every vGPU gets the largest translation directory the device allows:
+ * 4096 entries of 2 MiB = 8 GiB of guest address space in a 32 KiB
+ * directory, so an L2 guest with RAM above 4 GiB still works.
+ */
+#define VGPU_RM_DIR_ENTRIES	VGPU_XLATE_MAX_DIR_ENTRIES
+#define VGPU_RM_FAULT_HISTORY	16
+
+struct vgpu_rm_gpu;
+
+struct vgpu_rm_type {
+	char name[VGPU_TYPE_NAME_LEN];		/* "vgpu-256M" */
+	char human_name[VGPU_TYPE_NAME_LEN];	/* "vGPU 256M (1/4 GPU)" */
+	char fb_str[16];			/* "256M" */
+	u64 framebuffer_bytes;
+	unsigned int max_instances;
+	unsigned int weight;
+	unsigned int created;
+};
+
+/* A page table of the partition's translation (512 PTEs, one page). */
+struct vgpu_rm_pt {
+	__le64 *cpu;
+	dma_addr_t dma;
+};
+
+/* A guest page pinned and mapped for the GPU, keyed by iova page. */
+struct vgpu_rm_pin {
+	struct page *page;
+	dma_addr_t dma;
+};
+
+struct vgpu_rm_vgpu {
+	struct vgpu_rm_gpu *gpu;
+	unsigned int partition;
+	unsigned int type;
+	guid_t uuid;
+	void *frontend_priv;
+	/* NULL for a vGPU made through debugfs' control file, whose
+	 * "system memory" is pages the RM allocates on translation faults
+	 */
+	const struct vgpu_vfio_callbacks *cb;
+	u64 vram_base;
+	u64 vram_size;
+
+	/* translation state; also serialises start/stop/reset with faults */
+	struct mutex xlate_lock;
+	bool started;
+	__le64 *dir;			/* VGPU_RM_DIR_ENTRIES entries */
+	dma_addr_t dir_dma;
+	struct vgpu_rm_pt *pts;		/* one per directory entry */
+	struct xarray pins;		/* iova >> PAGE_SHIFT -> vgpu_rm_pin */
+	unsigned long nr_pins;
+
+	/* statistics for debugfs */
+	atomic64_t irqs_injected;
+	atomic64_t xlate_faults;
+	atomic64_t xlate_cancels;
+};
+
+/* What a partition's two MSI-X vectors need in hard-irq context. */
+struct vgpu_rm_partition {
+	struct vgpu_rm_gpu *gpu;
+	unsigned int index;
+	struct vgpu_rm_vgpu *vgpu;	/* owner, under gpu->irq_lock */
+};
+
+struct vgpu_rm_fault_entry {
+	u64 seq;
+	u64 addr;
+	u32 info;
+};
+
+struct vgpu_rm_gpu {
+	struct pci_dev *pdev;
+	struct list_head node;		/* in vgpu_rm_gpus, under vgpu_rm_lock */
+	bool frontend_probed;		/* callbacks->probe() succeeded */
+
+	void __iomem *regs;
+	phys_addr_t regs_phys;
+	phys_addr_t vram_phys;
+	u64 vram_size;
+	u32 version;
+	u32 caps;
+	unsigned int partitions;
+	unsigned int nvec;
+	int xlate_irq;
+
+	/* allocators, types, vGPU lifecycle */
+	struct mutex lock;
+	unsigned long *vram_map;	/* one bit per 64 KiB granule */
+	unsigned long *vram_scratch;	/* for available_instances trials */
+	unsigned int vram_granules;
+	DECLARE_BITMAP(part_map, VGPU_MAX_PARTITIONS);
+	struct vgpu_rm_type types[VGPU_RM_MAX_TYPES];
+	unsigned int nr_types;
+
+	/* the fault thread's read-and-pop vs. writes that drop entries */
+	struct mutex xlate_queue_lock;
+
+	/* partition ownership as seen from interrupt handlers */
+	spinlock_t irq_lock;
+	struct vgpu_rm_partition parts[VGPU_MAX_PARTITIONS];
+
+	/* host events (vector 0) */
+	spinlock_t fault_lock;
+	u64 faults_seen;
+	u32 faults_lost;
+	u64 access_error_irqs;
+	u32 access_errors;
+	struct vgpu_rm_fault_entry fault_history[VGPU_RM_FAULT_HISTORY];
+
+	struct dentry *debugfs;
+};
+
+static inline void __iomem *
+vgpu_rm_pt_reg(struct vgpu_rm_gpu *gpu, unsigned int p, u64 reg)
+{
+	return gpu->regs + VGPU_PTABLE_BASE + p * VGPU_PTABLE_STRIDE + reg;
+}
+
+static inline void __iomem *
+vgpu_rm_win_reg(struct vgpu_rm_gpu *gpu, unsigned int p, u64 reg)
+{
+	return gpu->regs + VGPU_WINDOW_BASE + p * VGPU_WINDOW_STRIDE + reg;
+}
+
+/* vgpu_rm_main.c */
+const struct vgpu_vfio_callbacks *vgpu_rm_frontend_callbacks(void);
+
+/* vgpu_rm_alloc.c: VRAM and partition allocators, type table */
+int vgpu_rm_types_init(struct vgpu_rm_gpu *gpu, const char *spec);
+int vgpu_rm_vram_alloc(struct vgpu_rm_gpu *gpu, unsigned long *map,
+		       u64 size, u64 *base);
+void vgpu_rm_vram_free(struct vgpu_rm_gpu *gpu, u64 base, u64 size);
+unsigned int vgpu_rm_available(struct vgpu_rm_gpu *gpu, unsigned int type);
+void vgpu_rm_format_size(char *buf, size_t len, u64 bytes);
+
+/* vgpu_rm_vgpu.c: the ops table */
+extern const struct vgpu_rm_ops vgpu_rm_ops_table;
+int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type,
+		   const guid_t *uuid, void *frontend_priv,
+		   const struct vgpu_vfio_callbacks *cb,
+		   struct vgpu_rm_vgpu **out);
+int vgpu_rm_delete(struct vgpu_rm_vgpu *vgpu);
+int vgpu_rm_start(struct vgpu_rm_vgpu *vgpu);
+void vgpu_rm_stop(struct vgpu_rm_vgpu *vgpu);
+int vgpu_rm_reset(struct vgpu_rm_vgpu *vgpu);
+
+/* vgpu_rm_xlate.c: translation tables and replayable faults */
+void vgpu_rm_reset_write(struct vgpu_rm_gpu *gpu, u32 val,
+			 void __iomem *addr);
+int vgpu_rm_xlate_init(struct vgpu_rm_vgpu *vgpu);
+void vgpu_rm_xlate_clear(struct vgpu_rm_vgpu *vgpu);
+void vgpu_rm_xlate_destroy(struct vgpu_rm_vgpu *vgpu);
+void vgpu_rm_dma_unmap(struct vgpu_rm_vgpu *vgpu, u64 iova, u64 size);
+int vgpu_rm_xlate_peek(struct vgpu_rm_vgpu *vgpu, u64 iova, u64 *val);
+irqreturn_t vgpu_rm_xlate_irq(int irq, void *data);
+irqreturn_t vgpu_rm_xlate_thread(int irq, void *data);
+
+/* vgpu_rm_debugfs.c */
+void vgpu_rm_debugfs_init(void);
+void vgpu_rm_debugfs_exit(void);
+void vgpu_rm_debugfs_add(struct vgpu_rm_gpu *gpu);
+void vgpu_rm_debugfs_remove(struct vgpu_rm_gpu *gpu);
+const char *vgpu_rm_state_name(unsigned int state);
+const char *vgpu_rm_fault_name(unsigned int code);
+
+#endif /* VGPU_RM_H */

@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The RM's debugfs view, /sys/kernel/debug/vgpu_rm/<pci-name>/: its state
+ * as stable "key=value ..." lines (vgpuctl parses them; a leading '#' line
+ * names the keys), and a "control" file that creates and drives vGPUs
+ * without a frontend, to test the allocators and partition programming.
+ */
+#include <linux/bitfield.h>
+#include <linux/debugfs.h>
+#include <linux/io.h>
+#include <linux/io-64-nonatomic-lo-hi.h>
+#include <linux/seq_file.h>
+#include <linux/uaccess.h>
+
+#include "vgpu_rm.h"
+
+static struct dentry *vgpu_rm_debugfs_root;
+/* control writes, so that two of them never delete one vGPU twice */
+static DEFINE_MUTEX(vgpu_rm_control_lock);
+
+static const char * const vgpu_rm_state_names[] = {
+	[VGPU_STATE_DISABLED] = "DISABLED",
+	[VGPU_STATE_IDLE] = "IDLE",
+	[VGPU_STATE_BUSY] = "BUSY",
+	[VGPU_STATE_FAULTED] = "FAULTED",
+	[VGPU_STATE_XLATE_WAIT] = "XLATE_WAIT",
+};
+
+static const char * const vgpu_rm_fault_names[] = {
+	[VGPU_FAULT_NONE] = "NONE",
+	[VGPU_FAULT_VRAM_OOB] = "VRAM_OOB",
+	[VGPU_FAULT_SYSMEM_UNMAPPED] = "SYSMEM_UNMAPPED",
+	[VGPU_FAULT_SYSMEM_READ_ONLY] = "SYSMEM_READ_ONLY",
+	[VGPU_FAULT_BAD_COMMAND] = "BAD_COMMAND",
+	[VGPU_FAULT_DMA_ERROR] = "DMA_ERROR",
+	[VGPU_FAULT_ECC_ERROR] = "ECC_ERROR",
+	[VGPU_FAULT_XLATE_CANCELLED] = "XLATE_CANCELLED",
+};
+
+const char *vgpu_rm_state_name(unsigned int state)
+{
+	return state < ARRAY_SIZE(vgpu_rm_state_names) ?
+	       vgpu_rm_state_names[state] : "UNKNOWN";
+}
+
+const char *vgpu_rm_fault_name(unsigned int code)
+{
+	return code < ARRAY_SIZE(vgpu_rm_fault_names) ?
+	       vgpu_rm_fault_names[code] : "UNKNOWN";
+}
+
+static int vgpu_rm_partitions_show(struct seq_file *s, void *unused)
+{
+	struct vgpu_rm_gpu *gpu = s->private;
+	struct vgpu_rm_vgpu *vgpu;
+	unsigned int p, state;
+
+	seq_puts(s, "# index state origin owner type vram_base vram_size weight pinned_pages irqs xlate_faults xlate_cancels commands bytes busy_ns faults\n");
+	mutex_lock(&gpu->lock);
+	for (p = 0; p < gpu->partitions; p++) {
+		vgpu = gpu->parts[p].vgpu;
+		state = FIELD_GET(VGPU_PT_STATE_STATE,
+				  readl(vgpu_rm_pt_reg(gpu, p, VGPU_PT_STATE)));
+		seq_printf(s, "index=%u state=%s", p, vgpu_rm_state_name(state));
+		if (vgpu)
+			seq_printf(s, " origin=%s owner=%pUl type=%s",
+				   vgpu->cb ? "frontend" : "debugfs",
+				   &vgpu->uuid, gpu->types[vgpu->type].name);
+		else
+			seq_puts(s, " origin=- owner=- type=-");
+		seq_printf(s, " vram_base=0x%llx vram_size=0x%llx weight=%u pinned_pages=%lu",
+			   readq(vgpu_rm_pt_reg(gpu, p, VGPU_PT_VRAM_BASE)),
+			   readq(vgpu_rm_pt_reg(gpu, p, VGPU_PT_VRAM_SIZE)),
+			   readl(vgpu_rm_pt_reg(gpu, p, VGPU_PT_WEIGHT)),
+			   vgpu ? READ_ONCE(vgpu->nr_pins) : 0);
+		seq_printf(s, " irqs=%lld xlate_faults=%lld xlate_cancels=%lld",
+			   vgpu ? atomic64_read(&vgpu->irqs_injected) : 0,
+			   vgpu ? atomic64_read(&vgpu->xlate_faults) : 0,
+			   vgpu ? atomic64_read(&vgpu->xlate_cancels) : 0);
+		seq_printf(s, " commands=%llu bytes=%llu busy_ns=%llu faults=%u\n",
+			   readq(vgpu_rm_win_reg(gpu, p, VGPU_W_STAT_COMMANDS)),
+			   readq(vgpu_rm_win_reg(gpu, p, VGPU_W_STAT_BYTES)),
+			   readq(vgpu_rm_win_reg(gpu, p, VGPU_W_STAT_BUSY_NS)),
+			   readl(vgpu_rm_win_reg(gpu, p, VGPU_W_STAT_FAULTS)));
+	}
+	mutex_unlock(&gpu->lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(vgpu_rm_partitions);
+
+static int vgpu_rm_vram_show(struct seq_file *s, void *unused)
+{
+	struct vgpu_rm_gpu *gpu = s->private;
+	unsigned long start, end, free = 0, largest = 0;
+	struct vgpu_rm_vgpu *vgpu;
+	unsigned int p;
+
+	seq_puts(s, "# first line: total_bytes free_bytes largest_free_bytes granule_bytes; then one line per slice: partition vram_base vram_size type owner\n");
+	mutex_lock(&gpu->lock);
+	for_each_clear_bitrange(start, end, gpu->vram_map, gpu->vram_granules) {
+		free += end - start;
+		largest = max(largest, end - start);
+	}
+	seq_printf(s, "total_bytes=%llu free_bytes=%llu largest_free_bytes=%llu granule_bytes=%llu\n",
+		   gpu->vram_size, (u64)free * VGPU_VRAM_ALIGN,
+		   (u64)largest * VGPU_VRAM_ALIGN, VGPU_VRAM_ALIGN);
+	for (p = 0; p < gpu->partitions; p++) {
+		vgpu = gpu->parts[p].vgpu;
+		if (!vgpu)
+			continue;
+		seq_printf(s, "partition=%u vram_base=0x%llx vram_size=0x%llx type=%s owner=%pUl\n",
+			   p, vgpu->vram_base, vgpu->vram_size,
+			   gpu->types[vgpu->type].name, &vgpu->uuid);
+	}
+	mutex_unlock(&gpu->lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(vgpu_rm_vram);
+
+static int vgpu_rm_types_show(struct seq_file *s, void *unused)
+{
+	struct vgpu_rm_gpu *gpu = s->private;
+	struct vgpu_rm_type *t;
+	unsigned int i;
+
+	seq_puts(s, "# index name framebuffer framebuffer_bytes max_instances weight created available\n");
+	mutex_lock(&gpu->lock);
+	for (i = 0; i < gpu->nr_types; i++) {
+		t = &gpu->types[i];
+		seq_printf(s, "index=%u name=%s framebuffer=%s framebuffer_bytes=%llu max_instances=%u weight=%u created=%u available=%u\n",
+			   i, t->name, t->fb_str, t->framebuffer_bytes,
+			   t->max_instances, t->weight, t->created,
+			   vgpu_rm_available(gpu, i));
+	}
+	mutex_unlock(&gpu->lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(vgpu_rm_types);
+
+static int vgpu_rm_faults_show(struct seq_file *s, void *unused)
+{
+	struct vgpu_rm_fault_entry hist[VGPU_RM_FAULT_HISTORY];
+	struct vgpu_rm_gpu *gpu = s->private;
+	u64 seen, access_irqs, first, seq;
+	u32 lost, access;
+	unsigned long flags;
+	struct vgpu_rm_fault_entry *e;
+
+	spin_lock_irqsave(&gpu->fault_lock, flags);
+	seen = gpu->faults_seen;
+	lost = gpu->faults_lost;
+	access = gpu->access_errors;
+	access_irqs = gpu->access_error_irqs;
+	memcpy(hist, gpu->fault_history, sizeof(hist));
+	spin_unlock_irqrestore(&gpu->fault_lock, flags);
+
+	seq_puts(s, "# first line: seen lost access_errors access_error_irqs; then the latest fault-log entries, oldest first: seq partition code ring write addr\n");
+	seq_printf(s, "seen=%llu lost=%u access_errors=%u access_error_irqs=%llu\n",
+		   seen, lost, access, access_irqs);
+	first = seen > VGPU_RM_FAULT_HISTORY ? seen - VGPU_RM_FAULT_HISTORY : 0;
+	for (seq = first; seq < seen; seq++) {
+		e = &hist[seq % VGPU_RM_FAULT_HISTORY];
+		seq_printf(s, "seq=%llu partition=%llu code=%s ring=%llu write=%d addr=0x%llx\n",
+			   e->seq, FIELD_GET(VGPU_G_FAULT_LOG_INFO_PARTITION, e->info),
+			   vgpu_rm_fault_name(FIELD_GET(VGPU_G_FAULT_LOG_INFO_CODE, e->info)),
+			   FIELD_GET(VGPU_G_FAULT_LOG_INFO_RING, e->info),
+			   !!(e->info & VGPU_G_FAULT_LOG_INFO_WRITE), e->addr);
+	}
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(vgpu_rm_faults);
+
+struct vgpu_rm_reg_desc {
+	const char *name;
+	u64 offset;
+	unsigned int bytes;
+};
+
+#define VGPU_RM_REG(reg, bytes) { #reg, VGPU_G_##reg, bytes }
+
+/* The readable global registers (write-only ones read as 0). */
+static const struct vgpu_rm_reg_desc vgpu_rm_global_regs[] = {
+	VGPU_RM_REG(ID, 4),
+	VGPU_RM_REG(VERSION, 4),
+	VGPU_RM_REG(CAPS, 4),
+	VGPU_RM_REG(PARTITION_STRIDE, 4),
+	VGPU_RM_REG(VRAM_SIZE, 8),
+	VGPU_RM_REG(PARTITION_BASE, 4),
+	VGPU_RM_REG(SCRATCH, 4),
+	VGPU_RM_REG(INTR_STATUS, 4),
+	VGPU_RM_REG(INTR_MASK, 4),
+	VGPU_RM_REG(FAULTED_PARTITIONS, 8),
+	VGPU_RM_REG(TIMESTAMP, 8),
+	VGPU_RM_REG(FAULT_LOG_COUNT, 4),
+	VGPU_RM_REG(FAULT_LOG_INFO, 4),
+	VGPU_RM_REG(FAULT_LOG_ADDR, 8),
+	VGPU_RM_REG(FAULT_LOG_LOST, 4),
+	VGPU_RM_REG(ACCESS_ERROR_COUNT, 4),
+	VGPU_RM_REG(ACCESS_ERROR_INFO, 4),
+	VGPU_RM_REG(ACCESS_ERROR_OFFSET, 8),
+	VGPU_RM_REG(XLATE_FAULT_COUNT, 4),
+	VGPU_RM_REG(XLATE_FAULT_INFO, 4),
+	VGPU_RM_REG(XLATE_FAULT_ADDR, 8),
+	VGPU_RM_REG(INJECT_DELAY_US, 4),
+	VGPU_RM_REG(SCHED_TIMESLICE_US, 4),
+};
+
+static int vgpu_rm_regs_show(struct seq_file *s, void *unused)
+{
+	const struct vgpu_rm_reg_desc *r;
+	struct vgpu_rm_gpu *gpu = s->private;
+	u64 val;
+
+	seq_puts(s, "# global registers (SPEC.md 14): name offset value\n");
+	for (r = vgpu_rm_global_regs;
+	     r < vgpu_rm_global_regs + ARRAY_SIZE(vgpu_rm_global_regs); r++) {
+		val = r->bytes == 8 ? readq(gpu->regs + r->offset) :
+				      readl(gpu->regs + r->offset);
+		seq_printf(s, "name=%s offset=0x%03llx value=0x%0*llx\n",
+			   r->name, r->offset, r->bytes * 2, val);
+	}
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(vgpu_rm_regs);
+
+/* A vGPU this file created, by partition; NULL otherwise. */
+static struct vgpu_rm_vgpu *vgpu_rm_debugfs_vgpu(struct vgpu_rm_gpu *gpu,
+						 unsigned int p)
+{
+	struct vgpu_rm_vgpu *vgpu = NULL;
+
+	mutex_lock(&gpu->lock);
+	if (p < gpu->partitions && gpu->parts[p].vgpu &&
+	    !gpu->parts[p].vgpu->cb)
+		vgpu = gpu->parts[p].vgpu;
+	mutex_unlock(&gpu->lock);
+	return vgpu;
+}
+
+static int vgpu_rm_control_cmd(struct vgpu_rm_gpu *gpu, char *cmd)
+{
+	struct vgpu_rm_vgpu *vgpu;
+	char *verb, *arg;
+	unsigned int n, i;
+	u64 iova, val;
+	guid_t uuid;
+	int ret;
+
+	cmd = strim(cmd);
+	verb = strsep(&cmd, " \t");
+	arg = cmd ? strim(cmd) : "";
+
+	if (!strcmp(verb, "create")) {
+		for (i = 0; i < gpu->nr_types; i++)
+			if (!strcmp(arg, gpu->types[i].name))
+				break;
+		if (i == gpu->nr_types && kstrtouint(arg, 0, &i))
+			return -EINVAL;
+		guid_gen(&uuid);
+		return vgpu_rm_create(gpu, i, &uuid, NULL, NULL, &vgpu);
+	}
+
+	if (!strcmp(verb, "peek")) {
+		if (sscanf(arg, "%u %llx", &n, &iova) != 2)
+			return -EINVAL;
+		vgpu = vgpu_rm_debugfs_vgpu(gpu, n);
+		if (!vgpu)
+			return -ENOENT;
+		ret = vgpu_rm_xlate_peek(vgpu, iova, &val);
+		if (!ret)
+			dev_info(&gpu->pdev->dev, "peek partition %u 0x%llx: 0x%llx\n",
+				 n, iova, val);
+		return ret;
+	}
+
+	if (kstrtouint(arg, 0, &n))
+		return -EINVAL;
+	vgpu = vgpu_rm_debugfs_vgpu(gpu, n);
+	if (!vgpu)
+		return -ENOENT;
+	if (!strcmp(verb, "delete"))
+		return vgpu_rm_delete(vgpu);
+	if (!strcmp(verb, "start"))
+		return vgpu_rm_start(vgpu);
+	if (!strcmp(verb, "stop")) {
+		vgpu_rm_stop(vgpu);
+		return 0;
+	}
+	if (!strcmp(verb, "reset"))
+		return vgpu_rm_reset(vgpu);
+	return -EINVAL;
+}
+
+/*
+ * A debugging aid that touches only vGPUs made here, never a frontend's:
+ *   create <type name|index>            a vGPU on the first free partition
+ *   start|stop|reset|delete <partition>
+ *   peek <partition> <hex iova>         log the u64 the GPU wrote there
+ * A debugfs vGPU's system memory is zeroed pages the RM allocates when the
+ * partition first touches them (translation faults), freed on stop.
+ */
+static ssize_t vgpu_rm_control_write(struct file *file,
+				     const char __user *ubuf, size_t len,
+				     loff_t *ppos)
+{
+	struct vgpu_rm_gpu *gpu = file_inode(file)->i_private;
+	char buf[64];
+	int ret;
+
+	if (*ppos || len >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	buf[len] = '\0';
+
+	mutex_lock(&vgpu_rm_control_lock);
+	ret = vgpu_rm_control_cmd(gpu, buf);
+	mutex_unlock(&vgpu_rm_control_lock);
+	return ret ? ret : len;
+}
+
+static const struct file_operations vgpu_rm_control_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.write = vgpu_rm_control_write,
+	.llseek = noop_llseek,
+};
+
+void vgpu_rm_debugfs_add(struct vgpu_rm_gpu *gpu)
+{
+	struct dentry *dir;
+
+	dir = debugfs_create_dir(pci_name(gpu->pdev), vgpu_rm_debugfs_root);
+	gpu->debugfs = dir;
+	debugfs_create_file("partitions", 0444, dir, gpu,
+			    &vgpu_rm_partitions_fops);
+	debugfs_create_file("vram", 0444, dir, gpu, &vgpu_rm_vram_fops);
+	debugfs_create_file("types", 0444, dir, gpu, &vgpu_rm_types_fops);
+	debugfs_create_file("faults", 0444, dir, gpu, &vgpu_rm_faults_fops);
+	debugfs_create_file("regs", 0444, dir, gpu, &vgpu_rm_regs_fops);
+	debugfs_create_file("control", 0200, dir, gpu, &vgpu_rm_control_fops);
+}
+
+void vgpu_rm_debugfs_remove(struct vgpu_rm_gpu *gpu)
+{
+	debugfs_remove_recursive(gpu->debugfs);
+	gpu->debugfs = NULL;
+}
+
+void vgpu_rm_debugfs_init(void)
+{
+	vgpu_rm_debugfs_root = debugfs_create_dir(VGPU_RM_NAME, NULL);
+}
+
+void vgpu_rm_debugfs_exit(void)
+{
+	debugfs_remove_recursive(vgpu_rm_debugfs_root);
+}

@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The resource manager of vgpu-pci (vgpu_rm.ko): the PCI driver that owns
+ * the GPU and its interrupts, and hands the mdev/VFIO frontend its ops
+ * table (vgpu_rm_set_ops(), as in NVIDIA's split).
+ */
+#include <linux/bitfield.h>
+#include <linux/dma-mapping.h>
+#include <linux/io.h>
+#include <linux/io-64-nonatomic-lo-hi.h>
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+
+#include "vgpu_rm.h"
+
+static char *types;
+module_param(types, charp, 0444);
+MODULE_PARM_DESC(types,
+		 "vGPU types as <framebuffer>:<max_instances>,... e.g. 256M:2,64M:8 (default: 1/n of the GPU for n = 1, 2, 4 ... partitions)");
+
+/* Bound GPUs and the frontend's callbacks. */
+static DEFINE_MUTEX(vgpu_rm_lock);
+static LIST_HEAD(vgpu_rm_gpus);
+static const struct vgpu_vfio_callbacks *vgpu_rm_cb;
+
+const struct vgpu_vfio_callbacks *vgpu_rm_frontend_callbacks(void)
+{
+	return READ_ONCE(vgpu_rm_cb);
+}
+
+/* Record one fault-log entry; hard-irq context. */
+static void vgpu_rm_log_fault(struct vgpu_rm_gpu *gpu, u32 info, u64 addr)
+{
+	struct vgpu_rm_fault_entry *e;
+
+	spin_lock(&gpu->fault_lock);
+	e = &gpu->fault_history[gpu->faults_seen % VGPU_RM_FAULT_HISTORY];
+	e->seq = gpu->faults_seen++;
+	e->info = info;
+	e->addr = addr;
+	spin_unlock(&gpu->fault_lock);
+
+	dev_warn_ratelimited(&gpu->pdev->dev, "partition %llu faulted: %s at 0x%llx (ring %llu, %s)\n",
+			     FIELD_GET(VGPU_G_FAULT_LOG_INFO_PARTITION, info),
+			     vgpu_rm_fault_name(FIELD_GET(VGPU_G_FAULT_LOG_INFO_CODE, info)),
+			     addr, FIELD_GET(VGPU_G_FAULT_LOG_INFO_RING, info),
+			     info & VGPU_G_FAULT_LOG_INFO_WRITE ? "write" : "read");
+}
+
+/* Host vector 0: partition faults, rejected accesses, log overflow. */
+static irqreturn_t vgpu_rm_events_irq(int irq, void *data)
+{
+	struct vgpu_rm_gpu *gpu = data;
+	unsigned int budget = 64;	/* the fault log's depth */
+	bool drained = false;
+	u32 status, info;
+	u64 addr;
+
+	status = readl(gpu->regs + VGPU_G_INTR_STATUS) &
+		 ~VGPU_G_INTR_STATUS_XLATE_FAULT;
+	if (status)
+		writel(status, gpu->regs + VGPU_G_INTR_STATUS);
+
+	/* Drain even without the status bit: a message may have been lost. */
+	while (budget-- && readl(gpu->regs + VGPU_G_FAULT_LOG_COUNT)) {
+		info = readl(gpu->regs + VGPU_G_FAULT_LOG_INFO);
+		addr = readq(gpu->regs + VGPU_G_FAULT_LOG_ADDR);
+		writel(1, gpu->regs + VGPU_G_FAULT_LOG_POP);
+		if (!(info & VGPU_G_FAULT_LOG_INFO_VALID))
+			break;
+		vgpu_rm_log_fault(gpu, info, addr);
+		drained = true;
+	}
+
+	if (status & VGPU_G_INTR_STATUS_ACCESS_ERROR) {
+		/* Tenants cause these at will: count, do not log. */
+		spin_lock(&gpu->fault_lock);
+		gpu->access_error_irqs++;
+		gpu->access_errors = readl(gpu->regs +
+					   VGPU_G_ACCESS_ERROR_COUNT);
+		spin_unlock(&gpu->fault_lock);
+	}
+	if (status & VGPU_G_INTR_STATUS_FAULT_LOG_OVERFLOW) {
+		spin_lock(&gpu->fault_lock);
+		gpu->faults_lost = readl(gpu->regs + VGPU_G_FAULT_LOG_LOST);
+		spin_unlock(&gpu->fault_lock);
+		dev_warn_ratelimited(&gpu->pdev->dev, "fault log overflowed: %u entries lost so far\n",
+				     gpu->faults_lost);
+	}
+	return status || drained ? IRQ_HANDLED : IRQ_NONE;
+}
+
+/* A partition's vector goes to the vGPU that owns the partition. */
+static irqreturn_t vgpu_rm_partition_irq(struct vgpu_rm_partition *part,
+					 unsigned int vector)
+{
+	struct vgpu_rm_gpu *gpu = part->gpu;
+	struct vgpu_rm_vgpu *vgpu;
+
+	spin_lock(&gpu->irq_lock);
+	vgpu = part->vgpu;
+	if (vgpu) {
+		atomic64_inc(&vgpu->irqs_injected);
+		if (vgpu->cb && vgpu->cb->inject_interrupt)
+			vgpu->cb->inject_interrupt(vgpu->frontend_priv, vector);
+	}
+	spin_unlock(&gpu->irq_lock);
+	return IRQ_HANDLED;
+}
+
+static irqreturn_t vgpu_rm_engine_irq(int irq, void *data)
+{
+	return vgpu_rm_partition_irq(data, VGPU_PART_VECTOR_ENGINE);
+}
+
+static irqreturn_t vgpu_rm_fault_irq(int irq, void *data)
+{
+	return vgpu_rm_partition_irq(data, VGPU_PART_VECTOR_FAULT);
+}
+
+static int vgpu_rm_setup_irqs(struct vgpu_rm_gpu *gpu)
+{
+	struct pci_dev *pdev = gpu->pdev;
+	struct device *dev = &pdev->dev;
+	struct vgpu_rm_partition *part;
+	unsigned int p, base;
+	const char *name;
+	int ret;
+
+	gpu->nvec = VGPU_PARTITION_VECTOR_BASE(gpu->partitions);
+	ret = pci_alloc_irq_vectors(pdev, gpu->nvec, gpu->nvec, PCI_IRQ_MSIX);
+	if (ret < 0)
+		return dev_err_probe(dev, ret, "cannot allocate %u MSI-X vectors\n",
+				     gpu->nvec);
+
+	ret = devm_request_irq(dev, pci_irq_vector(pdev, VGPU_HOST_VECTOR_EVENTS),
+			       vgpu_rm_events_irq, 0, VGPU_RM_NAME "-events",
+			       gpu);
+	if (ret)
+		return ret;
+	gpu->xlate_irq = pci_irq_vector(pdev, VGPU_HOST_VECTOR_XLATE);
+	ret = devm_request_threaded_irq(dev, gpu->xlate_irq, vgpu_rm_xlate_irq,
+					vgpu_rm_xlate_thread, 0,
+					VGPU_RM_NAME "-xlate", gpu);
+	if (ret)
+		return ret;
+
+	for (p = 0; p < gpu->partitions; p++) {
+		part = &gpu->parts[p];
+		part->gpu = gpu;
+		part->index = p;
+		base = VGPU_PARTITION_VECTOR_BASE(p);
+
+		name = devm_kasprintf(dev, GFP_KERNEL, VGPU_RM_NAME "-p%u-engine", p);
+		if (!name)
+			return -ENOMEM;
+		ret = devm_request_irq(dev,
+				       pci_irq_vector(pdev, base + VGPU_PART_VECTOR_ENGINE),
+				       vgpu_rm_engine_irq, 0, name, part);
+		if (ret)
+			return ret;
+		name = devm_kasprintf(dev, GFP_KERNEL, VGPU_RM_NAME "-p%u-fault", p);
+		if (!name)
+			return -ENOMEM;
+		ret = devm_request_irq(dev,
+				       pci_irq_vector(pdev, base + VGPU_PART_VECTOR_FAULT),
+				       vgpu_rm_fault_irq, 0, name, part);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Identify the device and read what it is configured with. */
+static int vgpu_rm_identify(struct vgpu_rm_gpu *gpu)
+{
+	struct pci_dev *pdev = gpu->pdev;
+	struct device *dev = &pdev->dev;
+	u32 id, stride, base;
+	unsigned int major;
+
+	id = readl(gpu->regs + VGPU_G_ID);
+	if (id != VGPU_DEVICE_MAGIC) {
+		dev_err(dev, "not a vgpu-pci register BAR: ID 0x%08x, expected 0x%08llx\n",
+			id, VGPU_DEVICE_MAGIC);
+		return -ENODEV;
+	}
+	gpu->version = readl(gpu->regs + VGPU_G_VERSION);
+	major = FIELD_GET(VGPU_G_VERSION_MAJOR, gpu->version);
+	if (major != VGPU_RM_VERSION_MAJOR) {
+		dev_err(dev, "unsupported programming interface %u.%llu (this driver speaks %u.x)\n",
+			major, FIELD_GET(VGPU_G_VERSION_MINOR, gpu->version),
+			VGPU_RM_VERSION_MAJOR);
+		return -ENODEV;
+	}
+
+	gpu->caps = readl(gpu->regs + VGPU_G_CAPS);
+	gpu->partitions = FIELD_GET(VGPU_G_CAPS_PARTITIONS, gpu->caps);
+	stride = readl(gpu->regs + VGPU_G_PARTITION_STRIDE);
+	base = readl(gpu->regs + VGPU_G_PARTITION_BASE);
+	if (!gpu->partitions || gpu->partitions > VGPU_MAX_PARTITIONS ||
+	    FIELD_GET(VGPU_G_CAPS_HOST_VECTORS, gpu->caps) != VGPU_HOST_VECTORS ||
+	    FIELD_GET(VGPU_G_CAPS_VECTORS_PER_PARTITION, gpu->caps) !=
+	    VGPU_VECTORS_PER_PARTITION ||
+	    stride != VGPU_WINDOW_STRIDE || base != VGPU_WINDOW_BASE) {
+		dev_err(dev, "unexpected layout: CAPS 0x%08x, windows at 0x%x stride 0x%x\n",
+			gpu->caps, base, stride);
+		return -ENODEV;
+	}
+	if (!(gpu->caps & VGPU_G_CAPS_XLATE_REPLAY)) {
+		dev_err(dev, "no replayable translation faults (CAPS 0x%08x): vGPU DMA needs them\n",
+			gpu->caps);
+		return -ENODEV;
+	}
+
+	gpu->vram_size = readq(gpu->regs + VGPU_G_VRAM_SIZE);
+	if (gpu->vram_size < VGPU_VRAM_ALIGN || gpu->vram_size % VGPU_VRAM_ALIGN ||
+	    gpu->vram_size > pci_resource_len(pdev, VGPU_VRAM_BAR)) {
+		dev_err(dev, "VRAM_SIZE 0x%llx does not fit BAR%llu (%pR)\n",
+			gpu->vram_size, VGPU_VRAM_BAR,
+			&pdev->resource[VGPU_VRAM_BAR]);
+		return -ENODEV;
+	}
+	gpu->vram_granules = gpu->vram_size / VGPU_VRAM_ALIGN;
+	return 0;
+}
+
+static int vgpu_rm_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	const struct vgpu_vfio_callbacks *cb;
+	struct device *dev = &pdev->dev;
+	struct vgpu_rm_gpu *gpu;
+	char vram[16];
+	int ret;
+
+	gpu = devm_kzalloc(dev, sizeof(*gpu), GFP_KERNEL);
+	if (!gpu)
+		return -ENOMEM;
+	gpu->pdev = pdev;
+	mutex_init(&gpu->lock);
+	mutex_init(&gpu->xlate_queue_lock);
+	spin_lock_init(&gpu->irq_lock);
+	spin_lock_init(&gpu->fault_lock);
+	INIT_LIST_HEAD(&gpu->node);
+
+	ret = pcim_enable_device(pdev);
+	if (ret)
+		return dev_err_probe(dev, ret, "cannot enable the device\n");
+	if (!(pci_resource_flags(pdev, VGPU_REG_BAR) & IORESOURCE_MEM) ||
+	    pci_resource_len(pdev, VGPU_REG_BAR) < VGPU_REG_BAR_SIZE ||
+	    !(pci_resource_flags(pdev, VGPU_VRAM_BAR) & IORESOURCE_MEM))
+		return dev_err_probe(dev, -ENODEV, "unexpected BARs: BAR0 %pR, BAR2 %pR\n",
+				     &pdev->resource[VGPU_REG_BAR],
+				     &pdev->resource[VGPU_VRAM_BAR]);
+	gpu->regs = pcim_iomap_region(pdev, VGPU_REG_BAR, VGPU_RM_NAME);
+	if (IS_ERR(gpu->regs))
+		return dev_err_probe(dev, PTR_ERR(gpu->regs), "cannot map BAR0\n");
+	gpu->regs_phys = pci_resource_start(pdev, VGPU_REG_BAR);
+	/* VRAM is reserved, not mapped: frontends map slices by address. */
+	ret = pcim_request_region(pdev, VGPU_VRAM_BAR, VGPU_RM_NAME "-vram");
+	if (ret)
+		return dev_err_probe(dev, ret, "cannot reserve BAR2\n");
+	gpu->vram_phys = pci_resource_start(pdev, VGPU_VRAM_BAR);
+
+	ret = dma_set_mask_and_coherent(dev, DMA_BIT_MASK(64));
+	if (ret)
+		return dev_err_probe(dev, ret, "no 64-bit DMA\n");
+	pci_set_master(pdev);
+
+	ret = vgpu_rm_identify(gpu);
+	if (ret)
+		return ret;
+	/* A known state: every partition off, VRAM zeroed. */
+	writel(1, gpu->regs + VGPU_G_DEVICE_RESET);
+
+	ret = vgpu_rm_types_init(gpu, types);
+	if (ret)
+		return dev_err_probe(dev, ret, "bad types=\"%s\"\n", types);
+	gpu->vram_map = devm_bitmap_zalloc(dev, gpu->vram_granules, GFP_KERNEL);
+	gpu->vram_scratch = devm_bitmap_zalloc(dev, gpu->vram_granules,
+					       GFP_KERNEL);
+	if (!gpu->vram_map || !gpu->vram_scratch)
+		return -ENOMEM;
+
+	ret = vgpu_rm_setup_irqs(gpu);
+	if (ret)
+		return ret;
+	writel(VGPU_G_INTR_MASK_PARTITION_FAULT | VGPU_G_INTR_MASK_XLATE_FAULT |
+	       VGPU_G_INTR_MASK_ACCESS_ERROR | VGPU_G_INTR_MASK_FAULT_LOG_OVERFLOW,
+	       gpu->regs + VGPU_G_INTR_MASK);
+	pci_set_drvdata(pdev, gpu);
+	vgpu_rm_debugfs_add(gpu);
+
+	vgpu_rm_format_size(vram, sizeof(vram), gpu->vram_size);
+	dev_info(dev, "vgpu-pci %llu.%llu: %u partitions, %llu engines, %s VRAM, %u vGPU types, %u MSI-X vectors\n",
+		 FIELD_GET(VGPU_G_VERSION_MAJOR, gpu->version),
+		 FIELD_GET(VGPU_G_VERSION_MINOR, gpu->version),
+		 gpu->partitions, FIELD_GET(VGPU_G_CAPS_ENGINES, gpu->caps),
+		 vram, gpu->nr_types, gpu->nvec);
+
+	mutex_lock(&vgpu_rm_lock);
+	list_add_tail(&gpu->node, &vgpu_rm_gpus);
+	cb = vgpu_rm_cb;
+	if (cb) {
+		ret = cb->probe(gpu, dev);
+		if (ret)
+			dev_err(dev, "the frontend refused this GPU (%d)\n", ret);
+		else
+			gpu->frontend_probed = true;
+	}
+	mutex_unlock(&vgpu_rm_lock);
+	return 0;
+}
+
+/* vGPUs left after the frontend's remove (debugfs ones, or a bug). */
+static void vgpu_rm_delete_all(struct vgpu_rm_gpu *gpu)
+{
+	struct vgpu_rm_vgpu *vgpu;
+	unsigned int p;
+
+	for (p = 0; p < gpu->partitions; p++) {
+		spin_lock_irq(&gpu->irq_lock);
+		vgpu = gpu->parts[p].vgpu;
+		spin_unlock_irq(&gpu->irq_lock);
+		if (!vgpu)
+			continue;
+		if (vgpu->cb)
+			dev_warn(&gpu->pdev->dev, "vGPU %pUl on partition %u outlived the frontend's remove; deleting it\n",
+				 &vgpu->uuid, p);
+		vgpu_rm_stop(vgpu);
+		vgpu_rm_delete(vgpu);
+	}
+}
+
+static void vgpu_rm_remove(struct pci_dev *pdev)
+{
+	struct vgpu_rm_gpu *gpu = pci_get_drvdata(pdev);
+
+	mutex_lock(&vgpu_rm_lock);
+	list_del_init(&gpu->node);
+	if (gpu->frontend_probed) {
+		/* The frontend unregisters the mdev parent: vGPUs go first. */
+		vgpu_rm_cb->remove(gpu);
+		gpu->frontend_probed = false;
+	}
+	mutex_unlock(&vgpu_rm_lock);
+
+	vgpu_rm_debugfs_remove(gpu);
+	vgpu_rm_delete_all(gpu);
+	writel(0, gpu->regs + VGPU_G_INTR_MASK);
+	writel(1, gpu->regs + VGPU_G_DEVICE_RESET);
+	/* devres frees the interrupts, vectors and BARs after this. */
+}
+
+static const struct pci_device_id vgpu_rm_ids[] = {
+	{ PCI_DEVICE(VGPU_PCI_VENDOR_ID, VGPU_PCI_DEVICE_ID) },
+	{ }
+};
+MODULE_DEVICE_TABLE(pci, vgpu_rm_ids);
+
+static struct pci_driver vgpu_rm_driver = {
+	.name = VGPU_RM_NAME,
+	.id_table = vgpu_rm_ids,
+	.probe = vgpu_rm_probe,
+	.remove = vgpu_rm_remove,
+};
+
+/**
+ * vgpu_rm_set_ops() - connect the frontend
+ * @ops: filled with the backend's operations
+ * @callbacks: the frontend's callbacks, valid until vgpu_rm_clear_ops()
+ *
+ * Calls @callbacks->probe for every GPU bound now, and for GPUs bound later.
+ * If one probe fails, the GPUs probed so far are removed again.
+ *
+ * Return: 0, -EBUSY if a frontend is already connected, or probe's error.
+ */
+int vgpu_rm_set_ops(struct vgpu_rm_ops *ops,
+		    const struct vgpu_vfio_callbacks *callbacks)
+{
+	struct vgpu_rm_gpu *gpu;
+	int ret = 0;
+
+	if (!ops || !callbacks || !callbacks->probe || !callbacks->remove)
+		return -EINVAL;
+	mutex_lock(&vgpu_rm_lock);
+	if (vgpu_rm_cb) {
+		ret = -EBUSY;
+		goto out;
+	}
+	*ops = vgpu_rm_ops_table;
+	WRITE_ONCE(vgpu_rm_cb, callbacks);
+	list_for_each_entry(gpu, &vgpu_rm_gpus, node) {
+		ret = callbacks->probe(gpu, &gpu->pdev->dev);
+		if (ret) {
+			dev_err(&gpu->pdev->dev, "the frontend refused this GPU (%d)\n",
+				ret);
+			break;
+		}
+		gpu->frontend_probed = true;
+	}
+	if (ret) {
+		list_for_each_entry(gpu, &vgpu_rm_gpus, node) {
+			if (!gpu->frontend_probed)
+				continue;
+			callbacks->remove(gpu);
+			gpu->frontend_probed = false;
+		}
+		WRITE_ONCE(vgpu_rm_cb, NULL);
+		memset(ops, 0, sizeof(*ops));
+	}
+out:
+	mutex_unlock(&vgpu_rm_lock);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(vgpu_rm_set_ops);
+
+/**
+ * vgpu_rm_clear_ops() - disconnect the frontend
+ *
+ * Calls the frontend's remove for every GPU it probed; after this the
+ * backend calls none of its callbacks.
+ */
+void vgpu_rm_clear_ops(void)
+{
+	struct vgpu_rm_gpu *gpu;
+
+	mutex_lock(&vgpu_rm_lock);
+	if (vgpu_rm_cb) {
+		list_for_each_entry(gpu, &vgpu_rm_gpus, node) {
+			if (!gpu->frontend_probed)
+				continue;
+			vgpu_rm_cb->remove(gpu);
+			gpu->frontend_probed = false;
+		}
+		WRITE_ONCE(vgpu_rm_cb, NULL);
+	}
+	mutex_unlock(&vgpu_rm_lock);
+}
+EXPORT_SYMBOL_GPL(vgpu_rm_clear_ops);
+
+static int __init vgpu_rm_init(void)
+{
+	int ret;
+
+	/* A PTE maps one kernel page. */
+	BUILD_BUG_ON(PAGE_SIZE != VGPU_XLATE_PAGE_SIZE);
+	vgpu_rm_debugfs_init();
+	ret = pci_register_driver(&vgpu_rm_driver);
+	if (ret)
+		vgpu_rm_debugfs_exit();
+	return ret;
+}
+module_init(vgpu_rm_init);
+
+static void __exit vgpu_rm_exit(void)
+{
+	pci_unregister_driver(&vgpu_rm_driver);
+	vgpu_rm_debugfs_exit();
+}
+module_exit(vgpu_rm_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("vgpu-pci resource manager: partitions, VRAM, vGPU types, translation");

@@ -4,21 +4,22 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run-nested test lint test-model test-l1 test-host bench setup qemu images shell-l1 clean
+.PHONY: help run-nested test lint test-model test-l1 test-host test-nested bench setup qemu images shell-l1 clean
 
 help:
-	@echo "make run-nested  boot the stack (today: L0 QEMU with vgpu-pci -> L1 driving the GPU)"
-	@echo "make test        everything: lint, model tests, the L1 and host-driver tiers with snapshots"
+	@echo "make run-nested  the whole stack: L0 QEMU with vgpu-pci -> L1 host driver + vGPUs -> two L2 guests"
+	@echo "make test        everything: lint, model tests, the L1, host-driver and nested tiers with snapshots"
 	@echo "make test-model  the vdevice model's tests (no QEMU needed)"
 	@echo "make test-l1     build QEMU + images, boot L1, run the bare-metal driver test"
 	@echo "make test-host   build the host driver, boot L1, run the mdev/VFIO tier"
+	@echo "make test-nested the whole stack with two L2 guests, with snapshots"
 	@echo "make bench       model benchmarks (copy engine vs memcpy, register dispatch)"
 	@echo "make setup | qemu | images | shell-l1 | clean"
 
 run-nested:
 	scripts/run-nested.sh
 
-test: lint test-model test-l1 test-host
+test: lint test-model test-l1 test-host test-nested
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -35,6 +36,9 @@ test-l1:
 
 test-host:
 	scripts/test-host.sh
+
+test-nested:
+	scripts/test-nested.sh
 
 bench:
 	$(CARGO) bench -p vdevice --bench model

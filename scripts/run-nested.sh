@@ -1,17 +1,162 @@
 #!/usr/bin/env bash
-# run-nested.sh - `make run-nested`: the demo of the whole stack. Today the
-# stack reaches L1: L0 QEMU with -device vgpu-pci, and an L1 Linux that
-# drives the GPU from user space. The L1 host driver and the L2 guests are
-# the next issues; this script says so rather than pretending.
+# run-nested.sh - `make run-nested`: the whole stack at work. L0 QEMU with
+# vgpu-pci boots L1 (KVM if this host has a working one, else TCG); L1
+# loads the host driver (vgpu_rm + vgpu_vfio), creates two vGPUs and boots
+# two L2 guests on them at the same time (KVM inside L1 when it has nested
+# paging, else TCG); each L2 loads the guest driver and runs vgpu-l2-test.
+# Every line says who speaks (L0, L1, L2a, L2b); a one-screen summary ends
+# it. Exit status 0 only if every check passed, no timeout, clean dmesgs.
+#
+# Environment:
+#   VGPU_DEVICE=...     default vgpu-pci,vram_size=256M,partitions=8
+#   VGPU_TYPE=NAME      mdev type (default: the one with max_instances=4)
+#   L2_ACCEL=kvm|tcg    L2's accelerator (default: detected inside L1)
+#   L2_TIMEOUT=SECS     per L2 guest (default 240 with KVM, 1500 with TCG)
+#   NO_VGPU=1           no host driver or vGPUs: only the L1 -> L2 boot path
+#   MEM=2G SMP=1        L1's size; TIMEOUT=SECS for the whole L1 run. One
+#                       vCPU: with two, a TCG L1 running two KVM L2 guests
+#                       crashed now and then (L2 or L1 triple faults, an L2
+#                       stuck in boot: 3 of 4 runs), with one it passed 2 of 2
+#   OUT=DIR             logs (default target/nested): run.log, console.log
+# Other run-l1.sh variables (ACCEL, QEMU, ...) pass through.
 set -euo pipefail
+
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
+out="${OUT:-$repo/target/nested}"
+device="${VGPU_DEVICE:-vgpu-pci,vram_size=256M,partitions=8}"
+mkdir -p "$out"
+run_log="$out/run.log"
+: >"$run_log"
 
-echo "== L0: building QEMU with vgpu-pci and the L1 images (cached in ~/.cache/vgpu-dev)"
+# Everything shown is also kept in run.log for the summary.
+say() {
+    printf '%s\n' "$*" | tee -a "$run_log"
+}
+
+l0() {
+    say "L0  | $*"
+}
+
+# label: prefix console and run-l1.sh lines with who speaks; L1's own dmesg
+# is checked by run-l1.sh and only counted here.
+label() {
+    local line in_dmesg=0 lines=0
+    while IFS= read -r line; do
+        case "$line" in
+        "L2a | "* | "L2b | "*) say "$line" ;;
+        run-l1:*) say "L0  | $line" ;;
+        *VGPU-DMESG-BEGIN) in_dmesg=1 lines=0 ;;
+        *VGPU-DMESG-END)
+            in_dmesg=0
+            say "L1  | (L1 dmesg: $lines lines, checked by run-l1.sh)"
+            ;;
+        *)
+            if ((in_dmesg)); then
+                lines=$((lines + 1))
+            else
+                say "L1  | $line"
+            fi
+            ;;
+        esac
+    done
+}
+
 start=$SECONDS
-scripts/test-l1.sh
-echo
-echo "== summary"
-echo "L0 -> L1 with the GPU: passed in $((SECONDS - start)) s (transcript above)."
-echo "Not built yet: the L1 host driver (vgpu_rm/vgpu_vfio, vGPUs via mdev) and the L2 guests;"
-echo "run-nested will boot them once they exist."
+l0 "building: QEMU with vgpu-pci, host driver, guest driver, tests, images (cached in ~/.cache/vgpu-dev)"
+# (errexit does not apply inside a pipeline's function: each step checks.)
+build() {
+    scripts/setup-host.sh || return
+    scripts/build-qemu.sh >/dev/null || return
+    local modules=""
+    if [[ -z ${NO_VGPU:-} ]]; then
+        if [[ ! -x scripts/build-modules.sh ]]; then
+            echo "no scripts/build-modules.sh (the host driver); NO_VGPU=1 boots L2 without it"
+            return 1
+        fi
+        modules=$(scripts/build-modules.sh) || return
+    fi
+    scripts/build-l2-images.sh ${modules:+"$modules"} >"$out/images"
+}
+# (PIPESTATUS must be read in the same command: `|| true` would reset it.)
+build_status=0
+build 2>&1 | sed 's/^/L0  | /' | tee -a "$run_log" || build_status=${PIPESTATUS[0]}
+if ((build_status != 0)); then
+    l0 "build failed (status $build_status)"
+    exit 1
+fi
+images=$(cat "$out/images")
+build_time=$((SECONDS - start))
+
+append="vgpu.l2mem=256M"
+[[ -z ${NO_VGPU:-} ]] || append+=" vgpu.novgpu"
+[[ -z ${VGPU_TYPE:-} ]] || append+=" vgpu.type=$VGPU_TYPE"
+[[ -z ${L2_ACCEL:-} ]] || append+=" vgpu.l2accel=$L2_ACCEL"
+[[ -z ${L2_TIMEOUT:-} ]] || append+=" vgpu.l2timeout=$L2_TIMEOUT"
+# L1 picks L2's accelerator: leave room for its TCG fallback.
+timeout_default=$((${L2_TIMEOUT:-1500} + 600))
+
+l0 "booting L1 with -device $device (images $images)"
+status=0
+l1_start=$SECONDS
+IMAGES="$images" RUN=/bin/l1-nested.sh APPEND="$append" MEM="${MEM:-2G}" SMP="${SMP:-1}" \
+    TIMEOUT="${TIMEOUT:-$timeout_default}" LOG="$out/console.log" \
+    scripts/run-l1.sh -device "$device" 2>&1 | label || status=${PIPESTATUS[0]}
+l1_time=$((SECONDS - l1_start))
+
+# --- summary ---------------------------------------------------------------------
+nested() { # KEY...: the values of "VGPU-NESTED KEY..." lines from L1
+    sed -n "s/^L1  | VGPU-NESTED $* //p" "$run_log" | tr -d '\r'
+}
+l1_accel=$(sed -n 's/.*run-l1: accel \([a-z]*\),.*/\1/p' "$run_log" | tail -n 1)
+l1_init=$(sed -n 's/.*run-l1: timing: \/init after \([0-9.-]*\) s.*/\1/p' "$run_log" | tail -n 1)
+l2_accel=$(nested accel_l2)
+{
+    echo
+    echo "== run-nested summary"
+    printf 'stack    L0 QEMU -device %s\n' "$device"
+    printf '         -> L1 under %s -> two L2 guests under %s, each with a vGPU%s\n' \
+        "${l1_accel:-?}" "${l2_accel:-?}" "${NO_VGPU:+ (NO_VGPU: none)}"
+    echo "stages   (seconds unless ms)"
+    printf '  %-28s %s\n' "build (cached after the first)" "$build_time"
+    printf '  %-28s %s  [%s]\n' "L1 boot to /init" "${l1_init:--}" "${l1_accel:-?}"
+    printf '  %-28s %s\n' "host driver load" "$(nested stage l1_modules)"
+    printf '  %-28s %s ms\n' "two vGPUs created" "$(nested stage vgpu_create_ms)"
+    printf '  %-28s %s\n' "both L2 reach the barrier" "$(nested sync_after)"
+    printf '  %-28s %s\n' "both L2 done" "$(nested stage l2_both)"
+    printf '  %-28s %s ms\n' "two vGPUs destroyed" "$(nested stage vgpu_destroy_ms)"
+    printf '  %-28s %s\n' "L1 total (boot to power off)" "$l1_time"
+    echo "guests   boot  total  checks passed/failed  dmesg  exit  [accel]"
+    for g in L2a L2b; do
+        line=$(nested l2 "$g")
+        get() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$line"; }
+        printf '  %-5s %6s %6s  %6s/%-6s              %-6s %-4s  [%s]\n' "$g" "$(get boot)" \
+            "$(get total)" "$(get passed)" "$(get failed)" "$(get dmesg)" "$(get status)" "${l2_accel:-?}"
+    done
+    l1_ok=$(grep -c '^L1  | ok ' "$run_log" || true)
+    l1_fail=$(grep -c '^L1  | FAIL ' "$run_log" || true)
+    printf '  %-5s checks %s passed, %s failed; L1 dmesg %s\n' L1 "$l1_ok" "$l1_fail" \
+        "$(if ((status == 123)); then echo BAD; elif grep -q 'L1 dmesg:' "$run_log"; then echo clean; else echo '?'; fi)"
+    echo "benchmarks                    L2a        L2b        goal"
+    for b in $(nested bench | awk '{ print $2 }' | sort -u); do
+        goal=""
+        case "$b" in
+        l2_vram_bar_vs_ram) goal=">= 0.9" ;;
+        l2_reg_read_vs_edu) goal="<= 2" ;;
+        esac
+        printf '  %-27s %-10s %-10s %s\n' "$b" "$(nested bench L2a "$b")" "$(nested bench L2b "$b")" "$goal"
+    done
+} | tee -a "$run_log"
+
+if ((status == 0)); then
+    say "result   PASSED (log $run_log, L1 console $out/console.log)"
+else
+    case $status in
+    124) why="timeout" ;;
+    123) why="kernel problems in L1's dmesg" ;;
+    125) why="L1 did not finish (QEMU failed or kernel panic)" ;;
+    *) why="L1 run exited with $status" ;;
+    esac
+    say "result   FAILED: $why (log $run_log, L1 console $out/console.log)"
+    exit 1
+fi

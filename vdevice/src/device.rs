@@ -433,6 +433,20 @@ impl Device {
 
     /// Validate and dispatch one register-BAR access; `value` is Some for writes.
     fn reg_access(&self, offset: u64, size: u32, value: Option<u64>) -> AccessResult<u64> {
+        let r = self.reg_access_checked(offset, size, value);
+        // SPEC 2: every rejected access inside an existing window, whatever
+        // the reason (width, alignment, hole, read-only), is that tenant's.
+        if r.is_err() {
+            if let Some((Block::Window, p, _)) = regs::block_of(offset) {
+                if p < self.shared.cfg.partitions {
+                    self.shared.parts[p].st.lock().access_errors += 1;
+                }
+            }
+        }
+        r
+    }
+
+    fn reg_access_checked(&self, offset: u64, size: u32, value: Option<u64>) -> AccessResult<u64> {
         if size != 4 && size != 8 {
             return Err(AccessError::BadWidth);
         }
@@ -446,11 +460,7 @@ impl Device {
         if size as u64 > d.reg.width as u64 {
             return Err(AccessError::BadWidth);
         }
-        let r = self.reg_access_decoded(&d, size, value);
-        if r.is_err() && d.reg.block == Block::Window {
-            self.shared.parts[d.instance].st.lock().access_errors += 1;
-        }
-        r
+        self.reg_access_decoded(&d, size, value)
     }
 
     fn reg_access_decoded(

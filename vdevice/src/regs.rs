@@ -659,7 +659,7 @@ pub static REGISTERS: &[Register] = &[
         fields!(XlateFaultInfo { PARTITION, WRITE, VALID }),
         "Head translation-fault entry (VALID=0 when empty)."),
     reg!(XlateFaultAddr, "XLATE_FAULT_ADDR", Global, 0x090, 8, Ro, V0, 0, NONE,
-        "Partition system-memory address that missed translation (head entry)."),
+        "Start of the partition system-memory page that missed translation (head entry)."),
     reg!(XlateResume, "XLATE_RESUME", Global, 0x098, 4, Wo, V0, 0x3ff,
         fields!(XlateResume { PARTITION, ACTION = RESUME_VALUES }),
         "Resolve partition PARTITION's translation wait: RETRY replays the command from its start, CANCEL faults it with XLATE_CANCELLED."),

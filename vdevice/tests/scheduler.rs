@@ -25,13 +25,20 @@ fn weights_one_and_three_share_one_engine_one_to_three() {
     }
     h.set(RegId::PtWeight, 0, 0, 1);
     h.set(RegId::PtWeight, 1, 0, 3);
-    // Enough work that neither ring drains during the measurement.
+    // Enough work that neither ring drains during the measurement (32 GiB
+    // of fills each, past the ring in the first MiB), and a measurement long
+    // in engine time, not wall time, so a fast or a loaded machine
+    // measures the same thing.
     let cmds: Vec<_> = (0..4095)
-        .map(|i| Command::fill(Loc::Vram(MIB + (i % 16) * MIB), MIB, 0))
+        .map(|i| Command::fill(Loc::Vram(MIB + (i % 3) * 8 * MIB), 8 * MIB, 0))
         .collect();
     h.submit(0, 0, &cmds);
     h.submit(1, 0, &cmds);
-    std::thread::sleep(Duration::from_millis(600));
+    let busy_total = || (0..2).map(|p| h.reg(RegId::WStatBusyNs, p, 0)).sum::<u64>();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while busy_total() < 400_000_000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let busy: Vec<u64> = (0..2).map(|p| h.reg(RegId::WStatBusyNs, p, 0)).collect();
     let left: Vec<u64> = (0..2)
         .map(|p| (h.reg(RegId::WRingTail, p, 0) + 4096 - h.reg(RegId::WRingHead, p, 0)) % 4096)

@@ -1,0 +1,158 @@
+//! Snapshots of the nested run (`make test-nested` sets the path to
+//! run-nested.sh's run.log): the checks of L1 and of both L2 guests, the L2
+//! guest's `lspci -vvv` of its vGPU and the L1 parent's mdev sysfs tree.
+//! The two guests' consoles interleave at random, so each is cut out alone.
+
+mod common;
+use common::*;
+
+/// The lines `who` said (run.log prefixes each with "L1  | ", "L2a | "...).
+fn said<'a>(log: &'a str, who: &str) -> Vec<&'a str> {
+    let prefix = format!("{who:<3} | ");
+    log.lines()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .map(|l| l.trim_end_matches('\r'))
+        .collect()
+}
+
+/// The lines between "<marker>-BEGIN" and "<marker>-END" (ends of lines:
+/// the L2 consoles put terminal escapes in front of some).
+fn section<'a>(lines: &[&'a str], marker: &str) -> Vec<&'a str> {
+    let begin = format!("{marker}-BEGIN");
+    let end = format!("{marker}-END");
+    lines
+        .iter()
+        .skip_while(|l| !l.ends_with(&begin))
+        .skip(1)
+        .take_while(|l| !l.ends_with(&end))
+        .copied()
+        .collect()
+}
+
+fn is_uuid(w: &str) -> bool {
+    let b = w.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// UUIDs, and the measured numbers inside check details: times, rates,
+/// ratios and the CRC of a pattern made from the (random) UUID.
+fn normalise_nested(t: &str) -> String {
+    let mut out = Vec::new();
+    for line in normalise_transcript(t).lines() {
+        let words: Vec<&str> = line.split(' ').collect();
+        let mut norm = Vec::with_capacity(words.len());
+        for (i, w) in words.iter().enumerate() {
+            let next = words.get(i + 1).copied().unwrap_or("");
+            let prev = if i > 0 { words[i - 1] } else { "" };
+            let bare = w.trim_end_matches([',', ':', ')']);
+            let numeric = !bare.is_empty() && bare.parse::<f64>().is_ok();
+            let w = if is_uuid(bare) {
+                w.replace(bare, "<uuid>")
+            } else if numeric
+                // (interrupts coalesce: their count is timing too)
+                && (matches!(next.trim_end_matches(','), "ns" | "MB/s" | "s" | "engine")
+                    || prev == "ratio")
+            {
+                w.replace(bare, "<n>")
+            } else if bare
+                .strip_suffix('s')
+                .is_some_and(|n| n.parse::<f64>().is_ok())
+            {
+                w.replace(bare, "<n>s")
+            } else if prev == "at" && bare.starts_with("0x") {
+                w.replace(bare, "<addr>")
+            } else if prev == "crc32fast:" && bare.starts_with("0x") {
+                w.replace(bare, "<crc>")
+            } else {
+                w.to_string()
+            };
+            norm.push(w);
+        }
+        out.push(norm.join(" "));
+    }
+    out.join("\n")
+}
+
+#[test]
+#[ignore = "needs a nested run: make test-nested"]
+fn nested_transcript() {
+    let log = input("VGPU_NESTED_LOG");
+    assert!(
+        log.contains("result   PASSED"),
+        "run-nested did not pass:\n{log}"
+    );
+    let l1: Vec<&str> = said(&log, "L1")
+        .into_iter()
+        .filter(|l| l.starts_with("ok ") || l.starts_with("FAIL") || l.starts_with("l1-nested:"))
+        // The accelerator L1 found for L2 (and its timeout) depends on the host.
+        .filter(|l| !l.starts_with("l1-nested: L2 guests under"))
+        .collect();
+    let mut t = vec!["== L1".to_string()];
+    t.extend(l1.iter().map(|l| l.to_string()));
+    for g in ["L2a", "L2b"] {
+        let lines = said(&log, g);
+        let tr = section(&lines, "VGPU-L2-TRANSCRIPT");
+        assert!(
+            tr.last().is_some_and(|l| l.ends_with(" passed, 0 failed")),
+            "{g} did not pass:\n{}",
+            tr.join("\n")
+        );
+        t.push(format!("== {g}"));
+        // The barrier line names the guest; the rest is the same test.
+        t.extend(tr.iter().map(|l| l.to_string()));
+    }
+    settings()
+        .bind(|| insta::assert_snapshot!("nested_transcript", normalise_nested(&t.join("\n"))));
+}
+
+#[test]
+#[ignore = "needs a nested run: make test-nested"]
+fn nested_l2_lspci() {
+    let log = input("VGPU_NESTED_LOG");
+    let lines = said(&log, "L2a");
+    let t = section(&lines, "VGPU-L2-LSPCI").join("\n");
+    for want in [
+        "1234:7691",
+        "MSI-X: Enable+",
+        "Kernel driver in use: vgpu_guest",
+    ] {
+        assert!(t.contains(want), "L2 lspci lacks {want:?}:\n{t}");
+    }
+    settings().bind(|| insta::assert_snapshot!("nested_l2_lspci", normalise_addresses(&t)));
+}
+
+#[test]
+#[ignore = "needs a nested run: make test-nested"]
+fn nested_l1_sysfs() {
+    let log = input("VGPU_NESTED_LOG");
+    let lines = said(&log, "L1");
+    let t = section(&lines, "VGPU-SYSFS").join("\n");
+    assert!(
+        t.contains("/devices: 2"),
+        "no type with the two vGPUs:\n{t}"
+    );
+    settings().bind(|| insta::assert_snapshot!("nested_l1_sysfs", normalise_nested(&t)));
+}
+
+#[test]
+fn nested_normaliser_hides_what_varies() {
+    let t = "ok   a: written at 13 MB/s\nok   b: woke 86582 ns after\n\
+             ok   c: crc32fast: 0x636ba21a\nok   d: 16 MiB, ratio 1.784\n\
+             ok   e: created: d04af641-4703-401c-8170-f12601ca576e x\nbench z 3\n\
+             ok   f: partition 1, 64 MiB\n\
+             ok   g: ring 0 at 8, booted in 24.4s, buffer at 0x6500000, 8 engine irqs";
+    assert_eq!(
+        normalise_nested(t),
+        "ok   a: written at <n> MB/s\nok   b: woke <n> ns after\n\
+         ok   c: crc32fast: <crc>\nok   d: 16 MiB, ratio <n>\n\
+         ok   e: created: <uuid> x\nbench z <value>\n\
+         ok   f: partition 1, 64 MiB\n\
+         ok   g: ring 0 at 8, booted in <n>s, buffer at <addr>, <n> engine irqs"
+    );
+    let log = "L1  | x\nL2a | VGPU-L2-TRANSCRIPT-BEGIN\nL2b | y\nL2a | ok   z\nL2a | \x1b[2JVGPU-L2-TRANSCRIPT-END";
+    assert_eq!(section(&said(log, "L2a"), "VGPU-L2-TRANSCRIPT"), ["ok   z"]);
+}

@@ -1,0 +1,268 @@
+#!/bin/sh
+# l1-nested.sh - runs in L1 for run-nested.sh (busybox sh, in the image
+# build-l2-images.sh makes): load the host driver, create two vGPUs, boot
+# two L2 guests on them at the same time, relay their consoles (lines
+# prefixed "L2a | " and "L2b | "), check what they report, destroy the
+# vGPUs and unload the driver. Exit status 0 only if everything passed.
+#
+# For run-nested.sh's summary it prints "VGPU-NESTED <key> <value>..." lines.
+# Kernel command line (run-nested.sh sets these):
+#   vgpu.l2accel=kvm|tcg   default kvm when /dev/kvm works with nested paging
+#   vgpu.l2timeout=SECS    per L2 guest; default 240 (KVM) or 1500 (TCG)
+#   vgpu.type=NAME         mdev type; default the one with max_instances=4
+#   vgpu.l2mem=SIZE        L2 memory (default 256M)
+#   vgpu.novgpu            no host driver, no vGPUs: the L2 guests run lspci
+
+QEMU=/usr/bin/qemu-system-x86_64
+L2_CMDLINE="console=ttyS0 quiet pci=noearly mitigations=off nokaslr tsc=reliable no_timer_check"
+L2_CMDLINE="$L2_CMDLINE iomem=relaxed panic=-1 cryptomgr.notests=1"
+BAD='Oops|BUG:|WARNING:|Call Trace|general protection|KASAN|UBSAN'
+failures=0
+
+now() {
+    cut -d' ' -f1 /proc/uptime
+}
+
+# since T0: seconds from T0 (a now value) until now, one decimal.
+since() {
+    awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'
+}
+
+# ms_since T0: milliseconds from T0 (a "date +%s%N" value) until now.
+ms_since() {
+    awk -v a="$1" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'
+}
+
+note() {
+    echo "VGPU-NESTED $*"
+}
+
+ok() {
+    echo "ok   $*"
+}
+
+fail() {
+    echo "FAIL $*"
+    failures=$((failures + 1))
+}
+
+l2accel="" l2timeout="" type="" l2mem=256M novgpu=0
+# shellcheck disable=SC2013 # the command line is words, not lines
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+    vgpu.l2accel=*) l2accel=${arg#*=} ;;
+    vgpu.l2timeout=*) l2timeout=${arg#*=} ;;
+    vgpu.type=*) type=${arg#*=} ;;
+    vgpu.l2mem=*) l2mem=${arg#*=} ;;
+    vgpu.novgpu) novgpu=1 ;;
+    esac
+done
+
+# --- L2 accelerator: KVM needs nested paging (NESTING-NOTES) ------------------
+if [ -z "$l2accel" ]; then
+    l2accel=tcg
+    npt=$(cat /sys/module/kvm_amd/parameters/npt /sys/module/kvm_intel/parameters/ept 2>/dev/null)
+    if [ -c /dev/kvm ]; then
+        case "$npt" in Y* | 1*) l2accel=kvm ;; esac
+    fi
+fi
+case "$l2accel" in
+kvm) accel="-accel kvm -cpu host" && : "${l2timeout:=240}" ;;
+*) accel="-accel tcg" && : "${l2timeout:=1500}" ;;
+esac
+note accel_l2 "$l2accel"
+echo "l1-nested: L2 guests under $l2accel (timeout ${l2timeout}s each)"
+
+# --- host driver and vGPUs ------------------------------------------------------
+ua="" ub=""
+if [ "$novgpu" = 0 ]; then
+    t=$(now)
+    for mod in vgpu_rm vgpu_vfio; do
+        insmod "/lib/modules/vgpu/$mod.ko" || fail "insmod $mod"
+    done
+    note stage l1_modules "$(since "$t")"
+    parent=$(find /sys/class/mdev_bus/ -mindepth 1 -maxdepth 1 2>/dev/null | head -n 1)
+    [ -n "$parent" ] || fail "no mdev parent in /sys/class/mdev_bus"
+    types="$parent/mdev_supported_types"
+    if [ -z "$type" ]; then
+        for dir in "$types"/*; do
+            case "$(cat "$dir/description" 2>/dev/null)" in
+            *max_instances=4 | *max_instances=4,*)
+                type=${dir##*/}
+                break
+                ;;
+            esac
+        done
+    fi
+    if [ -z "$type" ]; then
+        # Else the type with the most available instances.
+        most=1
+        for dir in "$types"/*; do
+            n=$(cat "$dir/available_instances" 2>/dev/null || echo 0)
+            if [ "$n" -gt "$most" ]; then
+                type=${dir##*/} most=$n
+            fi
+        done
+    fi
+    if [ -n "$type" ] && [ -d "$types/$type" ]; then
+        echo "l1-nested: type $type: $(cat "$types/$type/description" 2>/dev/null)," \
+            "available $(cat "$types/$type/available_instances")"
+        ua=$(cat /proc/sys/kernel/random/uuid)
+        ub=$(cat /proc/sys/kernel/random/uuid)
+        t=$(date +%s%N)
+        if echo "$ua" >"$types/$type/create" && echo "$ub" >"$types/$type/create"; then
+            note stage vgpu_create_ms "$(ms_since "$t")"
+            ok "two vGPUs of type $type created: $ua $ub"
+        else
+            fail "create vGPUs of type $type"
+        fi
+    else
+        fail "no mdev type with room for two vGPUs"
+    fi
+fi
+
+# --- the parent's sysfs tree while the vGPUs exist ------------------------------
+if [ "$novgpu" = 0 ] && [ -n "$ua" ]; then
+    echo "VGPU-SYSFS-BEGIN"
+    echo "parent: driver $(basename "$(readlink -f "$parent/driver")"), $(cat "$parent/vendor"):$(cat "$parent/device")"
+    for dir in "$types"/*; do
+        for f in name description available_instances device_api; do
+            echo "${dir##*/}/$f: $(cat "$dir/$f")"
+        done
+        n=0
+        for d in "$dir"/devices/*; do [ -e "$d" ] && n=$((n + 1)); done
+        echo "${dir##*/}/devices: $n"
+    done
+    for u in $ua $ub; do
+        d=/sys/bus/mdev/devices/$u
+        echo "mdev $u: type $(basename "$(readlink -f "$d/mdev_type")")," \
+            "driver $(basename "$(readlink -f "$d/driver")")," \
+            "iommu_group $([ -e "$d/iommu_group" ] && echo yes || echo no)"
+    done
+    echo "VGPU-SYSFS-END"
+fi
+
+# --- the L2 guests ----------------------------------------------------------------
+# relay NAME: prefix each console line with NAME, keep a log, stamp markers.
+relay() {
+    while IFS= read -r line; do
+        echo "$1 | $line"
+        echo "$line" >>"/tmp/$1.log"
+        case "$line" in
+        *VGPU-L2-INIT*) now >"/tmp/$1.t_init" ;;
+        *VGPU-L2-SYNC*) now >"/tmp/$1.sync" ;;
+        esac
+    done
+    now >"/tmp/$1.t_end"
+}
+
+# start_l2 NAME UUID PEER_UUID: boot one L2 guest in the background; its
+# console input comes from fd 3 (L2a) or fd 4 (L2b).
+start_l2() {
+    rm -f "/tmp/$1".*
+    if [ "$novgpu" = 1 ]; then
+        dev="" run="vgpu.run=lspci,-nn"
+    else
+        dev="-device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$2"
+        run="vgpu.args=--name,$1,--pattern,$2,--peer,$3,--sync"
+    fi
+    now >"/tmp/$1.t0"
+    (
+        # shellcheck disable=SC2086 # accel and dev are lists of arguments
+        if [ "$1" = L2a ]; then
+            timeout "$l2timeout" "$QEMU" -L /usr/share/qemu $accel -m "$l2mem" -smp 1 \
+                -nographic -nic none -no-reboot -kernel /l2/kernel -initrd /l2/initramfs.img \
+                -append "$L2_CMDLINE $run" $dev -device edu <&3
+        else
+            timeout "$l2timeout" "$QEMU" -L /usr/share/qemu $accel -m "$l2mem" -smp 1 \
+                -nographic -nic none -no-reboot -kernel /l2/kernel -initrd /l2/initramfs.img \
+                -append "$L2_CMDLINE $run" $dev -device edu <&4
+        fi
+        echo "VGPU-L2-QEMU-EXIT $?"
+    ) 2>&1 | tr -d '\r' | relay "$1" &
+}
+
+if [ "$failures" != 0 ]; then
+    echo "l1-nested: no L2 guests without their vGPUs"
+    note failures "$failures"
+    exit 1
+fi
+
+# Console input through FIFOs held open here, so QEMU never sees EOF.
+mkfifo /tmp/L2a.in /tmp/L2b.in
+exec 3<>/tmp/L2a.in 4<>/tmp/L2b.in
+t=$(now)
+start_l2 L2a "$ua" "$ub"
+start_l2 L2b "$ub" "$ua"
+
+# The isolation check runs while both guests hold their patterns: each
+# prints VGPU-L2-SYNC and waits for a line; "alone" if the other died.
+if [ "$novgpu" = 0 ]; then
+    while :; do
+        if [ -e /tmp/L2a.sync ] && [ -e /tmp/L2b.sync ]; then
+            msg=go
+            break
+        fi
+        if [ -e /tmp/L2a.t_end ] || [ -e /tmp/L2b.t_end ]; then
+            msg=alone
+            break
+        fi
+        sleep 0.2
+    done
+    echo "$msg" >&3
+    echo "$msg" >&4
+    [ "$msg" = go ] && note sync_after "$(since "$t")"
+fi
+wait
+note stage l2_both "$(since "$t")"
+
+# --- what the guests said ---------------------------------------------------------
+for name in L2a L2b; do
+    log=/tmp/$name.log
+    touch "$log"
+    t0=$(cat "/tmp/$name.t0")
+    boot=$(awk -v a="$t0" '{ printf "%.1f", $1 - a }' "/tmp/$name.t_init" 2>/dev/null)
+    total=$(awk -v a="$t0" '{ printf "%.1f", $1 - a }' "/tmp/$name.t_end")
+    status=$(sed -n 's/.*VGPU-L2-EXIT \([0-9]*\).*/\1/p' "$log" | head -n 1)
+    qstatus=$(sed -n 's/.*VGPU-L2-QEMU-EXIT \([0-9]*\).*/\1/p' "$log" | head -n 1)
+    counts=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$log" | tail -n 1)
+    bad=$(sed -n '/VGPU-DMESG-BEGIN/,/VGPU-DMESG-END/p' "$log" | grep -E "$BAD")
+    note l2 "$name" boot="${boot:--}" total="$total" status="${status:--}" qemu="${qstatus:--}" \
+        passed="${counts% *}" failed="${counts#* }" dmesg="$([ -z "$bad" ] && echo clean || echo BAD)"
+    grep '^bench ' "$log" | while read -r _ bname value; do
+        note bench "$name" "$bname" "$value"
+    done
+    if [ "$qstatus" = 124 ]; then
+        fail "$name: timed out after ${l2timeout}s"
+    elif [ "$qstatus" != 0 ]; then
+        fail "$name: QEMU exited with ${qstatus:-nothing}"
+    fi
+    if [ "$status" != 0 ]; then
+        fail "$name: guest test exited with ${status:-nothing}"
+    else
+        ok "$name: guest test passed (${counts% *} checks), booted in ${boot}s"
+    fi
+    if [ -n "$bad" ]; then
+        fail "$name: kernel problems in its dmesg:"
+        echo "$bad"
+    fi
+done
+
+# --- tear down -----------------------------------------------------------------
+if [ "$novgpu" = 0 ]; then
+    t=$(date +%s%N)
+    for uuid in $ua $ub; do
+        echo 1 >"/sys/bus/mdev/devices/$uuid/remove" || fail "remove vGPU $uuid"
+    done
+    note stage vgpu_destroy_ms "$(ms_since "$t")"
+    for uuid in $ua $ub; do
+        [ ! -e "/sys/bus/mdev/devices/$uuid" ] || fail "vGPU $uuid still exists"
+    done
+    if rmmod vgpu_vfio && rmmod vgpu_rm; then
+        ok "vGPUs destroyed, host driver unloaded"
+    else
+        fail "unload the host driver"
+    fi
+fi
+note failures "$failures"
+[ "$failures" = 0 ]

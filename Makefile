@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run-nested test lint test-model test-l1 test-host test-nested bench setup qemu images shell-l1 clean
+.PHONY: help run-nested test lint test-model test-l1 test-host test-nested test-trace bench setup qemu images shell-l1 clean
 
 help:
 	@echo "make run-nested  the whole stack: L0 QEMU with vgpu-pci -> L1 host driver + vGPUs -> two L2 guests"
@@ -13,13 +13,15 @@ help:
 	@echo "make test-l1     build QEMU + images, boot L1, run the bare-metal driver test"
 	@echo "make test-host   build the host driver, boot L1, run the mdev/VFIO tier"
 	@echo "make test-nested the whole stack with two L2 guests, with snapshots"
+	@echo "make test-trace  the MMIO tracer: decoded trace of the RM's probe and a vGPU, snapshot"
+	@echo "                 (make run-nested TRACE=1 or make shell-l1 TRACE=1 trace any run)"
 	@echo "make bench       model benchmarks (copy engine vs memcpy, register dispatch)"
 	@echo "make setup | qemu | images | shell-l1 | clean"
 
 run-nested:
 	scripts/run-nested.sh
 
-test: lint test-model test-l1 test-host test-nested
+test: lint test-model test-l1 test-host test-nested test-trace
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -39,6 +41,9 @@ test-host:
 
 test-nested:
 	scripts/test-nested.sh
+
+test-trace:
+	scripts/test-trace.sh
 
 bench:
 	$(CARGO) bench -p vdevice --bench model

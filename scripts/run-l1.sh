@@ -21,12 +21,17 @@
 #   MEM=1G SMP=2   guest size
 #   LOG=FILE       console log (default: a file in a temp dir); QUIET=1 does
 #                  not echo the console
+#   TRACE=1        load the MMIO tracer plugin (TCG only): every access to
+#                  vgpu-pci's register BAR, decoded, into TRACE_OUT (default
+#                  target/trace/vgpu-trace.log); TRACE_ARGS=format=json,... adds
+#                  plugin arguments (filters: partition=, reg=, rw=)
 #   VGPU_DEV_CACHE=DIR   default ~/.cache/vgpu-dev
 # Exit status: the command's, or 124 timeout, 125 no VGPU-L1-EXIT marker
 # (QEMU failed, kernel panic), 123 oops/warning in dmesg after status 0.
 set -euo pipefail
 
 CACHE_DIR="${VGPU_DEV_CACHE:-$HOME/.cache/vgpu-dev}"
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEFAULT_QEMU="$CACHE_DIR/qemu-current/bin/qemu-system-x86_64"
 if [[ -n ${QEMU:-} ]]; then
     QEMU_DATA="${QEMU_DATA:-}"
@@ -101,8 +106,24 @@ tcg) accel_args=(-accel "tcg,thread=multi"
 *) die "ACCEL must be kvm or tcg, not '$ACCEL'" ;;
 esac
 
+# The MMIO tracer (vdevice/trace-plugin): a TCG plugin, so TCG only.
+trace_args=()
+if [[ -n ${TRACE:-} && ${TRACE} != 0 ]]; then
+    trace_out="${TRACE_OUT:-$REPO/target/trace/vgpu-trace.log}"
+    if [[ $ACCEL != tcg ]]; then
+        log "TRACE: the MMIO tracer is a TCG plugin and L1 runs under $ACCEL: no trace (ACCEL=tcg forces TCG)"
+    else
+        (cd "$REPO" && cargo build --quiet --release -p vgpu-trace-plugin) ||
+            die "cannot build the trace plugin"
+        mkdir -p "$(dirname "$trace_out")"
+        trace_args=(-plugin "$REPO/target/release/libvgpu_trace.so,out=$trace_out${TRACE_ARGS:+,$TRACE_ARGS}")
+        log "TRACE: decoded register-BAR accesses go to $trace_out"
+    fi
+fi
+
 cmdline="$CMDLINE${APPEND:+ $APPEND}${RUN:+ vgpu.run=$RUN}"
-qemu_cmd=("${qemu_base[@]}" "${accel_args[@]}" -m "$MEM" -smp "$SMP" -append "$cmdline" "$@")
+qemu_cmd=("${qemu_base[@]}" "${accel_args[@]}" "${trace_args[@]}" -m "$MEM" -smp "$SMP"
+    -append "$cmdline" "$@")
 
 log "accel $ACCEL, kernel $(basename "$KERNEL") $(cat "$IMAGES/kernel-release" 2>/dev/null || true), images $IMAGES"
 if [[ ${RUN:-} == shell ]]; then

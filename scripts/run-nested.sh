@@ -18,6 +18,10 @@
 #                       crashed now and then (L2 or L1 triple faults, an L2
 #                       stuck in boot: 3 of 4 runs), with one it passed 2 of 2
 #   OUT=DIR             logs (default target/nested): run.log, console.log
+#   TRACE=1             record every access to the GPU's register BAR (L1's
+#                       RM and, through it, the L2 guests' trapped accesses
+#                       and doorbells), decoded, into OUT/vgpu-trace.log
+#                       (TCG L1 only; TRACE_ARGS= adds filters, see run-l1.sh)
 # Other run-l1.sh variables (ACCEL, QEMU, ...) pass through.
 set -euo pipefail
 
@@ -27,6 +31,9 @@ out="${OUT:-$repo/target/nested}"
 device="${VGPU_DEVICE:-vgpu-pci,vram_size=256M,partitions=8}"
 mkdir -p "$out"
 run_log="$out/run.log"
+if [[ -n ${TRACE:-} && $TRACE != 0 ]]; then
+    export TRACE TRACE_OUT="${TRACE_OUT:-$out/vgpu-trace.log}"
+fi
 : >"$run_log"
 
 # Everything shown is also kept in run.log for the summary.
@@ -148,6 +155,9 @@ l2_accel=$(nested accel_l2)
     done
 } | tee -a "$run_log"
 
+if [[ -n ${TRACE_OUT:-} && -s $TRACE_OUT ]]; then
+    say "trace    $(wc -l <"$TRACE_OUT") register accesses, decoded, in $TRACE_OUT"
+fi
 if ((status == 0)); then
     say "result   PASSED (log $run_log, L1 console $out/console.log)"
 else

@@ -26,6 +26,8 @@ PACKAGES=(
     busybox-static pciutils mdevctl cpio xz-utils kmod
     # the host driver build (BTF for modules needs pahole)
     dwarves
+    # bindgen (the trace plugin's bindings to qemu-plugin.h) needs libclang
+    libclang-dev
     # script hygiene
     shellcheck
 )

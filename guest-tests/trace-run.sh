@@ -1,0 +1,41 @@
+#!/bin/sh
+# trace-run.sh - runs in L1 for `make test-trace` under the MMIO tracer: the
+# RM's probe and one vGPU's creation and removal. Between phases it writes a
+# marker into the GPU's global SCRATCH register through /dev/mem, so the
+# trace itself says where each phase starts (0x7ace000N) - the same trick
+# works for any driver being traced.
+failed=0
+ok() { echo "ok   $1"; }
+bad() {
+    echo "FAIL $1"
+    failed=1
+}
+
+bar0=""
+for d in /sys/bus/pci/devices/*; do
+    if [ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x7690 ]; then
+        bar0=$(cut -d' ' -f1 "$d/resource" | head -n 1)
+    fi
+done
+[ -n "$bar0" ] || bad "no vgpu-pci GPU in sysfs"
+# mark N: SCRATCH (global block offset 0x1c, SPEC 3) <- 0x7ace000N
+mark() {
+    devmem $((bar0 + 0x1c)) 32 $((0x7ace0000 + $1)) || bad "marker $1"
+}
+
+dmesg -n 1
+echo "VGPU-TRANSCRIPT-BEGIN"
+mark 1
+if insmod /lib/vgpu/vgpu_rm.ko && insmod /lib/vgpu/vgpu_vfio.ko; then ok "host driver loaded"; else bad "insmod"; fi
+mark 2
+parent=$(ls /sys/class/mdev_bus/)
+types=/sys/class/mdev_bus/$parent/mdev_supported_types
+u=7ace7ace-0000-4000-8000-000000000001
+if echo $u >"$types/vgpu_rm-vgpu-64M/create"; then ok "vGPU created"; else bad "create"; fi
+mark 3
+if echo 1 >"/sys/bus/mdev/devices/$u/remove"; then ok "vGPU removed"; else bad "remove"; fi
+mark 4
+if rmmod vgpu_vfio && rmmod vgpu_rm; then ok "host driver unloaded"; else bad "rmmod"; fi
+mark 5
+echo "VGPU-TRANSCRIPT-END"
+exit "$failed"

@@ -28,9 +28,14 @@ since() {
     awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'
 }
 
-# ms_since T0: milliseconds from T0 (a "date +%s%N" value) until now.
+# now_us: the time of day in microseconds (busybox date has no %N).
+now_us() {
+    adjtimex | awk '/tv_sec:/ { s = $2 } /tv_usec:/ { u = $2 } END { printf "%d%06d", s, u }'
+}
+
+# ms_since T0: milliseconds from T0 (a now_us value) until now.
 ms_since() {
-    awk -v a="$1" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'
+    awk -v a="$1" -v b="$(now_us)" 'BEGIN { printf "%.1f", (b - a) / 1e3 }'
 }
 
 note() {
@@ -109,7 +114,7 @@ if [ "$novgpu" = 0 ]; then
             "available $(cat "$types/$type/available_instances")"
         ua=$(cat /proc/sys/kernel/random/uuid)
         ub=$(cat /proc/sys/kernel/random/uuid)
-        t=$(date +%s%N)
+        t=$(now_us)
         if echo "$ua" >"$types/$type/create" && echo "$ub" >"$types/$type/create"; then
             note stage vgpu_create_ms "$(ms_since "$t")"
             ok "two vGPUs of type $type created: $ua $ub"
@@ -250,7 +255,7 @@ done
 
 # --- tear down -----------------------------------------------------------------
 if [ "$novgpu" = 0 ]; then
-    t=$(date +%s%N)
+    t=$(now_us)
     for uuid in $ua $ub; do
         echo 1 >"/sys/bus/mdev/devices/$uuid/remove" || fail "remove vGPU $uuid"
     done

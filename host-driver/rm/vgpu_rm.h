@@ -68,6 +68,7 @@ struct vgpu_rm_vgpu {
 	const struct vgpu_vfio_callbacks *cb;
 	u64 vram_base;
 	u64 vram_size;
+	bool placed;		/* holds a partition (and the VRAM slice) */
 
 	/* translation state; also serialises start/stop/reset with faults */
 	struct mutex xlate_lock;
@@ -132,8 +133,6 @@ struct vgpu_rm_gpu {
 	spinlock_t fault_lock;
 	u64 faults_seen;
 	u32 faults_lost;
-	u64 access_error_irqs;
-	u32 access_errors;
 	struct vgpu_rm_fault_entry fault_history[VGPU_RM_FAULT_HISTORY];
 
 	struct dentry *debugfs;

@@ -141,7 +141,7 @@ static int vgpu_rm_faults_show(struct seq_file *s, void *unused)
 {
 	struct vgpu_rm_fault_entry hist[VGPU_RM_FAULT_HISTORY];
 	struct vgpu_rm_gpu *gpu = s->private;
-	u64 seen, access_irqs, first, seq;
+	u64 seen, first, seq;
 	u32 lost, access;
 	unsigned long flags;
 	struct vgpu_rm_fault_entry *e;
@@ -149,14 +149,14 @@ static int vgpu_rm_faults_show(struct seq_file *s, void *unused)
 	spin_lock_irqsave(&gpu->fault_lock, flags);
 	seen = gpu->faults_seen;
 	lost = gpu->faults_lost;
-	access = gpu->access_errors;
-	access_irqs = gpu->access_error_irqs;
 	memcpy(hist, gpu->fault_history, sizeof(hist));
 	spin_unlock_irqrestore(&gpu->fault_lock, flags);
 
-	seq_puts(s, "# first line: seen lost access_errors access_error_irqs; then the latest fault-log entries, oldest first: seq partition code ring write addr\n");
-	seq_printf(s, "seen=%llu lost=%u access_errors=%u access_error_irqs=%llu\n",
-		   seen, lost, access, access_irqs);
+	access = readl(gpu->regs + VGPU_G_ACCESS_ERROR_COUNT);
+
+	seq_puts(s, "# first line: seen lost access_errors; then the latest fault-log entries, oldest first: seq partition code ring write addr\n");
+	seq_printf(s, "seen=%llu lost=%u access_errors=%u\n",
+		   seen, lost, access);
 	first = seen > VGPU_RM_FAULT_HISTORY ? seen - VGPU_RM_FAULT_HISTORY : 0;
 	for (seq = first; seq < seen; seq++) {
 		e = &hist[seq % VGPU_RM_FAULT_HISTORY];

@@ -73,14 +73,6 @@ static irqreturn_t vgpu_rm_events_irq(int irq, void *data)
 		drained = true;
 	}
 
-	if (status & VGPU_G_INTR_STATUS_ACCESS_ERROR) {
-		/* Tenants cause these at will: count, do not log. */
-		spin_lock(&gpu->fault_lock);
-		gpu->access_error_irqs++;
-		gpu->access_errors = readl(gpu->regs +
-					   VGPU_G_ACCESS_ERROR_COUNT);
-		spin_unlock(&gpu->fault_lock);
-	}
 	if (status & VGPU_G_INTR_STATUS_FAULT_LOG_OVERFLOW) {
 		spin_lock(&gpu->fault_lock);
 		gpu->faults_lost = readl(gpu->regs + VGPU_G_FAULT_LOG_LOST);
@@ -286,8 +278,13 @@ static int vgpu_rm_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	ret = vgpu_rm_setup_irqs(gpu);
 	if (ret)
 		return ret;
+	/*
+	 * Not ACCESS_ERROR: tenants cause those at will (the doorbell page is
+	 * mapped into guests), an interrupt each would let a guest storm the
+	 * host; debugfs reads ACCESS_ERROR_COUNT when asked.
+	 */
 	writel(VGPU_G_INTR_MASK_PARTITION_FAULT | VGPU_G_INTR_MASK_XLATE_FAULT |
-	       VGPU_G_INTR_MASK_ACCESS_ERROR | VGPU_G_INTR_MASK_FAULT_LOG_OVERFLOW,
+	       VGPU_G_INTR_MASK_FAULT_LOG_OVERFLOW,
 	       gpu->regs + VGPU_G_INTR_MASK);
 	pci_set_drvdata(pdev, gpu);
 	vgpu_rm_debugfs_add(gpu);

@@ -106,6 +106,7 @@ int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type,
 		goto err_unlock;
 	vgpu->vram_size = t->framebuffer_bytes;
 	vgpu->partition = p;
+	vgpu->placed = true;
 	set_bit(p, gpu->part_map);
 	t->created++;
 
@@ -214,6 +215,11 @@ void vgpu_rm_stop(struct vgpu_rm_vgpu *vgpu)
 	/* Clearing ENABLE quiesces and resets, dropping a queued fault. */
 	vgpu_rm_reset_write(gpu, 0,
 			    vgpu_rm_pt_reg(gpu, vgpu->partition, VGPU_PT_CTRL));
+	/*
+	 * The next user of this vGPU (another VM on the same mdev) starts
+	 * from zeroed VRAM, as from a new one: no data crosses tenants.
+	 */
+	writel(1, vgpu_rm_pt_reg(gpu, vgpu->partition, VGPU_PT_SCRUB));
 	vgpu->started = false;
 	vgpu_rm_xlate_clear(vgpu);
 	mutex_unlock(&vgpu->xlate_lock);
@@ -286,6 +292,16 @@ static bool vgpu_rm_reg_ok(u64 offset, unsigned int size)
 	       offset + size <= VGPU_WINDOW_STRIDE;
 }
 
+/*
+ * A misaligned access is rejected by the device anyway (SPEC 2: reads all
+ * ones, writes ignored); the RM gives that answer itself rather than
+ * issuing unaligned MMIO, which some architectures fault on.
+ */
+static bool vgpu_rm_reg_misaligned(u64 offset, unsigned int size)
+{
+	return !IS_ALIGNED(offset, size);
+}
+
 /* Every window register is the tenant's own (SPEC 4): forward as is. */
 static int vgpu_rm_reg_read(struct vgpu_rm_vgpu *vgpu, u64 offset, u64 *val,
 			    unsigned int size)
@@ -294,6 +310,10 @@ static int vgpu_rm_reg_read(struct vgpu_rm_vgpu *vgpu, u64 offset, u64 *val,
 
 	if (!vgpu_rm_reg_ok(offset, size))
 		return -EINVAL;
+	if (vgpu_rm_reg_misaligned(offset, size)) {
+		*val = size == 8 ? U64_MAX : BIT_ULL(size * 8) - 1;
+		return 0;
+	}
 	addr = vgpu_rm_win_reg(vgpu->gpu, vgpu->partition, offset);
 	switch (size) {
 	case 1:
@@ -319,6 +339,8 @@ static int vgpu_rm_reg_write(struct vgpu_rm_vgpu *vgpu, u64 offset, u64 val,
 
 	if (!vgpu_rm_reg_ok(offset, size))
 		return -EINVAL;
+	if (vgpu_rm_reg_misaligned(offset, size))
+		return 0;
 	addr = vgpu_rm_win_reg(vgpu->gpu, vgpu->partition, offset);
 	if (offset == VGPU_W_RESET && size == 4) {
 		/* A guest's reset drops its queued fault: as vgpu_rm_reset(). */

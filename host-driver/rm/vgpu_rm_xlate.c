@@ -63,6 +63,9 @@ static __le64 *vgpu_rm_pte(struct vgpu_rm_vgpu *vgpu, u64 iova)
 
 static void vgpu_rm_invalidate(struct vgpu_rm_vgpu *vgpu)
 {
+	/* A vGPU that failed creation has no partition to invalidate. */
+	if (!vgpu->placed)
+		return;
 	writel(1, vgpu_rm_pt_reg(vgpu->gpu, vgpu->partition,
 				 VGPU_PT_XLATE_INVALIDATE));
 }
@@ -122,6 +125,13 @@ void vgpu_rm_xlate_destroy(struct vgpu_rm_vgpu *vgpu)
 	vgpu->dir = NULL;
 }
 
+static unsigned int vgpu_rm_partition_state(struct vgpu_rm_vgpu *vgpu)
+{
+	return FIELD_GET(VGPU_PT_STATE_STATE,
+			 readl(vgpu_rm_pt_reg(vgpu->gpu, vgpu->partition,
+					      VGPU_PT_STATE)));
+}
+
 void vgpu_rm_dma_unmap(struct vgpu_rm_vgpu *vgpu, u64 iova, u64 size)
 {
 	unsigned long first, last, idx;
@@ -144,6 +154,22 @@ void vgpu_rm_dma_unmap(struct vgpu_rm_vgpu *vgpu, u64 iova, u64 size)
 	if (found) {
 		/* The GPU must not use the pages once they are unpinned. */
 		vgpu_rm_invalidate(vgpu);
+		/*
+		 * A command translates its whole range before it moves data,
+		 * so one running now may still write pages of this range
+		 * through translations it made before the invalidate. Stop it
+		 * (partition reset) before the pages go back to the kernel:
+		 * the guest unmapped memory under its own DMA. A command that
+		 * starts after the invalidate sees the cleared entries.
+		 */
+		if (vgpu_rm_partition_state(vgpu) == VGPU_STATE_BUSY) {
+			dev_warn_ratelimited(vgpu_rm_dev(vgpu),
+					     "partition %u: DMA unmap of pages in use by a running command: partition reset\n",
+					     vgpu->partition);
+			vgpu_rm_reset_write(vgpu->gpu, 1,
+					    vgpu_rm_pt_reg(vgpu->gpu, vgpu->partition,
+							   VGPU_PT_RESET));
+		}
 		xa_for_each_range(&vgpu->pins, idx, pin, first, last) {
 			xa_erase(&vgpu->pins, idx);
 			vgpu_rm_unpin(vgpu, idx, pin);

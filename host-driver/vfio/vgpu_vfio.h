@@ -72,6 +72,13 @@ struct vgpu_vfio_state {
 	/* pins the backend holds, by IOVA page: a count per page */
 	struct mutex pin_lock;
 	struct xarray pins;
+	/*
+	 * IOVA pages [unmap_first, unmap_last] being unmapped (one unmap at a
+	 * time, under unmap_lock): no new pins there
+	 */
+	struct mutex unmap_lock;
+	bool unmapping;
+	unsigned long unmap_first, unmap_last;
 
 	struct vgpu_vfio_bar bars[VGPU_VFIO_NUM_BARS];
 	void __iomem *vram;		/* lazy map of BAR2 for read()/write() */

@@ -82,7 +82,15 @@ static int vgpu_vfio_pin_page(void *frontend_priv, u64 iova, bool write,
 		goto out;
 	}
 	mutex_lock(&s->pin_lock);
-	ret = vgpu_vfio_pin_count(s, iova, 1);
+	/*
+	 * The user is unmapping this page: type1 still lets it be pinned
+	 * while it notifies us, but the pin would outlive the mapping.
+	 */
+	if (s->unmapping && iova >> PAGE_SHIFT >= s->unmap_first &&
+	    iova >> PAGE_SHIFT <= s->unmap_last)
+		ret = -EAGAIN;
+	else
+		ret = vgpu_vfio_pin_count(s, iova, 1);
 	if (ret)
 		vfio_unpin_pages(&s->vdev, iova, 1);
 	mutex_unlock(&s->pin_lock);
@@ -154,6 +162,7 @@ static int vgpu_vfio_init_dev(struct vfio_device *vdev)
 	mutex_init(&s->lock);
 	init_rwsem(&s->pin_sem);
 	mutex_init(&s->pin_lock);
+	mutex_init(&s->unmap_lock);
 	xa_init(&s->pins);
 	vgpu_vfio_irq_init(s);
 	return 0;
@@ -165,6 +174,7 @@ static void vgpu_vfio_release_dev(struct vfio_device *vdev)
 
 	vgpu_vfio_vram_unmap(s);
 	xa_destroy(&s->pins);
+	mutex_destroy(&s->unmap_lock);
 	mutex_destroy(&s->pin_lock);
 	mutex_destroy(&s->lock);
 }
@@ -268,9 +278,25 @@ static void vgpu_vfio_dma_unmap(struct vfio_device *vdev, u64 iova,
 {
 	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
 
+	if (!length)
+		return;
+	mutex_lock(&s->unmap_lock);
+	/* Refuse new pins in the range until the backend has let go of it. */
+	mutex_lock(&s->pin_lock);
+	s->unmap_first = iova >> PAGE_SHIFT;
+	s->unmap_last = (iova + length - 1 < iova ? U64_MAX : iova + length - 1) >>
+			PAGE_SHIFT;
+	s->unmapping = true;
+	mutex_unlock(&s->pin_lock);
+
 	if (vgpu_vfio_rm.vgpu_dma_unmap)
 		vgpu_vfio_rm.vgpu_dma_unmap(s->vgpu, iova, length);
 	vgpu_vfio_unpin_range(s, iova, length, "in an unmapped range");
+
+	mutex_lock(&s->pin_lock);
+	s->unmapping = false;
+	mutex_unlock(&s->pin_lock);
+	mutex_unlock(&s->unmap_lock);
 }
 
 static const struct vfio_device_ops vgpu_vfio_dev_ops = {

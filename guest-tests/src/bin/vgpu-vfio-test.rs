@@ -344,7 +344,7 @@ fn main() {
     } as *mut u8;
     let opened = open_vgpu(&container, UUID_A, true, dma)
         .and_then(|a| Ok((a, open_vgpu(&container, UUID_B, false, dma)?)));
-    let ((a, _ga), (b, _gb)) = match opened {
+    let ((a, ga), (b, _gb)) = match opened {
         Ok(x) => x,
         Err(e) => {
             println!("FAIL open the vGPUs through VFIO: {e}");
@@ -640,6 +640,31 @@ fn main() {
         },
     );
     drop(a);
+    // A wrote patterns into its VRAM (isolation check, benchmark); closing
+    // the device must scrub it for whoever opens this vGPU next.
+    r.check(
+        "VFIO: the next user of a closed vGPU finds its VRAM scrubbed",
+        || {
+            let dev = Device::open(&ga, UUID_A).map_err(|e| format!("reopen: {e}"))?;
+            let bar2 = dev.region(2).map_err(|e| format!("BAR2 info: {e}"))?;
+            let vram = dev
+                .mmap(&bar2, 0, bar2.size as usize)
+                .map_err(|e| format!("BAR2 mmap: {e}"))?;
+            let len = vram.len();
+            for off in [0, len / 2, len - 4096] {
+                let mut page = [0u8; 4096];
+                // SAFETY: off + 4096 <= len, inside the mapping.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(vram.as_ptr().add(off), page.as_mut_ptr(), 4096)
+                };
+                ensure!(
+                    page.iter().all(|&x| x == 0),
+                    "VRAM at {off:#x} still holds the last user's data"
+                );
+            }
+            Ok(String::new())
+        },
+    );
     let _ = Vgpu::destroy(UUID_A);
     r.check(
         "mdev: all vGPUs gone, every instance available again",

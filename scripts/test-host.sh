@@ -21,6 +21,7 @@ images=$(scripts/build-images.sh \
     "$modules/vgpu_rm.ko:/lib/vgpu/vgpu_rm.ko" \
     "$modules/vgpu_vfio.ko:/lib/vgpu/vgpu_vfio.ko" \
     "$GUEST_BIN/vgpu-vfio-test:/bin/vgpu-vfio-test" \
+    "$GUEST_BIN/vgpu-vfio-chaos:/bin/vgpu-vfio-chaos" \
     "$GUEST_BIN/vgpuctl:/bin/vgpuctl" \
     "/usr/bin/mdevctl:/bin/mdevctl" \
     "guest-tests/host-run.sh:/bin/host-run.sh")

@@ -6,6 +6,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::FileExt;
+use vdevice::driver::Hardware;
+use vdevice::regs::{WINDOW_BASE, WINDOW_STRIDE};
 
 const VFIO_BASE: u64 = (b';' as u64) << 8 | 100;
 const GET_API_VERSION: u64 = VFIO_BASE;
@@ -234,6 +236,57 @@ impl Device {
         ioctl(self.file.as_raw_fd(), DEVICE_SET_IRQS, buf.as_mut_ptr()).map(|_| ())
     }
 
+    /// VFIO_DEVICE_SET_IRQS with caller-built words (argsz first): for the
+    /// randomized tier, where the kernel must refuse whatever is malformed.
+    /// The kernel reads at most argsz bytes, so `words` must be that long.
+    pub fn set_irqs_raw(&self, words: &mut [u32]) -> io::Result<i32> {
+        assert!(
+            words[0] as usize <= words.len() * 4,
+            "argsz past the buffer"
+        );
+        ioctl(self.file.as_raw_fd(), DEVICE_SET_IRQS, words.as_mut_ptr())
+    }
+
+    /// VFIO_DEVICE_GET_REGION_INFO with a caller-built buffer (argsz first).
+    pub fn region_info_raw(&self, buf: &mut [u32]) -> io::Result<i32> {
+        assert!(buf[0] as usize <= buf.len() * 4, "argsz past the buffer");
+        ioctl(
+            self.file.as_raw_fd(),
+            DEVICE_GET_REGION_INFO,
+            buf.as_mut_ptr(),
+        )
+    }
+
+    /// VFIO_DEVICE_GET_IRQ_INFO with caller-built words (argsz first).
+    pub fn irq_info_raw(&self, words: &mut [u32]) -> io::Result<i32> {
+        assert!(
+            words[0] as usize <= words.len() * 4,
+            "argsz past the buffer"
+        );
+        ioctl(
+            self.file.as_raw_fd(),
+            DEVICE_GET_IRQ_INFO,
+            words.as_mut_ptr(),
+        )
+    }
+
+    /// Read or write at a raw device-fd offset (region index in bits 40+).
+    pub fn pread_raw(&self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read_at(buf, off)
+    }
+
+    pub fn pwrite_raw(&self, off: u64, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_at(buf, off)
+    }
+
+    /// mmap at a raw device-fd offset.
+    pub fn mmap_raw(&self, off: u64, len: usize) -> io::Result<memmap2::MmapRaw> {
+        memmap2::MmapOptions::new()
+            .offset(off)
+            .len(len)
+            .map_raw(&self.file)
+    }
+
     pub fn reset(&self) -> io::Result<()> {
         ioctl::<u8>(self.file.as_raw_fd(), DEVICE_RESET, std::ptr::null_mut()).map(|_| ())
     }
@@ -292,5 +345,119 @@ impl EventFd {
             Ok(8) => u64::from_le_bytes(b),
             _ => 0,
         }
+    }
+}
+
+/// One opened vGPU as `vdevice::driver::Hardware`: its VFIO device, BAR0
+/// trapped through the region, BAR2 mmap'ed, and the user's DMA buffer
+/// (`dma_bytes` at `dma`, mapped at `iova` in the container).
+pub struct VfioVgpu {
+    pub dev: Device,
+    pub bar0: Region,
+    pub bar2: Region,
+    pub vram: memmap2::MmapRaw,
+    dma: *mut u8,
+    iova: u64,
+    dma_bytes: usize,
+}
+
+impl VfioVgpu {
+    /// # Safety
+    /// `dma` must point at `dma_bytes` bytes of memory that stay mapped and
+    /// writable for as long as the value lives.
+    pub unsafe fn new(
+        dev: Device,
+        bar0: Region,
+        bar2: Region,
+        vram: memmap2::MmapRaw,
+        dma: *mut u8,
+        iova: u64,
+        dma_bytes: usize,
+    ) -> Self {
+        Self {
+            dev,
+            bar0,
+            bar2,
+            vram,
+            dma,
+            iova,
+            dma_bytes,
+        }
+    }
+}
+
+impl VfioVgpu {
+    fn window_off(offset: u64) -> u64 {
+        assert!(
+            (WINDOW_BASE..WINDOW_BASE + WINDOW_STRIDE).contains(&offset),
+            "a vGPU has only its window"
+        );
+        offset - WINDOW_BASE
+    }
+}
+
+impl Hardware for VfioVgpu {
+    fn reg_read(&self, offset: u64, size: u32) -> u64 {
+        let mut b = [0u8; 8];
+        self.dev
+            .read(
+                &self.bar0,
+                Self::window_off(offset),
+                &mut b[..size as usize],
+            )
+            .expect("BAR0 read");
+        u64::from_le_bytes(b)
+    }
+
+    fn reg_write(&self, offset: u64, value: u64, size: u32) {
+        self.dev
+            .write(
+                &self.bar0,
+                Self::window_off(offset),
+                &value.to_le_bytes()[..size as usize],
+            )
+            .expect("BAR0 write");
+    }
+
+    fn vram_write(&self, offset: u64, data: &[u8]) {
+        assert!(offset as usize + data.len() <= self.vram.len());
+        // SAFETY: bounds checked against the mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.vram.as_mut_ptr().add(offset as usize),
+                data.len(),
+            )
+        }
+    }
+
+    fn vram_read(&self, offset: u64, buf: &mut [u8]) {
+        assert!(offset as usize + buf.len() <= self.vram.len());
+        // SAFETY: bounds checked against the mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.vram.as_ptr().add(offset as usize),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        }
+    }
+
+    fn sys_write(&self, iova: u64, data: &[u8]) {
+        let off = (iova - self.iova) as usize;
+        assert!(off + data.len() <= self.dma_bytes);
+        // SAFETY: inside the DMA buffer.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.dma.add(off), data.len()) }
+    }
+
+    fn sys_read(&self, iova: u64, buf: &mut [u8]) {
+        let off = (iova - self.iova) as usize;
+        assert!(off + buf.len() <= self.dma_bytes);
+        // SAFETY: inside the DMA buffer.
+        unsafe { std::ptr::copy_nonoverlapping(self.dma.add(off), buf.as_mut_ptr(), buf.len()) }
+    }
+
+    fn partition_vram_base(&self, _p: usize) -> Option<u64> {
+        Some(0)
     }
 }

@@ -11,10 +11,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use vdevice::command::{Command, Loc};
 use vdevice::driver::{Driver, Hardware};
-use vdevice::regs::{
-    self, FaultCode, FaultStatus, PartIntr, PartitionState, RegId, WINDOW_BASE, WINDOW_STRIDE,
-};
-use vgpu_guest_tests::vfio::{self, Container, Device, EventFd, Region};
+use vdevice::regs::{self, FaultCode, FaultStatus, PartIntr, PartitionState, RegId, WINDOW_STRIDE};
+use vgpu_guest_tests::vfio::{self, Container, Device, EventFd, VfioVgpu};
 use vgpu_guest_tests::{bench, ensure, Report};
 use vgpuctl::{Gpu, Vgpu, VgpuType};
 
@@ -23,92 +21,6 @@ const DMA_BYTES: usize = 2 << 20;
 const T: Duration = Duration::from_secs(20);
 const UUID_A: &str = "0a0a0a0a-0000-4000-8000-00000000000a";
 const UUID_B: &str = "0b0b0b0b-0000-4000-8000-00000000000b";
-
-/// One opened vGPU: its VFIO device, BAR0 trapped through the region, BAR2
-/// mmap'ed, and the test's DMA buffer (mapped at IOVA in the container).
-struct VfioVgpu {
-    dev: Device,
-    bar0: Region,
-    bar2: Region,
-    vram: memmap2::MmapRaw,
-    dma: *mut u8,
-}
-
-impl VfioVgpu {
-    fn window_off(offset: u64) -> u64 {
-        assert!(
-            (WINDOW_BASE..WINDOW_BASE + WINDOW_STRIDE).contains(&offset),
-            "a vGPU has only its window"
-        );
-        offset - WINDOW_BASE
-    }
-}
-
-impl Hardware for VfioVgpu {
-    fn reg_read(&self, offset: u64, size: u32) -> u64 {
-        let mut b = [0u8; 8];
-        self.dev
-            .read(
-                &self.bar0,
-                Self::window_off(offset),
-                &mut b[..size as usize],
-            )
-            .expect("BAR0 read");
-        u64::from_le_bytes(b)
-    }
-
-    fn reg_write(&self, offset: u64, value: u64, size: u32) {
-        self.dev
-            .write(
-                &self.bar0,
-                Self::window_off(offset),
-                &value.to_le_bytes()[..size as usize],
-            )
-            .expect("BAR0 write");
-    }
-
-    fn vram_write(&self, offset: u64, data: &[u8]) {
-        assert!(offset as usize + data.len() <= self.vram.len());
-        // SAFETY: bounds checked against the mapping.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                self.vram.as_mut_ptr().add(offset as usize),
-                data.len(),
-            )
-        }
-    }
-
-    fn vram_read(&self, offset: u64, buf: &mut [u8]) {
-        assert!(offset as usize + buf.len() <= self.vram.len());
-        // SAFETY: bounds checked against the mapping.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.vram.as_ptr().add(offset as usize),
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        }
-    }
-
-    fn sys_write(&self, iova: u64, data: &[u8]) {
-        let off = (iova - IOVA) as usize;
-        assert!(off + data.len() <= DMA_BYTES);
-        // SAFETY: inside the DMA buffer.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.dma.add(off), data.len()) }
-    }
-
-    fn sys_read(&self, iova: u64, buf: &mut [u8]) {
-        let off = (iova - IOVA) as usize;
-        assert!(off + buf.len() <= DMA_BYTES);
-        // SAFETY: inside the DMA buffer.
-        unsafe { std::ptr::copy_nonoverlapping(self.dma.add(off), buf.as_mut_ptr(), buf.len()) }
-    }
-
-    fn partition_vram_base(&self, _p: usize) -> Option<u64> {
-        Some(0)
-    }
-}
 
 type Vgpu2 = Driver<VfioVgpu>;
 
@@ -159,13 +71,8 @@ fn open_vgpu(
     let vram = dev
         .mmap(&bar2, 0, bar2.size as usize)
         .map_err(|e| format!("BAR2 mmap: {e}"))?;
-    let g = Driver::new(VfioVgpu {
-        dev,
-        bar0,
-        bar2,
-        vram,
-        dma,
-    });
+    // SAFETY: main's DMA buffer is DMA_BYTES long and outlives the vGPUs.
+    let g = Driver::new(unsafe { VfioVgpu::new(dev, bar0, bar2, vram, dma, IOVA, DMA_BYTES) });
     g.ring_in_vram(0, 0, 0, 64);
     Ok((g, gf))
 }

@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run-nested test lint test-model test-l1 test-host test-nested test-trace bench setup qemu images shell-l1 clean
+.PHONY: help run-nested test lint test-model test-l1 test-host test-nested test-trace bench fuzz setup qemu images shell-l1 clean
 
 help:
 	@echo "make run-nested  the whole stack: L0 QEMU with vgpu-pci -> L1 host driver + vGPUs -> two L2 guests"
@@ -16,6 +16,7 @@ help:
 	@echo "make test-trace  the MMIO tracer: decoded trace of the RM's probe and a vGPU, snapshot"
 	@echo "                 (make run-nested TRACE=1 or make shell-l1 TRACE=1 trace any run)"
 	@echo "make bench       model benchmarks (copy engine vs memcpy, register dispatch)"
+	@echo "make fuzz        cargo fuzz on the model (FUZZ_SECONDS=60)"
 	@echo "make setup | qemu | images | shell-l1 | clean"
 
 run-nested:
@@ -47,6 +48,9 @@ test-trace:
 
 bench:
 	$(CARGO) bench -p vdevice --bench model
+
+fuzz:
+	scripts/fuzz.sh
 
 setup:
 	scripts/setup-host.sh

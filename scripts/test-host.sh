@@ -15,6 +15,7 @@ device="${VGPU_DEVICE:-vgpu-pci,vram_size=256M,partitions=8,engines=2}"
 
 scripts/setup-host.sh
 scripts/build-qemu.sh >/dev/null
+scripts/checkpatch.sh
 modules=$(scripts/build-modules.sh)
 build_guest_bins
 images=$(scripts/build-images.sh \

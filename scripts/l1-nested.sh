@@ -230,6 +230,11 @@ for name in L2a L2b; do
     total=$(awk -v a="$t0" '{ printf "%.1f", $1 - a }' "/tmp/$name.t_end")
     status=$(sed -n 's/.*VGPU-L2-EXIT \([0-9]*\).*/\1/p' "$log" | head -n 1)
     qstatus=$(sed -n 's/.*VGPU-L2-QEMU-EXIT \([0-9]*\).*/\1/p' "$log" | head -n 1)
+    # busybox timeout returns the child's status, and QEMU exits 0 on the
+    # SIGTERM it sends: its farewell line is how a timeout shows.
+    if grep -q 'terminating on signal 15' "$log"; then
+        qstatus=124
+    fi
     counts=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$log" | tail -n 1)
     bad=$(sed -n '/VGPU-DMESG-BEGIN/,/VGPU-DMESG-END/p' "$log" | grep -E "$BAD")
     note l2 "$name" boot="${boot:--}" total="$total" status="${status:--}" qemu="${qstatus:--}" \

@@ -12,6 +12,28 @@ out="$repo/target/nested"
 
 status=0
 OUT="$out" scripts/run-nested.sh || status=$?
+# Nested virtualisation under TCG has rare crashes of its own: a guest that
+# vanishes without a word (an L1 with no exit marker; an L2 whose QEMU
+# exits 0 with no exit status, i.e. a triple fault; an L2 that never
+# reaches its /init). Those get one more run, and only when no check failed
+# except the isolation barrier that the vanished peer left alone.
+if [[ $status -ne 0 ]] &&
+    ! grep -E '^L2[ab] \| FAIL ' "$out/run.log" | grep -qv 'barrier answered "alone"'; then
+    reason=""
+    if grep -q 'L1 did not finish' "$out/run.log"; then
+        reason="L1 ended without its exit marker"
+    elif grep 'VGPU-NESTED l2 ' "$out/run.log" |
+        grep -qE ' status=- qemu=0 | boot=- .* status=- '; then
+        reason="an L2 guest vanished or never booted"
+    fi
+    if [[ -n $reason ]]; then
+        echo "test-nested: $reason (no check failed): retrying once; first run kept in $out.1" >&2
+        rm -rf "$out.1"
+        mv "$out" "$out.1"
+        status=0
+        OUT="$out" scripts/run-nested.sh || status=$?
+    fi
+fi
 if [[ $status -ne 0 ]]; then
     echo "test-nested: run-nested failed (status $status); logs in $out" >&2
     exit "$status"

@@ -70,6 +70,8 @@ struct vgpu_rm_vgpu {
 	u64 vram_size;
 	bool placed;		/* holds a partition (and the VRAM slice) */
 
+	/* fault-thread services in flight for this vGPU (delete waits) */
+	atomic_t servicing;
 	/* translation state; also serialises start/stop/reset with faults */
 	struct mutex xlate_lock;
 	bool started;

@@ -156,7 +156,7 @@ int vgpu_rm_delete(struct vgpu_rm_vgpu *vgpu)
 	gpu->parts[p].vgpu = NULL;
 	spin_unlock_irq(&gpu->irq_lock);
 	/* A fault thread that found this vGPU before it was unpublished. */
-	synchronize_irq(gpu->xlate_irq);
+	wait_var_event(&vgpu->servicing, !atomic_read(&vgpu->servicing));
 
 	vgpu_rm_reset_write(gpu, 0, vgpu_rm_pt_reg(gpu, p, VGPU_PT_CTRL));
 	/* No data crosses tenants (SPEC 4: SCRUB requires disabled). */

@@ -295,11 +295,14 @@ static void vgpu_rm_xlate_service(struct vgpu_rm_gpu *gpu, unsigned int p,
 		return;
 	}
 	/*
-	 * The vGPU stays allocated while this thread runs: delete unpublishes
-	 * it and then waits for this handler (synchronize_irq).
+	 * The vGPU stays allocated while it is serviced: delete unpublishes it
+	 * and then waits for vgpu->servicing to drop to zero (only for this
+	 * vGPU: other tenants' faults keep this thread busy, not the delete).
 	 */
 	spin_lock_irq(&gpu->irq_lock);
 	vgpu = gpu->parts[p].vgpu;
+	if (vgpu)
+		atomic_inc(&vgpu->servicing);
 	spin_unlock_irq(&gpu->irq_lock);
 
 	state = FIELD_GET(VGPU_PT_STATE_STATE,
@@ -334,6 +337,9 @@ static void vgpu_rm_xlate_service(struct vgpu_rm_gpu *gpu, unsigned int p,
 	}
 out:
 	mutex_unlock(&vgpu->xlate_lock);
+	/* wake_up_var() only hashes the address: safe if delete frees now. */
+	if (atomic_dec_and_test(&vgpu->servicing))
+		wake_up_var(&vgpu->servicing);
 }
 
 /* Host vector 1: hand the translation-fault queue to the thread. */

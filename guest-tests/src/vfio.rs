@@ -461,3 +461,24 @@ impl Hardware for VfioVgpu {
         Some(0)
     }
 }
+
+/// Anonymous memory for VFIO_IOMMU_MAP_DMA: `bytes` long, populated, and
+/// never unmapped (it lives as long as the process, as DMA buffers of a
+/// VMM do), so raw pointers into it stay valid.
+pub fn dma_buffer(bytes: usize) -> io::Result<*mut u8> {
+    // SAFETY: a fresh anonymous private mapping; nothing else refers to it.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p as *mut u8)
+}

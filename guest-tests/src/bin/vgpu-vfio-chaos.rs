@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use vdevice::command::{Command, Loc, COMMAND_BYTES};
 use vdevice::driver::{Driver, Hardware};
 use vdevice::regs::{self, PartitionState, RegId};
-use vgpu_guest_tests::vfio::{Container, Device, EventFd, VfioVgpu, CONFIG_REGION};
+use vgpu_guest_tests::vfio::{self, Container, Device, EventFd, VfioVgpu, CONFIG_REGION};
 use vgpu_guest_tests::{bench, ensure, Report};
 use vgpuctl::{Gpu, Vgpu};
 
@@ -107,17 +107,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    // SAFETY: anonymous private mapping, never unmapped.
-    let dma = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            DMA_BYTES,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-            -1,
-            0,
-        )
-    } as *mut u8;
+    let dma = match vfio::dma_buffer(DMA_BYTES) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("FAIL allocate the DMA buffer: {e}");
+            std::process::exit(1);
+        }
+    };
     let sizes: Vec<u64> = (0..dev.num_regions)
         .map(|i| dev.region(i).map_or(0, |r| r.size))
         .collect();

@@ -238,17 +238,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    // SAFETY: anonymous private mapping for DMA.
-    let dma = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            DMA_BYTES,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    } as *mut u8;
+    let dma = match vfio::dma_buffer(DMA_BYTES) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("FAIL allocate the DMA buffer: {e}");
+            std::process::exit(1);
+        }
+    };
     let opened = open_vgpu(&container, UUID_A, true, dma)
         .and_then(|a| Ok((a, open_vgpu(&container, UUID_B, false, dma)?)));
     let ((a, ga), (b, _gb)) = match opened {

@@ -170,6 +170,12 @@ start_l2() {
     else
         dev="-device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$2"
         run="vgpu.args=--name,$1,--pattern,$2,--peer,$3,--sync"
+        # L2b boots without MSI, so its driver takes INTx: the two guests
+        # run both of the frontend's interrupt paths (MSI-X and INTx with
+        # KVM's resampling irqfd) end to end.
+        if [ "$1" = L2b ]; then
+            run="pci=nomsi $run,--irq,intx"
+        fi
     fi
     now >"/tmp/$1.t0"
     (

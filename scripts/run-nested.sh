@@ -17,7 +17,7 @@
 #                       vCPU: with two, a TCG L1 running two KVM L2 guests
 #                       crashed now and then (L2 or L1 triple faults, an L2
 #                       stuck in boot: 3 of 4 runs); with one, every run
-#                       since passed (8 of 8)
+#                       since passed (16 of 16)
 #   OUT=DIR             logs (default target/nested): run.log, console.log
 #   TRACE=1             record every access to the GPU's register BAR (L1's
 #                       RM and, through it, the L2 guests' trapped accesses

@@ -178,24 +178,22 @@ impl<H: Hardware> Driver<H> {
 
     /// Poll STATUS until the partition leaves BUSY; returns the state.
     pub fn wait_not_busy(&self, p: usize, timeout: Duration) -> u8 {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = self.state(p);
-            if s != PartitionState::Busy as u8 || Instant::now() > deadline {
-                return s;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        self.wait_while(p, timeout, |s| s == PartitionState::Busy as u8)
     }
 
     /// Like `wait_not_busy`, but also waits out XLATE_WAIT: the host's fault
     /// service decides between RETRY (back to BUSY) and CANCEL (FAULTED).
     pub fn wait_settled(&self, p: usize, timeout: Duration) -> u8 {
+        self.wait_while(p, timeout, |s| {
+            s == PartitionState::Busy as u8 || s == PartitionState::XlateWait as u8
+        })
+    }
+
+    fn wait_while(&self, p: usize, timeout: Duration, moving: impl Fn(u8) -> bool) -> u8 {
         let deadline = Instant::now() + timeout;
         loop {
             let s = self.state(p);
-            let moving = s == PartitionState::Busy as u8 || s == PartitionState::XlateWait as u8;
-            if !moving || Instant::now() > deadline {
+            if !moving(s) || Instant::now() > deadline {
                 return s;
             }
             std::thread::sleep(Duration::from_micros(200));

@@ -442,6 +442,14 @@ pub struct Field {
 }
 
 impl Field {
+    /// The name of an enumerated value of this field, if it has one.
+    pub fn value_name(&self, v: u64) -> Option<&'static str> {
+        self.values
+            .iter()
+            .find(|(n, _)| *n == v)
+            .map(|(_, name)| *name)
+    }
+
     pub fn extract(&self, value: u64) -> u64 {
         let mask = if self.width >= 64 {
             u64::MAX
@@ -894,8 +902,8 @@ pub fn format_fields(reg: &Register, value: u64) -> String {
         if !out.is_empty() {
             out.push(' ');
         }
-        match f.values.iter().find(|(n, _)| *n == v) {
-            Some((_, name)) => {
+        match f.value_name(v) {
+            Some(name) => {
                 let _ = write!(out, "{}={}", f.name, name);
             }
             None if f.width == 1 => {

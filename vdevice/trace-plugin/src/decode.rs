@@ -176,8 +176,8 @@ pub fn format(c: &Config, a: &Access) -> Option<String> {
                         for (i, f) in d.reg.fields.iter().enumerate() {
                             let v = f.extract(a.value);
                             let _ = write!(s, "{}\"{}\":", if i > 0 { "," } else { "" }, f.name);
-                            match f.values.iter().find(|(n, _)| *n == v) {
-                                Some((_, label)) => {
+                            match f.value_name(v) {
+                                Some(label) => {
                                     let _ = write!(s, "\"{label}\"");
                                 }
                                 None => {

@@ -198,6 +198,7 @@
 #define VGPU_ACCESS_ERROR_READ_ONLY              4
 #define VGPU_ACCESS_ERROR_BAD_VALUE              5
 #define VGPU_ACCESS_ERROR_DISABLED               6
+#define VGPU_ACCESS_ERROR_BUSY                   7
 #define VGPU_INJECT_NONE                         0
 #define VGPU_INJECT_ENGINE_HANG                  1
 #define VGPU_INJECT_DMA_ERROR                    2

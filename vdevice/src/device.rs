@@ -2,10 +2,23 @@
 //! and device reset, interrupt delivery, and the state shared with the
 //! engine threads (see engine.rs).
 //!
+//! Locking rule (SPEC 2, "Concurrent accesses"): every register write that
+//! validates state does so under the lock that protects that state and
+//! changes it under the same lock, so concurrent accesses from any number
+//! of vCPUs behave as if they happened one at a time in some order. The
+//! slice check and ENABLE of a partition are one step under `config_lock`
+//! plus the partition's `st`; VRAM_BASE/SIZE writes take `config_lock`
+//! too. Ring and doorbell checks hold `st`, which also guards the command
+//! in flight (`PartState::exec`). Nothing unwraps a value that a register
+//! write could have changed since it was checked.
+//!
 //! Lock order: a partition's `st` may be held while taking `global` (a leaf
 //! lock); `sched` is never held together with either, and neither is the
 //! TLB lock except by the engine during a translation.
 
+#![deny(clippy::arithmetic_side_effects)]
+
+use crate::command::Command;
 use crate::config::{ConfigError, DeviceConfig};
 use crate::engine::{self, LateIrq, Sched};
 use crate::pci::PciInfo;
@@ -39,6 +52,35 @@ impl Ring {
     }
 }
 
+/// A command an engine took from a ring and has not finished. Its ring is
+/// busy until the command's effects are applied: the ring cannot be
+/// reconfigured and a doorbell cannot withdraw it (SPEC 5). Kept with its
+/// progress across preemption, invalidation and replayable faults.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InFlight {
+    pub ring: usize,
+    /// The ring slot the command came from (HEAD when it was taken).
+    pub head: u32,
+    /// The command as fetched; fetched once, never re-read from the ring.
+    pub cmd: Option<Command>,
+    /// Bytes of the command's work done.
+    pub done: u64,
+    /// CRC32: the checksum of the bytes done.
+    pub crc: u32,
+}
+
+impl InFlight {
+    pub fn new(ring: usize, head: u32) -> Self {
+        Self {
+            ring,
+            head,
+            cmd: None,
+            done: 0,
+            crc: 0,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct XlateWait {
     pub addr: u64,
@@ -59,6 +101,7 @@ pub(crate) struct PartState {
     // window state
     pub rings: [Ring; RINGS_PER_PARTITION],
     pub next_ring: usize,
+    pub exec: Option<InFlight>,
     pub hung: bool,
     pub xlate_wait: Option<XlateWait>,
     pub intr_status: u32,
@@ -87,6 +130,7 @@ impl PartState {
             inject: InjectKind::None,
             rings: [Ring::default(); RINGS_PER_PARTITION],
             next_ring: 0,
+            exec: None,
             hung: false,
             xlate_wait: None,
             intr_status: 0,
@@ -134,7 +178,7 @@ impl PartState {
             PartitionState::Faulted
         } else if self.xlate_wait.is_some() {
             PartitionState::XlateWait
-        } else if self.hung || self.rings.iter().any(Ring::has_work) {
+        } else if self.hung || self.exec.is_some() || self.rings.iter().any(Ring::has_work) {
             PartitionState::Busy
         } else {
             PartitionState::Idle
@@ -154,6 +198,11 @@ impl PartState {
         }
     }
 
+    /// Is a command of `ring` in flight?
+    pub fn executing(&self, ring: usize) -> Option<InFlight> {
+        self.exec.filter(|f| f.ring == ring)
+    }
+
     /// Record an interrupt cause; returns the vector to raise, if any,
     /// after the DROP_IRQ / LATE_IRQ injections had their say.
     pub fn event(&mut self, cause: PartIntr, vector_base: u32) -> Option<Delivery> {
@@ -162,11 +211,11 @@ impl PartState {
         if bits & self.intr_mask == 0 {
             return None;
         }
-        let vector = if cause.fault() {
-            vector_base + PART_VECTOR_FAULT
+        let vector = vector_base.wrapping_add(if cause.fault() {
+            PART_VECTOR_FAULT
         } else {
-            vector_base + PART_VECTOR_ENGINE
-        };
+            PART_VECTOR_ENGINE
+        });
         match self.inject {
             InjectKind::DropIrq => {
                 self.inject = InjectKind::None;
@@ -195,8 +244,10 @@ impl PartState {
             .with_write(write);
         self.fault_addr = addr;
         self.fault_cmd = self.rings[ring].head;
-        self.stat_faults += 1;
+        self.stat_faults = self.stat_faults.wrapping_add(1);
         self.xlate_wait = None;
+        // The faulting command is dead; HEAD stays on it.
+        self.exec = None;
         self.event(PartIntr::new().with_fault(true), vector_base)
     }
 }
@@ -376,7 +427,8 @@ impl Device {
         let all_ones = if size >= 8 {
             u64::MAX
         } else {
-            (1u64 << (size * 8)) - 1
+            1u64.checked_shl(size.saturating_mul(8))
+                .map_or(u64::MAX, |v| v.wrapping_sub(1))
         };
         let r = match bar {
             REG_BAR => self.reg_access(offset, size, None),
@@ -439,7 +491,8 @@ impl Device {
         if r.is_err() {
             if let Some((Block::Window, p, _)) = regs::block_of(offset) {
                 if p < self.shared.cfg.partitions {
-                    self.shared.parts[p].st.lock().access_errors += 1;
+                    let mut st = self.shared.parts[p].st.lock();
+                    st.access_errors = st.access_errors.wrapping_add(1);
                 }
             }
         }
@@ -469,7 +522,8 @@ impl Device {
         size: u32,
         value: Option<u64>,
     ) -> AccessResult<u64> {
-        let shift = d.byte * 8;
+        // The decoder gives byte 0 or 4 (a half of a 64-bit register).
+        let shift = d.byte.wrapping_mul(8);
         let half_mask = if size == 8 { u64::MAX } else { 0xffff_ffff };
         match value {
             None => {
@@ -526,7 +580,7 @@ impl Drop for Quiesced<'_> {
     fn drop(&mut self) {
         let mut s = self.shared.sched.lock();
         let slot = &mut s.slots[self.p];
-        slot.quiesce -= 1;
+        slot.quiesce = slot.quiesce.saturating_sub(1);
         if slot.quiesce == 0 {
             self.shared.parts[self.p]
                 .abort
@@ -547,13 +601,23 @@ impl Shared {
     /// Wait until no engine runs partition `p` and keep engines away.
     pub fn quiesce(&self, p: usize) -> Quiesced<'_> {
         let mut s = self.sched.lock();
-        s.slots[p].quiesce += 1;
+        s.slots[p].quiesce = s.slots[p].quiesce.saturating_add(1);
         self.parts[p].abort.store(true, Ordering::SeqCst);
         while s.slots[p].running {
             self.sched_cv.wait(&mut s);
         }
         s.slots[p].queued = false;
         Quiesced { shared: self, p }
+    }
+
+    /// Translation change (SPEC 8): stop partition `p`'s in-flight command
+    /// at a chunk boundary, drop its TLB, and keep the engines away while
+    /// the guard lives. Once this returns, no command can use a translation
+    /// made before it; the command resumes by translating afresh.
+    pub fn invalidate(&self, p: usize) -> Quiesced<'_> {
+        let q = self.quiesce(p);
+        self.parts[p].tlb.lock().invalidate();
+        q
     }
 
     /// New work may be available for partition `p`.
@@ -580,7 +644,9 @@ impl Shared {
                 let delay =
                     Duration::from_micros(self.inject_delay_us.load(Ordering::Relaxed) as u64);
                 let msg = LateIrq {
-                    due: Instant::now() + delay,
+                    due: Instant::now()
+                        .checked_add(delay)
+                        .unwrap_or_else(Instant::now),
                     vector: v,
                     partition: p,
                     generation: self.parts[p].generation.load(Ordering::SeqCst),
@@ -616,7 +682,7 @@ impl Shared {
         let mut g = self.global.lock();
         let mut cause = GlobalIntr::new().with_partition_fault(true);
         if g.fault_log.len() >= FAULT_LOG_DEPTH {
-            g.fault_log_lost += 1;
+            g.fault_log_lost = g.fault_log_lost.wrapping_add(1);
             cause.set_fault_log_overflow(true);
         } else {
             g.fault_log.push_back(e);
@@ -900,6 +966,9 @@ impl Shared {
         match id {
             RegId::PtCtrl => return self.ptable_ctrl(p, PtCtrl::from_bits(v as u32)),
             RegId::PtVramBase | RegId::PtVramSize => {
+                // Under config_lock: an enable checks the slice and sets
+                // ENABLE in one step that this write cannot split.
+                let _cfg = self.config_lock.lock();
                 let mut st = part.st.lock();
                 if st.ctrl.enable() {
                     return Err(AccessError::BadValue);
@@ -911,21 +980,23 @@ impl Shared {
                 }
             }
             RegId::PtXlateRoot => {
+                let _q = self.invalidate(p);
                 part.st.lock().xlate_root = v;
-                part.tlb.lock().invalidate();
             }
             RegId::PtXlateDirEntries => {
-                if v > MAX_DIR_ENTRIES as u64 {
-                    return Err(AccessError::BadValue);
-                }
-                part.st.lock().xlate_dir_entries = v as u32;
-                part.tlb.lock().invalidate();
+                let n = u32::try_from(v)
+                    .ok()
+                    .filter(|&n| n <= MAX_DIR_ENTRIES)
+                    .ok_or(AccessError::BadValue)?;
+                let _q = self.invalidate(p);
+                part.st.lock().xlate_dir_entries = n;
             }
             RegId::PtWeight => {
                 if v == 0 {
                     return Err(AccessError::BadValue);
                 }
-                part.st.lock().weight = v as u32;
+                // The writable mask keeps WEIGHT to 8 bits.
+                part.st.lock().weight = u32::try_from(v).unwrap_or(u32::MAX);
             }
             RegId::PtReset => {
                 if v != 1 {
@@ -944,9 +1015,12 @@ impl Shared {
                     return Err(AccessError::BadValue);
                 }
             }
-            RegId::PtXlateInvalidate => part.tlb.lock().invalidate(),
+            RegId::PtXlateInvalidate => drop(self.invalidate(p)),
             RegId::PtInject => {
-                let kind = InjectKind::from_bits(v as u8).ok_or(AccessError::BadValue)?;
+                let kind = u8::try_from(v)
+                    .ok()
+                    .and_then(InjectKind::from_bits)
+                    .ok_or(AccessError::BadValue)?;
                 part.st.lock().inject = kind;
             }
             _ => return Err(AccessError::ReadOnly),
@@ -954,33 +1028,50 @@ impl Shared {
         Ok(())
     }
 
+    /// CTRL: the enable check and the enable are one step under
+    /// `config_lock` and the partition's lock, so no concurrent write of
+    /// this slice (VRAM_BASE/SIZE take `config_lock`) or enable of another
+    /// partition can slip between them.
     fn ptable_ctrl(&self, p: usize, new: PtCtrl) -> AccessResult<()> {
         let _cfg = self.config_lock.lock();
         let part = &self.parts[p];
-        let (was_enabled, base, size) = {
-            let st = part.st.lock();
-            (st.ctrl.enable(), st.vram_base, st.vram_size)
-        };
-        if new.enable() && !was_enabled {
-            let end = base.checked_add(size).ok_or(AccessError::BadValue)?;
-            if size == 0 || end > self.cfg.vram_size_bytes {
-                return Err(AccessError::BadValue);
-            }
-            let overlaps = self.parts.iter().filter(|o| o.index != p).any(|o| {
-                let st = o.st.lock();
-                st.ctrl.enable() && st.vram_base < end && base < st.vram_base + st.vram_size
-            });
-            if overlaps {
-                return Err(AccessError::BadValue);
-            }
-        }
+        let mut st = part.st.lock();
+        let was_enabled = st.ctrl.enable();
         if was_enabled && !new.enable() {
+            drop(st);
             let _q = self.quiesce(p);
             self.reset_partition_quiesced(p);
             part.st.lock().ctrl = new;
             return Ok(());
         }
-        let mut st = part.st.lock();
+        if new.enable() && !was_enabled {
+            let (base, size) = (st.vram_base, st.vram_size);
+            let end = base.checked_add(size).ok_or(AccessError::BadValue)?;
+            if size == 0 || end > self.cfg.vram_size_bytes {
+                return Err(AccessError::BadValue);
+            }
+            // Other partitions' locks are taken while holding ours only
+            // here, under config_lock, so two enables cannot deadlock.
+            let overlaps = self.parts.iter().filter(|o| o.index != p).any(|o| {
+                let o = o.st.lock();
+                o.ctrl.enable()
+                    && o.vram_base < end
+                    && o.vram_base
+                        .checked_add(o.vram_size)
+                        .is_none_or(|e| base < e)
+            });
+            if overlaps {
+                return Err(AccessError::BadValue);
+            }
+        }
+        if was_enabled && st.ctrl.xlate() != new.xlate() {
+            // Switching translation on or off is a change of translation:
+            // wait for the in-flight command like XLATE_INVALIDATE does.
+            drop(st);
+            let _q = self.invalidate(p);
+            part.st.lock().ctrl = new;
+            return Ok(());
+        }
         if st.ctrl.xlate() != new.xlate() {
             part.tlb.lock().invalidate();
         }
@@ -1000,7 +1091,8 @@ impl Shared {
                 drop(st);
                 let newly = PartIntr::from_bits(newly);
                 if newly.fault() {
-                    self.irq.notify(part.vector_base() + PART_VECTOR_FAULT);
+                    self.irq
+                        .notify(part.vector_base().wrapping_add(PART_VECTOR_FAULT));
                 }
                 if newly.fence() || newly.idle() {
                     self.irq.notify(part.vector_base() + PART_VECTOR_ENGINE);
@@ -1015,6 +1107,9 @@ impl Shared {
             RegId::WScratch => part.st.lock().scratch = v32,
             RegId::WRingBase | RegId::WRingSize | RegId::WRingCtrl => {
                 let mut st = part.st.lock();
+                if st.executing(elem).is_some() {
+                    return Err(AccessError::Busy);
+                }
                 let ring = &mut st.rings[elem];
                 if ring.has_work() {
                     return Err(AccessError::BadValue);
@@ -1038,6 +1133,12 @@ impl Shared {
                 let mut st = part.st.lock();
                 if !st.ctrl.enable() {
                     return Err(AccessError::Disabled);
+                }
+                // TAIL may move either way (a driver may withdraw commands
+                // no engine has taken), but never onto the command in
+                // flight: that would un-submit a command that is running.
+                if st.executing(elem).is_some_and(|f| f.head == v32) {
+                    return Err(AccessError::Busy);
                 }
                 let ring = &mut st.rings[elem];
                 if v32 >= ring.size {

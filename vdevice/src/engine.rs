@@ -1,11 +1,19 @@
 //! Engines: worker threads that share partitions by weighted fair
-//! scheduling (lowest weighted virtual time first, preempting between
-//! commands after a timeslice), fetch commands from rings, and execute them
-//! with every VRAM and system-memory access checked against the partition's
-//! slice and translation. Plus the timer thread for late interrupts.
+//! scheduling (lowest weighted virtual time first, preempting after a
+//! timeslice, inside a long command between its 1 MiB chunks), fetch
+//! commands from rings, and execute them with every VRAM and system-memory
+//! access checked against the partition's slice and translation. A command
+//! taken from a ring stays in flight (`PartState::exec`, with its progress)
+//! until its effects are applied, so preemption, invalidation and replayable
+//! faults resume it where it stopped. Plus the timer thread for late
+//! interrupts.
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::command::{Command, Loc, Opcode, COMMAND_BYTES};
-use crate::device::{Delivery, FaultLogEntry, Partition, Shared, XlateFaultEntry, XlateWait};
+use crate::device::{
+    Delivery, FaultLogEntry, InFlight, Partition, Shared, XlateFaultEntry, XlateWait,
+};
 use crate::regs::{FaultCode, InjectKind, PartIntr, RINGS_PER_PARTITION};
 use crate::xlate::{self, Segment, XlateConfig, XlateError};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -113,11 +121,15 @@ fn release(shared: &Shared, p: usize, busy_ns: u64, weight: u32, end: SliceEnd) 
     let mut s = shared.sched.lock();
     let slot = &mut s.slots[p];
     slot.running = false;
-    slot.vtime += busy_ns.saturating_mul(VTIME_SCALE) / weight.max(1) as u64;
+    let advance = busy_ns
+        .saturating_mul(VTIME_SCALE)
+        .checked_div(u64::from(weight))
+        .unwrap_or(u64::MAX);
+    slot.vtime = slot.vtime.saturating_add(advance);
     let requeue = match end {
         SliceEnd::More => true,
         SliceEnd::Waiting => {
-            slot.not_before = Some(Instant::now() + SEM_POLL);
+            slot.not_before = Instant::now().checked_add(SEM_POLL);
             true
         }
         SliceEnd::Idle | SliceEnd::Aborted => slot.kicked,
@@ -134,10 +146,11 @@ fn release(shared: &Shared, p: usize, busy_ns: u64, weight: u32, end: SliceEnd) 
 }
 
 /// What the engine needs to run one command, snapshotted under the lock.
+/// The ring's base and kind cannot change while its command is in flight
+/// (SPEC 5), so a resumed command sees the same ring.
 #[derive(Clone, Copy)]
 struct Job {
-    ring: usize,
-    head: u32,
+    flight: InFlight,
     ring_base: u64,
     ring_sysmem: bool,
     vram_base: u64,
@@ -159,7 +172,10 @@ enum Stop {
         write: bool,
     },
     SemNotReady,
+    /// A reset or an invalidation wants the partition: progress is kept.
     Aborted,
+    /// The timeslice ended inside the command: progress is kept.
+    Preempted,
 }
 
 struct Done {
@@ -169,7 +185,10 @@ struct Done {
 
 fn run_slice(shared: &Shared, part: &Partition) -> (u64, u32, SliceEnd) {
     let start = Instant::now();
-    let slice = Duration::from_micros(shared.timeslice_us.load(Ordering::Relaxed).max(1) as u64);
+    let slice = Duration::from_micros(u64::from(
+        shared.timeslice_us.load(Ordering::Relaxed).max(1),
+    ));
+    let deadline = start.checked_add(slice).unwrap_or(start);
     let mut busy_ns = 0u64;
     let mut weight = 1;
     let mut stalled = [false; RINGS_PER_PARTITION];
@@ -183,25 +202,35 @@ fn run_slice(shared: &Shared, part: &Partition) -> (u64, u32, SliceEnd) {
             if !st.runnable() {
                 return (busy_ns, weight, SliceEnd::Idle);
             }
-            let first = st.next_ring;
-            let ring = (0..RINGS_PER_PARTITION)
-                .map(|i| (first + i) % RINGS_PER_PARTITION)
-                .find(|&r| st.rings[r].has_work() && !stalled[r]);
-            let Some(r) = ring else {
-                return (busy_ns, weight, SliceEnd::Waiting);
+            let flight = match st.exec {
+                // A command that was preempted, invalidated under or
+                // replayed goes on where it stopped.
+                Some(f) => f,
+                None => {
+                    let first = st.next_ring;
+                    let ring = (0..RINGS_PER_PARTITION)
+                        .map(|i| first.wrapping_add(i) % RINGS_PER_PARTITION)
+                        .find(|&r| st.rings[r].has_work() && !stalled[r]);
+                    let Some(r) = ring else {
+                        return (busy_ns, weight, SliceEnd::Waiting);
+                    };
+                    if st.inject == InjectKind::EngineHang {
+                        // The engine context wedges: nothing completes until reset.
+                        st.inject = InjectKind::None;
+                        st.hung = true;
+                        return (busy_ns, weight, SliceEnd::Idle);
+                    }
+                    st.next_ring = r.wrapping_add(1) % RINGS_PER_PARTITION;
+                    let f = InFlight::new(r, st.rings[r].head);
+                    st.exec = Some(f);
+                    f
+                }
             };
-            if st.inject == InjectKind::EngineHang {
-                // The engine context wedges: nothing completes until reset.
-                st.inject = InjectKind::None;
-                st.hung = true;
-                return (busy_ns, weight, SliceEnd::Idle);
-            }
-            st.next_ring = (r + 1) % RINGS_PER_PARTITION;
+            let ring = &st.rings[flight.ring];
             Job {
-                ring: r,
-                head: st.rings[r].head,
-                ring_base: st.rings[r].base,
-                ring_sysmem: st.rings[r].sysmem,
+                flight,
+                ring_base: ring.base,
+                ring_sysmem: ring.sysmem,
                 vram_base: st.vram_base,
                 vram_size: st.vram_size,
                 xlate: st.xlate_config(),
@@ -214,31 +243,44 @@ fn run_slice(shared: &Shared, part: &Partition) -> (u64, u32, SliceEnd) {
             shared,
             part,
             job,
+            flight: job.flight,
             injection_fired: false,
+            deadline,
+            chunks_run: 0,
+            bounce: Vec::new(),
         };
         let result = exec.run();
-        let dt = t0.elapsed().as_nanos() as u64;
-        busy_ns += dt;
+        let flight = exec.flight;
+        let ring_ix = flight.ring;
+        let dt = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        busy_ns = busy_ns.saturating_add(dt);
 
+        // The result is always applied: a reset waits for the engine to
+        // let go of the partition (quiesce) and then discards it.
         let mut deliveries: [Option<Delivery>; 2] = [None, None];
         let mut fault_entry = None;
         let mut xlate_entry = None;
+        let mut end = None;
         {
             let mut st = part.st.lock();
-            if part.abort.load(Ordering::SeqCst) {
-                return (busy_ns, weight, SliceEnd::Aborted);
-            }
-            st.stat_busy_ns += dt;
+            st.stat_busy_ns = st.stat_busy_ns.wrapping_add(dt);
             if exec.injection_fired && st.inject == job.inject {
                 st.inject = InjectKind::None;
             }
             let vb = part.vector_base();
             match result {
                 Ok(done) => {
-                    let ring = &mut st.rings[job.ring];
-                    ring.head = (ring.head + 1) % ring.size;
-                    st.stat_commands += 1;
-                    st.stat_bytes += done.bytes;
+                    st.exec = None;
+                    let ring = &mut st.rings[ring_ix];
+                    // Reconfiguring the ring was refused while the command
+                    // ran, so its size is the one HEAD was taken from.
+                    ring.head = flight
+                        .head
+                        .wrapping_add(1)
+                        .checked_rem(ring.size)
+                        .unwrap_or(0);
+                    st.stat_commands = st.stat_commands.wrapping_add(1);
+                    st.stat_bytes = st.stat_bytes.wrapping_add(done.bytes);
                     if let Some((value, intr)) = done.fence {
                         st.fence_value = value;
                         if intr {
@@ -249,13 +291,24 @@ fn run_slice(shared: &Shared, part: &Partition) -> (u64, u32, SliceEnd) {
                         deliveries[1] = st.event(PartIntr::new().with_idle(true), vb);
                     }
                 }
-                Err(Stop::SemNotReady) => stalled[job.ring] = true,
-                Err(Stop::Aborted) => return (busy_ns, weight, SliceEnd::Aborted),
+                Err(Stop::SemNotReady) => {
+                    st.exec = None;
+                    stalled[ring_ix] = true;
+                }
+                Err(Stop::Aborted) => {
+                    st.exec = Some(flight);
+                    end = Some(SliceEnd::Aborted);
+                }
+                Err(Stop::Preempted) => {
+                    st.exec = Some(flight);
+                    end = Some(SliceEnd::More);
+                }
                 Err(Stop::XlateMiss { addr, write }) if job.replay => {
+                    st.exec = Some(flight);
                     st.xlate_wait = Some(XlateWait {
                         addr,
                         write,
-                        ring: job.ring,
+                        ring: ring_ix,
                     });
                     xlate_entry = Some(XlateFaultEntry {
                         partition: part.index,
@@ -265,11 +318,11 @@ fn run_slice(shared: &Shared, part: &Partition) -> (u64, u32, SliceEnd) {
                 }
                 Err(Stop::XlateMiss { addr, write }) => {
                     let code = FaultCode::SysmemUnmapped;
-                    deliveries[0] = st.set_fault(code, addr, job.ring, write, vb);
+                    deliveries[0] = st.set_fault(code, addr, ring_ix, write, vb);
                     fault_entry = Some((code, addr, write));
                 }
                 Err(Stop::Fault { code, addr, write }) => {
-                    deliveries[0] = st.set_fault(code, addr, job.ring, write, vb);
+                    deliveries[0] = st.set_fault(code, addr, ring_ix, write, vb);
                     fault_entry = Some((code, addr, write));
                 }
             }
@@ -277,11 +330,14 @@ fn run_slice(shared: &Shared, part: &Partition) -> (u64, u32, SliceEnd) {
         for d in deliveries {
             shared.deliver(part.index, d);
         }
+        if let Some(end) = end {
+            return (busy_ns, weight, end);
+        }
         if let Some((code, addr, write)) = fault_entry {
             shared.log_fault(FaultLogEntry {
                 partition: part.index,
                 code,
-                ring: job.ring,
+                ring: ring_ix,
                 write,
                 addr,
             });
@@ -291,7 +347,7 @@ fn run_slice(shared: &Shared, part: &Partition) -> (u64, u32, SliceEnd) {
             shared.push_xlate_fault(e);
             return (busy_ns, weight, SliceEnd::Idle);
         }
-        if start.elapsed() >= slice {
+        if Instant::now() >= deadline {
             return (busy_ns, weight, SliceEnd::More);
         }
     }
@@ -302,71 +358,99 @@ struct Exec<'a> {
     shared: &'a Shared,
     part: &'a Partition,
     job: Job,
+    /// The command and its progress; written back to the partition when
+    /// the command stops short of completion.
+    flight: InFlight,
     injection_fired: bool,
+    /// End of the timeslice: a long command yields between chunks after it.
+    deadline: Instant,
+    chunks_run: u32,
+    /// Staging buffer for data that crosses between VRAM and system memory.
+    bounce: Vec<u8>,
 }
 
 fn fault(code: FaultCode, addr: u64, write: bool) -> Stop {
     Stop::Fault { code, addr, write }
 }
 
-/// A checked range in one of the partition's address spaces.
-enum Range {
-    /// Absolute VRAM offset.
+/// A range checked before the command moves any data.
+#[derive(Clone, Copy)]
+enum Place {
+    /// Absolute VRAM offset of the range's start, inside the slice.
     Vram(u64),
-    Sys(Vec<Segment>),
+    /// Partition system-memory address of the range's start; translated
+    /// one chunk at a time.
+    Sys(u64),
 }
 
 impl Exec<'_> {
     fn run(&mut self) -> Result<Done, Stop> {
+        let cmd = match self.flight.cmd {
+            Some(c) => c,
+            None => {
+                let c = self.fetch()?;
+                self.flight.cmd = Some(c);
+                c
+            }
+        };
+        self.execute(&cmd)
+    }
+
+    fn fetch(&mut self) -> Result<Command, Stop> {
         let j = self.job;
-        let cmd_addr = j
-            .ring_base
-            .checked_add(j.head as u64 * COMMAND_BYTES as u64)
-            .ok_or(if j.ring_sysmem {
+        // HEAD < RING_SIZE <= 65536: the product fits easily.
+        let off = u64::from(self.flight.head).wrapping_mul(COMMAND_BYTES as u64);
+        let Some(cmd_addr) = j.ring_base.checked_add(off) else {
+            return Err(if j.ring_sysmem {
                 Stop::XlateMiss {
                     addr: j.ring_base,
                     write: false,
                 }
             } else {
                 fault(FaultCode::VramOutOfBounds, j.ring_base, false)
-            })?;
-        let cmd_loc = Loc::new(j.ring_sysmem, cmd_addr);
+            });
+        };
+        let loc = Loc::new(j.ring_sysmem, cmd_addr);
         let mut raw = [0u8; COMMAND_BYTES];
-        let r = self.check(cmd_loc, COMMAND_BYTES as u64, false)?;
-        self.read(&r, cmd_loc, 0, &mut raw)?;
-        let cmd =
-            Command::decode(&raw).map_err(|_| fault(FaultCode::BadCommand, cmd_addr, false))?;
-        self.execute(&cmd)
+        let p = self.place(loc, COMMAND_BYTES as u64, false)?;
+        self.load(p, 0, &mut raw)?;
+        Command::decode(&raw).map_err(|_| fault(FaultCode::BadCommand, cmd_addr, false))
     }
 
-    /// Check (and translate) a whole range before any data moves.
-    fn check(&mut self, loc: Loc, len: u64, write: bool) -> Result<Range, Stop> {
+    /// Check a whole range before any data moves: a VRAM range must lie
+    /// inside the slice; a system-memory range must not wrap.
+    fn place(&self, loc: Loc, len: u64, write: bool) -> Result<Place, Stop> {
         match loc {
             Loc::Vram(off) => {
                 let end = off.checked_add(len);
-                if end.is_none_or(|e| e > self.job.vram_size) {
-                    return Err(fault(FaultCode::VramOutOfBounds, off, write));
-                }
-                Ok(Range::Vram(self.job.vram_base + off))
-            }
-            Loc::Sys(addr) => {
-                let mut tlb = self.part.tlb.lock();
-                match xlate::translate(
-                    &*self.shared.dma,
-                    &mut tlb,
-                    &self.job.xlate,
-                    addr,
-                    len,
-                    write,
-                ) {
-                    Ok(segs) => Ok(Range::Sys(segs)),
-                    Err(XlateError::Unmapped { addr }) => Err(Stop::XlateMiss { addr, write }),
-                    Err(XlateError::ReadOnly { addr }) => {
-                        Err(fault(FaultCode::SysmemReadOnly, addr, true))
-                    }
-                    Err(XlateError::Dma { .. }) => Err(fault(FaultCode::DmaError, addr, write)),
+                let abs = self.job.vram_base.checked_add(off);
+                match (end, abs) {
+                    (Some(e), Some(abs)) if e <= self.job.vram_size => Ok(Place::Vram(abs)),
+                    _ => Err(fault(FaultCode::VramOutOfBounds, off, write)),
                 }
             }
+            Loc::Sys(addr) => match addr.checked_add(len) {
+                Some(_) => Ok(Place::Sys(addr)),
+                None => Err(Stop::XlateMiss { addr, write }),
+            },
+        }
+    }
+
+    /// Translate `[addr, addr+len)` (at most one chunk) into bus segments.
+    fn translate(&self, addr: u64, len: u64, write: bool) -> Result<Vec<Segment>, Stop> {
+        let mut tlb = self.part.tlb.lock();
+        match xlate::translate(
+            &*self.shared.dma,
+            &mut tlb,
+            &self.job.xlate,
+            addr,
+            len,
+            write,
+        ) {
+            Ok(segs) => Ok(segs),
+            Err(XlateError::Unmapped { addr }) => Err(Stop::XlateMiss { addr, write }),
+            Err(XlateError::ReadOnly { addr }) => Err(fault(FaultCode::SysmemReadOnly, addr, true)),
+            Err(XlateError::Dma { .. }) => Err(fault(FaultCode::DmaError, addr, write)),
         }
     }
 
@@ -379,81 +463,117 @@ impl Exec<'_> {
         false
     }
 
-    fn aborted(&self) -> Result<(), Stop> {
+    /// Between chunks: stop for a reset or an invalidation, yield the
+    /// engine when the timeslice is over (after at least one chunk, so a
+    /// command always makes progress).
+    fn yield_point(&self) -> Result<(), Stop> {
         if self.part.abort.load(Ordering::Relaxed) {
-            Err(Stop::Aborted)
-        } else {
-            Ok(())
+            return Err(Stop::Aborted);
         }
-    }
-
-    /// Read `buf.len()` bytes at `at` bytes into checked range `r` (which starts at `loc`).
-    fn read(&mut self, r: &Range, loc: Loc, at: u64, buf: &mut [u8]) -> Result<(), Stop> {
-        match r {
-            Range::Vram(abs) => {
-                if self.inject(InjectKind::EccError) {
-                    return Err(fault(FaultCode::EccError, loc.addr() + at, false));
-                }
-                self.shared.vram.read(abs + at, buf);
-                Ok(())
-            }
-            Range::Sys(segs) => self.dma(
-                segs,
-                loc,
-                at,
-                buf.len() as u64,
-                |dma, bus, off, n| dma.read(bus, &mut buf[off as usize..(off + n) as usize]),
-                false,
-            ),
-        }
-    }
-
-    fn write(&mut self, r: &Range, loc: Loc, at: u64, buf: &[u8]) -> Result<(), Stop> {
-        match r {
-            Range::Vram(abs) => {
-                self.shared.vram.write(abs + at, buf);
-                Ok(())
-            }
-            Range::Sys(segs) => self.dma(
-                segs,
-                loc,
-                at,
-                buf.len() as u64,
-                |dma, bus, off, n| dma.write(bus, &buf[off as usize..(off + n) as usize]),
-                true,
-            ),
-        }
-    }
-
-    /// Walk the bus segments covering `[at, at+len)` of a range, calling
-    /// `f(dma, bus_addr, buf_offset, n)` for each piece.
-    fn dma(
-        &mut self,
-        segs: &[Segment],
-        loc: Loc,
-        at: u64,
-        len: u64,
-        mut f: impl FnMut(&dyn crate::Dma, u64, u64, u64) -> Result<(), crate::DmaError>,
-        write: bool,
-    ) -> Result<(), Stop> {
-        if self.inject(InjectKind::DmaError) {
-            return Err(fault(FaultCode::DmaError, loc.addr() + at, write));
-        }
-        let mut seg_start = 0u64;
-        let mut done = 0u64;
-        for s in segs {
-            let seg_end = seg_start + s.len;
-            let want_start = at + done;
-            if done < len && want_start < seg_end {
-                let in_seg = want_start - seg_start;
-                let n = (s.len - in_seg).min(len - done);
-                f(&*self.shared.dma, s.bus + in_seg, done, n)
-                    .map_err(|_| fault(FaultCode::DmaError, loc.addr() + want_start, write))?;
-                done += n;
-            }
-            seg_start = seg_end;
+        if self.chunks_run > 0 && Instant::now() >= self.deadline {
+            return Err(Stop::Preempted);
         }
         Ok(())
+    }
+
+    /// Run bytes `done..len` of the command's work in chunks of at most
+    /// CHUNK_BYTES; `step(self, at, n)` does bytes `[at, at+n)` (all or
+    /// nothing). Progress survives preemption, invalidation and faults.
+    fn chunks(
+        &mut self,
+        len: u64,
+        mut step: impl FnMut(&mut Self, u64, u64) -> Result<(), Stop>,
+    ) -> Result<(), Stop> {
+        while self.flight.done < len {
+            self.yield_point()?;
+            let at = self.flight.done;
+            let n = len.wrapping_sub(at).min(CHUNK_BYTES);
+            step(self, at, n)?;
+            self.flight.done = at.wrapping_add(n);
+            self.chunks_run = self.chunks_run.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    /// The staging buffer, at least `n` (<= CHUNK_BYTES) bytes long.
+    fn take_bounce(&mut self, n: u64) -> Vec<u8> {
+        let mut b = std::mem::take(&mut self.bounce);
+        let n = usize::try_from(n).unwrap_or(0);
+        if b.len() < n {
+            b.resize(n, 0);
+        }
+        b
+    }
+
+    fn dma_error(&mut self, addr: u64, write: bool) -> Result<(), Stop> {
+        if self.inject(InjectKind::DmaError) {
+            return Err(fault(FaultCode::DmaError, addr, write));
+        }
+        Ok(())
+    }
+
+    /// Read `buf.len()` bytes at `at` bytes into a checked range.
+    fn load(&mut self, p: Place, at: u64, buf: &mut [u8]) -> Result<(), Stop> {
+        let len = buf.len() as u64;
+        match p {
+            Place::Vram(abs) => {
+                if self.inject(InjectKind::EccError) {
+                    let off = abs.wrapping_sub(self.job.vram_base).wrapping_add(at);
+                    return Err(fault(FaultCode::EccError, off, false));
+                }
+                let ok = abs
+                    .checked_add(at)
+                    .is_some_and(|a| self.shared.vram.read(a, buf));
+                ok.then_some(())
+                    .ok_or(fault(FaultCode::VramOutOfBounds, at, false))
+            }
+            Place::Sys(base) => {
+                let addr = base.wrapping_add(at);
+                let segs = self.translate(addr, len, false)?;
+                self.dma_error(addr, false)?;
+                let mut off = 0usize;
+                for s in segs {
+                    let n = usize::try_from(s.len).unwrap_or(usize::MAX);
+                    let end = off.saturating_add(n).min(buf.len());
+                    self.shared
+                        .dma
+                        .read(s.bus, &mut buf[off..end])
+                        .map_err(|_| fault(FaultCode::DmaError, addr, false))?;
+                    off = end;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Write `buf` at `at` bytes into a checked range.
+    fn store(&mut self, p: Place, at: u64, buf: &[u8]) -> Result<(), Stop> {
+        let len = buf.len() as u64;
+        match p {
+            Place::Vram(abs) => {
+                let ok = abs
+                    .checked_add(at)
+                    .is_some_and(|a| self.shared.vram.write(a, buf));
+                ok.then_some(())
+                    .ok_or(fault(FaultCode::VramOutOfBounds, at, true))
+            }
+            Place::Sys(base) => {
+                let addr = base.wrapping_add(at);
+                let segs = self.translate(addr, len, true)?;
+                self.dma_error(addr, true)?;
+                let mut off = 0usize;
+                for s in segs {
+                    let n = usize::try_from(s.len).unwrap_or(usize::MAX);
+                    let end = off.saturating_add(n).min(buf.len());
+                    self.shared
+                        .dma
+                        .write(s.bus, &buf[off..end])
+                        .map_err(|_| fault(FaultCode::DmaError, addr, true))?;
+                    off = end;
+                }
+                Ok(())
+            }
+        }
     }
 
     fn execute(&mut self, cmd: &Command) -> Result<Done, Stop> {
@@ -462,165 +582,115 @@ impl Exec<'_> {
             Opcode::Nop => done(0),
             Opcode::Copy => {
                 let (src, dst) = (cmd.src_loc(), cmd.dst_loc());
-                let rs = self.check(src, cmd.len, false)?;
-                let rd = self.check(dst, cmd.len, true)?;
-                self.copy(&rs, src, &rd, dst, cmd.len)?;
+                let ps = self.place(src, cmd.len, false)?;
+                let pd = self.place(dst, cmd.len, true)?;
+                self.copy(ps, pd, cmd.len)?;
                 done(cmd.len)
             }
             Opcode::Fill => {
-                let dst = cmd.dst_loc();
-                let rd = self.check(dst, cmd.len, true)?;
-                let pattern = cmd.value as u32;
-                match &rd {
-                    Range::Vram(abs) => {
-                        let mut at = 0;
-                        while at < cmd.len {
-                            self.aborted()?;
-                            let n = (cmd.len - at).min(CHUNK_BYTES);
-                            self.shared.vram.fill32(abs + at, n, pattern);
-                            at += n;
+                let pd = self.place(cmd.dst_loc(), cmd.len, true)?;
+                // The decoder refused values above 32 bits.
+                let pattern = u32::try_from(cmd.value).unwrap_or(0);
+                match pd {
+                    Place::Vram(abs) => self.chunks(cmd.len, |e, at, n| {
+                        let ok = abs
+                            .checked_add(at)
+                            .is_some_and(|a| e.shared.vram.fill32(a, n, pattern));
+                        ok.then_some(())
+                            .ok_or(fault(FaultCode::VramOutOfBounds, at, true))
+                    })?,
+                    Place::Sys(_) => {
+                        let mut b = self.take_bounce(cmd.len.min(CHUNK_BYTES));
+                        for (d, s) in b.iter_mut().zip(pattern.to_le_bytes().iter().cycle()) {
+                            *d = *s;
                         }
-                    }
-                    Range::Sys(_) => {
-                        let chunk: Vec<u8> = pattern
-                            .to_le_bytes()
-                            .iter()
-                            .copied()
-                            .cycle()
-                            .take(cmd.len.min(CHUNK_BYTES) as usize)
-                            .collect();
-                        let mut at = 0;
-                        while at < cmd.len {
-                            self.aborted()?;
-                            let n = (cmd.len - at).min(CHUNK_BYTES);
-                            self.write(&rd, dst, at, &chunk[..n as usize])?;
-                            at += n;
-                        }
+                        let r = self.chunks(cmd.len, |e, at, n| {
+                            let n = usize::try_from(n).unwrap_or(0);
+                            e.store(pd, at, &b[..n])
+                        });
+                        self.bounce = b;
+                        r?;
                     }
                 }
                 done(cmd.len)
             }
             Opcode::Fence => {
-                let dst = cmd.dst_loc();
-                let rd = self.check(dst, 8, true)?;
-                self.write(&rd, dst, 0, &cmd.value.to_le_bytes())?;
+                let pd = self.place(cmd.dst_loc(), 8, true)?;
+                self.store(pd, 0, &cmd.value.to_le_bytes())?;
                 Ok(Done {
                     bytes: 0,
                     fence: Some((cmd.value, cmd.flags.intr())),
                 })
             }
             Opcode::SemWait => {
-                let src = cmd.src_loc();
-                let rs = self.check(src, 8, false)?;
+                let ps = self.place(cmd.src_loc(), 8, false)?;
                 let mut b = [0u8; 8];
-                self.read(&rs, src, 0, &mut b)?;
+                self.load(ps, 0, &mut b)?;
                 if u64::from_le_bytes(b) < cmd.value {
                     return Err(Stop::SemNotReady);
                 }
                 done(0)
             }
             Opcode::Timestamp => {
-                let dst = cmd.dst_loc();
-                let rd = self.check(dst, 8, true)?;
+                let pd = self.place(cmd.dst_loc(), 8, true)?;
                 let now = self.shared.now_ns();
-                self.write(&rd, dst, 0, &now.to_le_bytes())?;
+                self.store(pd, 0, &now.to_le_bytes())?;
                 done(0)
             }
             Opcode::Crc32 => {
-                let (src, dst) = (cmd.src_loc(), cmd.dst_loc());
-                let rs = self.check(src, cmd.len, false)?;
-                let rd = self.check(dst, 8, true)?;
-                let mut hasher = crc32fast::Hasher::new();
-                match &rs {
-                    Range::Vram(abs) => {
-                        if self.inject(InjectKind::EccError) {
-                            return Err(fault(FaultCode::EccError, src.addr(), false));
-                        }
-                        let mut at = 0;
-                        while at < cmd.len {
-                            self.aborted()?;
-                            let n = (cmd.len - at).min(CHUNK_BYTES);
-                            self.shared
-                                .vram
-                                .with_slice(abs + at, n, |s| hasher.update(s));
-                            at += n;
-                        }
-                    }
-                    Range::Sys(_) => {
-                        let mut buf = vec![0u8; cmd.len.min(CHUNK_BYTES) as usize];
-                        let mut at = 0;
-                        while at < cmd.len {
-                            self.aborted()?;
-                            let n = (cmd.len - at).min(CHUNK_BYTES);
-                            self.read(&rs, src, at, &mut buf[..n as usize])?;
-                            hasher.update(&buf[..n as usize]);
-                            at += n;
-                        }
-                    }
-                }
-                let crc = hasher.finalize() as u64;
-                self.write(&rd, dst, 0, &crc.to_le_bytes())?;
+                let ps = self.place(cmd.src_loc(), cmd.len, false)?;
+                let pd = self.place(cmd.dst_loc(), 8, true)?;
+                let mut b = self.take_bounce(cmd.len.min(CHUNK_BYTES));
+                let r = self.chunks(cmd.len, |e, at, n| {
+                    let buf = &mut b[..usize::try_from(n).unwrap_or(0)];
+                    e.load(ps, at, buf)?;
+                    let mut h = crc32fast::Hasher::new_with_initial(e.flight.crc);
+                    h.update(buf);
+                    e.flight.crc = h.finalize();
+                    Ok(())
+                });
+                self.bounce = b;
+                r?;
+                let crc = u64::from(self.flight.crc);
+                self.store(pd, 0, &crc.to_le_bytes())?;
                 done(cmd.len)
             }
         }
     }
 
-    fn copy(&mut self, rs: &Range, src: Loc, rd: &Range, dst: Loc, len: u64) -> Result<(), Stop> {
-        let shared: &Shared = self.shared;
-        let vram = &shared.vram;
-        if let (Range::Vram(s), Range::Vram(d)) = (rs, rd) {
+    fn copy(&mut self, ps: Place, pd: Place, len: u64) -> Result<(), Stop> {
+        if let (Place::Vram(s), Place::Vram(d)) = (ps, pd) {
             if self.inject(InjectKind::EccError) {
-                return Err(fault(FaultCode::EccError, src.addr(), false));
+                let off = s.wrapping_sub(self.job.vram_base);
+                return Err(fault(FaultCode::EccError, off, false));
             }
-            // Chunks go front to back unless the ranges overlap that way.
-            let backwards = d > s && *d < s + len;
-            let mut done = 0;
-            while done < len {
-                self.aborted()?;
-                let n = (len - done).min(CHUNK_BYTES);
-                let at = if backwards { len - done - n } else { done };
-                vram.copy_within(s + at, d + at, n);
-                done += n;
-            }
-            return Ok(());
+            // Chunks go front to back unless the ranges overlap that way;
+            // both ranges lie inside the slice, so the sums cannot wrap.
+            let backwards = d > s && d < s.wrapping_add(len);
+            return self.chunks(len, |e, done, n| {
+                let at = if backwards {
+                    len.wrapping_sub(done).wrapping_sub(n)
+                } else {
+                    done
+                };
+                let ok = e
+                    .shared
+                    .vram
+                    .copy_within(s.wrapping_add(at), d.wrapping_add(at), n);
+                ok.then_some(())
+                    .ok_or(fault(FaultCode::VramOutOfBounds, at, true))
+            });
         }
-        match (rs, rd) {
-            (Range::Sys(_), Range::Vram(d)) => {
-                let mut at = 0;
-                while at < len {
-                    self.aborted()?;
-                    let n = (len - at).min(CHUNK_BYTES);
-                    let r = vram.with_slice_mut(d + at, n, |buf| self.read(rs, src, at, buf));
-                    r.expect("checked range")?;
-                    at += n;
-                }
-            }
-            (Range::Vram(s), Range::Sys(_)) => {
-                if self.inject(InjectKind::EccError) {
-                    return Err(fault(FaultCode::EccError, src.addr(), false));
-                }
-                let mut at = 0;
-                while at < len {
-                    self.aborted()?;
-                    let n = (len - at).min(CHUNK_BYTES);
-                    let r = vram.with_slice(s + at, n, |buf| self.write(rd, dst, at, buf));
-                    r.expect("checked range")?;
-                    at += n;
-                }
-            }
-            _ => {
-                let mut buf = vec![0u8; len.min(CHUNK_BYTES) as usize];
-                let mut at = 0;
-                while at < len {
-                    self.aborted()?;
-                    let n = (len - at).min(CHUNK_BYTES);
-                    self.read(rs, src, at, &mut buf[..n as usize])?;
-                    self.write(rd, dst, at, &buf[..n as usize])?;
-                    at += n;
-                }
-            }
-        }
-        Ok(())
+        // Through the staging buffer: the source chunk is read (and
+        // translated) in full before any byte of the destination is written.
+        let mut b = self.take_bounce(len.min(CHUNK_BYTES));
+        let r = self.chunks(len, |e, at, n| {
+            let buf = &mut b[..usize::try_from(n).unwrap_or(0)];
+            e.load(ps, at, buf)?;
+            e.store(pd, at, buf)
+        });
+        self.bounce = b;
+        r
     }
 }
 

@@ -307,6 +307,7 @@ pub enum AccessError {
     ReadOnly = 4,
     BadValue = 5,
     Disabled = 6,
+    Busy = 7,
 }
 
 pub const ACCESS_ERROR_VALUES: &[(u64, &str)] = &[
@@ -317,6 +318,7 @@ pub const ACCESS_ERROR_VALUES: &[(u64, &str)] = &[
     (4, "READ_ONLY"),
     (5, "BAD_VALUE"),
     (6, "DISABLED"),
+    (7, "BUSY"),
 ];
 
 /// Fault-injection kinds (PT_INJECT.KIND).
@@ -687,9 +689,9 @@ pub static REGISTERS: &[Register] = &[
     reg!(PtVramSize, "VRAM_SIZE", PartitionTable, 0x10, 8, Rw, V0, !0xffff,
         NONE, "Size of the VRAM slice, a non-zero multiple of 64 KiB; writable only while disabled."),
     reg!(PtXlateRoot, "XLATE_ROOT", PartitionTable, 0x18, 8, Rw, V0, !0xfff,
-        NONE, "Bus address of the translation directory (4 KiB aligned)."),
+        NONE, "Bus address of the translation directory (4 KiB aligned). A write is a translation change: it waits as XLATE_INVALIDATE does."),
     reg!(PtXlateDirEntries, "XLATE_DIR_ENTRIES", PartitionTable, 0x20, 4, Rw, V0, 0x1fff,
-        NONE, "Directory entries (0..4096); each maps 2 MiB of partition system-memory addresses."),
+        NONE, "Directory entries (0..4096; more is refused with BAD_VALUE); each maps 2 MiB of partition system-memory addresses. A write waits as XLATE_INVALIDATE does."),
     reg!(PtWeight, "WEIGHT", PartitionTable, 0x24, 4, Rw, Reset::Value(1), 0xff,
         NONE, "Scheduling weight 1..255 (0 is refused with BAD_VALUE): engine time is shared in proportion."),
     reg!(PtReset, "RESET", PartitionTable, 0x28, 4, Wo, V0, 1, NONE,
@@ -697,7 +699,7 @@ pub static REGISTERS: &[Register] = &[
     reg!(PtScrub, "SCRUB", PartitionTable, 0x2c, 4, Wo, V0, 1, NONE,
         "Write 1 while disabled: zero the VRAM slice (refused with BAD_VALUE while enabled). Completes before the write returns."),
     reg!(PtXlateInvalidate, "XLATE_INVALIDATE", PartitionTable, 0x30, 4, Wo, V0, 1, NONE,
-        "Write 1: drop cached translations of this partition. Required after changing or removing an entry."),
+        "Write 1: drop cached translations of this partition. Required after changing or removing an entry. Completes (a read of any register after it returns) only once no in-flight command can use a translation made before it: the command stops at a chunk boundary and resumes by translating afresh."),
     reg!(PtMsixBase, "MSIX_BASE", PartitionTable, 0x34, 4, Ro, Reset::Config("2 + 2 * partition"), 0, NONE,
         "First MSI-X vector of the partition (engine vector; fault vector is +1)."),
     reg!(PtInject, "INJECT", PartitionTable, 0x38, 4, Rw, V0, 0xf,
@@ -753,17 +755,17 @@ pub static REGISTERS: &[Register] = &[
     reg!(WScratch, "SCRATCH", Window, 0x070, 4, Rw, V0, 0xffff_ffff, NONE,
         "Free for the driver; no effect."),
     reg!(WRingBase, "RING_BASE", Window, RING_REGS_BASE, 8, RINGS, RING_REGS_STRIDE, Rw, V0, !0x3f, NONE,
-        "Ring start, 64-byte aligned: a VRAM offset, or a system-memory address when RING_CTRL.SYSMEM=1. Writing it resets HEAD and TAIL; refused (BAD_VALUE) while the ring holds work."),
+        "Ring start, 64-byte aligned: a VRAM offset, or a system-memory address when RING_CTRL.SYSMEM=1. Writing it resets HEAD and TAIL; refused with BUSY while a command of the ring is in flight, with BAD_VALUE while the ring holds work."),
     reg!(WRingSize, "RING_SIZE", Window, RING_REGS_BASE + 0x08, 4, RINGS, RING_REGS_STRIDE, Rw, V0, 0x1_ffff,
         NONE, "Ring length in 64-byte commands: 0 (ring off) or a power of two up to 65536. Same reset and refusal rules as RING_BASE."),
     reg!(WRingCtrl, "RING_CTRL", Window, RING_REGS_BASE + 0x0c, 4, RINGS, RING_REGS_STRIDE, Rw, V0, 0x1,
-        fields!(RingCtrl { SYSMEM }), "SYSMEM=1: the ring lives in system memory."),
+        fields!(RingCtrl { SYSMEM }), "SYSMEM=1: the ring lives in system memory. Same refusal rules as RING_BASE."),
     reg!(WRingHead, "RING_HEAD", Window, RING_REGS_BASE + 0x10, 4, RINGS, RING_REGS_STRIDE, Ro, V0, 0, NONE,
         "Index of the next command the engine executes."),
     reg!(WRingTail, "RING_TAIL", Window, RING_REGS_BASE + 0x14, 4, RINGS, RING_REGS_STRIDE, Ro, V0, 0, NONE,
         "Index one past the last submitted command (the last doorbell value)."),
     reg!(WDoorbell, "DOORBELL", Window, DOORBELL_PAGE, 4, RINGS, 4, Wo, V0, 0xffff,
-        NONE, "Write the new TAIL (< RING_SIZE) of ring n: the engine runs commands HEAD..TAIL. Returns at once."),
+        NONE, "Write the new TAIL (< RING_SIZE) of ring n: the engine runs commands HEAD..TAIL. Returns at once. TAIL may move back to withdraw commands not yet taken, but not onto the command in flight (refused with BUSY)."),
 ];
 
 // ---------------------------------------------------------------------------

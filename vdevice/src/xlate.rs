@@ -2,15 +2,18 @@
 //! memory (directory of 2 MiB entries -> page tables of 4 KiB pages) that the
 //! host RM programs, walked by the engine through DMA, with a small TLB.
 
+#![deny(clippy::arithmetic_side_effects)]
+
 use crate::regs::{XlatePde, XlatePte};
 use crate::Dma;
-use std::collections::HashMap;
 
 pub const PAGE_SIZE: u64 = 4096;
 pub const PTES_PER_TABLE: u64 = 512;
 /// Bytes of partition address space one directory entry maps.
 pub const DIR_ENTRY_SPAN: u64 = PAGE_SIZE * PTES_PER_TABLE;
 pub const MAX_DIR_ENTRIES: u32 = 4096;
+/// TLB slots; direct-mapped by virtual page number, so a miss replaces one
+/// entry instead of flushing the lot.
 const TLB_ENTRIES: usize = 1024;
 
 /// The translation settings of a partition, snapshotted for one command.
@@ -32,23 +35,48 @@ pub enum XlateError {
     Dma { addr: u64 },
 }
 
-/// Cached page translations of one partition (vpn -> pte).
-#[derive(Default)]
+/// Cached page translations of one partition: slot `vpn % TLB_ENTRIES`
+/// holds `(vpn, pte)`.
 pub struct Tlb {
-    entries: HashMap<u64, XlatePte>,
+    slots: Box<[Option<(u64, XlatePte)>]>,
+}
+
+impl Default for Tlb {
+    fn default() -> Self {
+        Self {
+            slots: vec![None; TLB_ENTRIES].into_boxed_slice(),
+        }
+    }
 }
 
 impl Tlb {
     pub fn invalidate(&mut self) {
-        self.entries.clear();
+        self.slots.fill(None);
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.slots.iter().flatten().count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.slots.iter().all(Option::is_none)
+    }
+
+    fn slot(&mut self, vpn: u64) -> &mut Option<(u64, XlatePte)> {
+        // The remainder is < TLB_ENTRIES, so the index is in bounds.
+        let i = vpn.checked_rem(TLB_ENTRIES as u64).unwrap_or(0) as usize;
+        &mut self.slots[i]
+    }
+
+    fn lookup(&mut self, vpn: u64) -> Option<XlatePte> {
+        match *self.slot(vpn) {
+            Some((v, pte)) if v == vpn => Some(pte),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, vpn: u64, pte: XlatePte) {
+        *self.slot(vpn) = Some((vpn, pte));
     }
 }
 
@@ -67,16 +95,26 @@ fn read_u64(dma: &dyn Dma, addr: u64) -> Result<u64, XlateError> {
 }
 
 fn walk(dma: &dyn Dma, cfg: &XlateConfig, vpn: u64) -> Result<XlatePte, XlateError> {
-    let addr = vpn * PAGE_SIZE;
+    // vpn < 2^52, so these never overflow; the host-programmed root and the
+    // PDE's frame number are guest-visible values and are checked.
+    let addr = vpn.wrapping_mul(PAGE_SIZE);
     let dir_index = vpn / PTES_PER_TABLE;
-    if dir_index >= cfg.dir_entries as u64 {
+    if dir_index >= u64::from(cfg.dir_entries) {
         return Err(XlateError::Unmapped { addr });
     }
-    let pde = XlatePde::from_bits(read_u64(dma, cfg.root + dir_index * 8)?);
+    let pde_addr = cfg
+        .root
+        .checked_add(dir_index.wrapping_mul(8))
+        .ok_or(XlateError::Dma { addr: cfg.root })?;
+    let pde = XlatePde::from_bits(read_u64(dma, pde_addr)?);
     if !pde.valid() {
         return Err(XlateError::Unmapped { addr });
     }
-    let pte_addr = pde.pfn() * PAGE_SIZE + (vpn % PTES_PER_TABLE) * 8;
+    // pfn is a 52-bit field: pfn * 4096 + 511 * 8 fits in 64 bits.
+    let pte_addr = pde
+        .pfn()
+        .wrapping_mul(PAGE_SIZE)
+        .wrapping_add((vpn % PTES_PER_TABLE).wrapping_mul(8));
     let pte = XlatePte::from_bits(read_u64(dma, pte_addr)?);
     if !pte.valid() {
         return Err(XlateError::Unmapped { addr });
@@ -85,8 +123,8 @@ fn walk(dma: &dyn Dma, cfg: &XlateConfig, vpn: u64) -> Result<XlatePte, XlateErr
 }
 
 /// Translate `[addr, addr+len)` for a read or a write into bus segments.
-/// Either the whole range translates or nothing is returned, so a command
-/// that faults has moved no data.
+/// Either the whole range translates or nothing is returned. Engines call
+/// it one chunk (at most 1 MiB) at a time, so a miss costs one chunk's walk.
 pub fn translate(
     dma: &dyn Dma,
     tlb: &mut Tlb,
@@ -106,28 +144,29 @@ pub fn translate(
     let mut cur = addr;
     while cur < end {
         let vpn = cur / PAGE_SIZE;
-        let pte = match tlb.entries.get(&vpn) {
-            Some(p) => *p,
+        let pte = match tlb.lookup(vpn) {
+            Some(p) => p,
             None => {
                 let p = walk(dma, cfg, vpn)?;
-                if tlb.entries.len() >= TLB_ENTRIES {
-                    tlb.entries.clear();
-                }
-                tlb.entries.insert(vpn, p);
+                tlb.insert(vpn, p);
                 p
             }
         };
         if write && !pte.writable() {
             return Err(XlateError::ReadOnly { addr: cur });
         }
+        // in_page < PAGE_SIZE and cur < end: no underflow; pfn * 4096 +
+        // in_page fits in 64 bits (pfn is a 52-bit field).
         let in_page = cur % PAGE_SIZE;
-        let n = (PAGE_SIZE - in_page).min(end - cur);
-        let bus = pte.pfn() * PAGE_SIZE + in_page;
+        let n = PAGE_SIZE.wrapping_sub(in_page).min(end.wrapping_sub(cur));
+        let bus = pte.pfn().wrapping_mul(PAGE_SIZE).wrapping_add(in_page);
         match segs.last_mut() {
-            Some(last) if last.bus + last.len == bus => last.len += n,
+            Some(last) if last.bus.checked_add(last.len) == Some(bus) => {
+                last.len = last.len.wrapping_add(n)
+            }
             _ => segs.push(Segment { bus, len: n }),
         }
-        cur += n;
+        cur = cur.wrapping_add(n);
     }
     Ok(segs)
 }

@@ -557,6 +557,57 @@ impl Device {
     pub fn dump(&self) -> String {
         self.shared.dump()
     }
+
+    /// Are all engine and timer threads still running? (A panic on one of
+    /// them, which aborts QEMU, ends the thread in an unwinding build.)
+    pub fn threads_alive(&self) -> bool {
+        self.threads.iter().all(|t| !t.is_finished())
+    }
+
+    /// Check the device's internal invariants in one consistent snapshot
+    /// (all locks held): enabled slices inside VRAM and pairwise disjoint,
+    /// ring indices inside their rings, a command in flight only on a ring
+    /// that can hold it. For tests and fuzzing; Err says what broke.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let sh = &self.shared;
+        let _cfg = sh.config_lock.lock();
+        let parts: Vec<_> = sh.parts.iter().map(|p| p.st.lock()).collect();
+        let mut slices = Vec::new();
+        for (i, st) in parts.iter().enumerate() {
+            if st.ctrl.enable() {
+                let end = st.vram_base.checked_add(st.vram_size);
+                if st.vram_size == 0 || end.is_none_or(|e| e > sh.cfg.vram_size_bytes) {
+                    return Err(format!(
+                        "partition {i}: enabled slice {:#x}+{:#x} outside VRAM",
+                        st.vram_base, st.vram_size
+                    ));
+                }
+                slices.push((i, st.vram_base, end.unwrap_or(u64::MAX)));
+            }
+            for (r, ring) in st.rings.iter().enumerate() {
+                if ring.size != 0 && (ring.head >= ring.size || ring.tail >= ring.size) {
+                    return Err(format!("partition {i} ring {r}: index outside the ring"));
+                }
+            }
+            if let Some(f) = st.exec {
+                let ring = st.rings.get(f.ring).ok_or("in-flight ring index")?;
+                if ring.size == 0 || f.head != ring.head {
+                    return Err(format!(
+                        "partition {i}: command in flight at {} but ring {} has head {} size {}",
+                        f.head, f.ring, ring.head, ring.size
+                    ));
+                }
+            }
+        }
+        for (n, &(i, b, e)) in slices.iter().enumerate() {
+            for &(j, ob, oe) in slices.iter().skip(n.saturating_add(1)) {
+                if b < oe && ob < e {
+                    return Err(format!("partitions {i} and {j}: enabled slices overlap"));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Device {

@@ -3,6 +3,7 @@
 
 use crate::{Dma, DmaError, Irq};
 use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// System memory at bus addresses `0..size`; anything beyond fails.
@@ -108,6 +109,74 @@ impl Irq for RecordingIrq {
     }
 }
 
+/// System memory whose device writes can be held: after `hold_from(n)`,
+/// the device's n-th write (counting from 0) and every later one wait in
+/// the engine until `release()`. Tests use it to catch a command mid-flight
+/// deterministically.
+pub struct GatedMemory {
+    pub mem: Arc<FakeMemory>,
+    writes: AtomicU64,
+    hold_from: AtomicU64,
+    held: Mutex<u32>,
+    cv: Condvar,
+}
+
+impl GatedMemory {
+    pub fn new(mem: Arc<FakeMemory>) -> Self {
+        Self {
+            mem,
+            writes: AtomicU64::new(0),
+            hold_from: AtomicU64::new(u64::MAX),
+            held: Mutex::new(0),
+            cv: Condvar::new(),
+        }
+    }
+
+    pub fn hold_from(&self, n: u64) {
+        self.writes.store(0, Ordering::SeqCst);
+        self.hold_from.store(n, Ordering::SeqCst);
+    }
+
+    /// Wait until an engine is held in a write; false on timeout.
+    pub fn wait_held(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut held = self.held.lock();
+        while *held == 0 {
+            if self.cv.wait_until(&mut held, deadline).timed_out() {
+                return *held != 0;
+            }
+        }
+        true
+    }
+
+    /// Let held and later writes through.
+    pub fn release(&self) {
+        self.hold_from.store(u64::MAX, Ordering::SeqCst);
+        let _held = self.held.lock();
+        self.cv.notify_all();
+    }
+}
+
+impl Dma for GatedMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        self.mem.read(addr, buf)
+    }
+
+    fn write(&self, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
+        let n = self.writes.fetch_add(1, Ordering::SeqCst);
+        if n >= self.hold_from.load(Ordering::SeqCst) {
+            let mut held = self.held.lock();
+            *held += 1;
+            self.cv.notify_all();
+            while n >= self.hold_from.load(Ordering::SeqCst) {
+                self.cv.wait(&mut held);
+            }
+            *held -= 1;
+        }
+        self.mem.write(addr, buf)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The model with fake memory behind the generic driver
 // ---------------------------------------------------------------------------
@@ -165,8 +234,14 @@ pub struct Harness {
 impl Harness {
     pub fn new(cfg: DeviceConfig, sysmem_bytes: usize) -> Self {
         let mem = Arc::new(FakeMemory::new(sysmem_bytes));
+        Self::with_dma(cfg, mem.clone(), mem)
+    }
+
+    /// A harness whose device reaches `mem` through `dma` (a wrapper that
+    /// delays, holds or watches the device's accesses).
+    pub fn with_dma(cfg: DeviceConfig, mem: Arc<FakeMemory>, dma: Arc<dyn crate::Dma>) -> Self {
         let irq = Arc::new(RecordingIrq::default());
-        let dev = Arc::new(Device::new(cfg, mem.clone(), irq.clone()).expect("valid config"));
+        let dev = Arc::new(Device::new(cfg, dma, irq.clone()).expect("valid config"));
         let drv = Driver::new(ModelHw {
             dev: dev.clone(),
             mem: mem.clone(),

@@ -108,35 +108,6 @@ impl Vram {
         true
     }
 
-    /// Run `f` over a read-only view of VRAM (for hashing without a copy).
-    pub fn with_slice<R>(&self, off: u64, len: u64, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-        if !self.check(off, len) {
-            return None;
-        }
-        // SAFETY: range checked; the bytes may change under us (guest writes),
-        // which only makes the result stale, as on hardware.
-        let s =
-            unsafe { std::slice::from_raw_parts(self.as_ptr().add(off as usize), len as usize) };
-        Some(f(s))
-    }
-
-    /// Mutable view for DMA from system memory straight into VRAM.
-    pub fn with_slice_mut<R>(
-        &self,
-        off: u64,
-        len: u64,
-        f: impl FnOnce(&mut [u8]) -> R,
-    ) -> Option<R> {
-        if !self.check(off, len) {
-            return None;
-        }
-        // SAFETY: range checked; see with_slice.
-        let s = unsafe {
-            std::slice::from_raw_parts_mut(self.as_ptr().add(off as usize), len as usize)
-        };
-        Some(f(s))
-    }
-
     /// Zero a range and give its pages back: punch a hole in the memfd
     /// (every mapping sees zeros), falling back to writing zeros.
     pub fn scrub(&self, off: u64, len: u64) -> bool {

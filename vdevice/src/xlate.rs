@@ -94,7 +94,15 @@ fn read_u64(dma: &dyn Dma, addr: u64) -> Result<u64, XlateError> {
     Ok(u64::from_le_bytes(b))
 }
 
-fn walk(dma: &dyn Dma, cfg: &XlateConfig, vpn: u64) -> Result<XlatePte, XlateError> {
+/// The directory entry a walk used last: consecutive pages share one.
+type PdeCache = Option<(u64, XlatePde)>;
+
+fn walk(
+    dma: &dyn Dma,
+    cfg: &XlateConfig,
+    vpn: u64,
+    last: &mut PdeCache,
+) -> Result<XlatePte, XlateError> {
     // vpn < 2^52, so these never overflow; the host-programmed root and the
     // PDE's frame number are guest-visible values and are checked.
     let addr = vpn.wrapping_mul(PAGE_SIZE);
@@ -102,11 +110,18 @@ fn walk(dma: &dyn Dma, cfg: &XlateConfig, vpn: u64) -> Result<XlatePte, XlateErr
     if dir_index >= u64::from(cfg.dir_entries) {
         return Err(XlateError::Unmapped { addr });
     }
-    let pde_addr = cfg
-        .root
-        .checked_add(dir_index.wrapping_mul(8))
-        .ok_or(XlateError::Dma { addr: cfg.root })?;
-    let pde = XlatePde::from_bits(read_u64(dma, pde_addr)?);
+    let pde = match *last {
+        Some((i, pde)) if i == dir_index => pde,
+        _ => {
+            let pde_addr = cfg
+                .root
+                .checked_add(dir_index.wrapping_mul(8))
+                .ok_or(XlateError::Dma { addr: cfg.root })?;
+            let pde = XlatePde::from_bits(read_u64(dma, pde_addr)?);
+            *last = Some((dir_index, pde));
+            pde
+        }
+    };
     if !pde.valid() {
         return Err(XlateError::Unmapped { addr });
     }
@@ -141,13 +156,14 @@ pub fn translate(
         return Ok(vec![Segment { bus: addr, len }]);
     }
     let mut segs: Vec<Segment> = Vec::new();
+    let mut pde = None;
     let mut cur = addr;
     while cur < end {
         let vpn = cur / PAGE_SIZE;
         let pte = match tlb.lookup(vpn) {
             Some(p) => p,
             None => {
-                let p = walk(dma, cfg, vpn)?;
+                let p = walk(dma, cfg, vpn, &mut pde)?;
                 tlb.insert(vpn, p);
                 p
             }

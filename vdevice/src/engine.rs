@@ -535,10 +535,11 @@ impl Exec<'_> {
                 for s in segs {
                     let n = usize::try_from(s.len).unwrap_or(usize::MAX);
                     let end = off.saturating_add(n).min(buf.len());
+                    let at = addr.wrapping_add(off as u64);
                     self.shared
                         .dma
                         .read(s.bus, &mut buf[off..end])
-                        .map_err(|_| fault(FaultCode::DmaError, addr, false))?;
+                        .map_err(|_| fault(FaultCode::DmaError, at, false))?;
                     off = end;
                 }
                 Ok(())
@@ -565,10 +566,11 @@ impl Exec<'_> {
                 for s in segs {
                     let n = usize::try_from(s.len).unwrap_or(usize::MAX);
                     let end = off.saturating_add(n).min(buf.len());
+                    let at = addr.wrapping_add(off as u64);
                     self.shared
                         .dma
                         .write(s.bus, &buf[off..end])
-                        .map_err(|_| fault(FaultCode::DmaError, addr, true))?;
+                        .map_err(|_| fault(FaultCode::DmaError, at, true))?;
                     off = end;
                 }
                 Ok(())

@@ -1,6 +1,8 @@
 //! VRAM: a memfd-backed shared mapping. The VMM maps the same memfd as the
 //! VRAM BAR, so guest accesses never trap; untouched VRAM costs no memory.
 
+#![deny(clippy::arithmetic_side_effects)]
+
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::File;
 use std::io;
@@ -115,14 +117,18 @@ impl Vram {
             return false;
         }
         const PAGE: u64 = 4096;
-        let start = off.next_multiple_of(PAGE).min(off + len);
-        let end = ((off + len) / PAGE * PAGE).max(start);
+        // off + len <= size was checked: none of this wraps.
+        let stop = off.wrapping_add(len);
+        let start = off.checked_next_multiple_of(PAGE).unwrap_or(stop).min(stop);
+        let end = (stop & !(PAGE.wrapping_sub(1))).max(start);
         let zero = |a: u64, b: u64| {
             // SAFETY: sub-range of a checked range.
-            unsafe { ptr::write_bytes(self.as_ptr().add(a as usize), 0, (b - a) as usize) }
+            unsafe {
+                ptr::write_bytes(self.as_ptr().add(a as usize), 0, b.wrapping_sub(a) as usize)
+            }
         };
         zero(off, start);
-        zero(end, off + len);
+        zero(end, stop);
         if end > start {
             // SAFETY: fallocate on our own fd with a range inside the file.
             let r = unsafe {
@@ -130,7 +136,7 @@ impl Vram {
                     self.fd(),
                     libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
                     start as libc::off_t,
-                    (end - start) as libc::off_t,
+                    end.wrapping_sub(start) as libc::off_t,
                 )
             };
             if r != 0 {

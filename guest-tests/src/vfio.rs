@@ -24,6 +24,8 @@ const IOMMU_MAP_DMA: u64 = VFIO_BASE + 13;
 const IOMMU_UNMAP_DMA: u64 = VFIO_BASE + 14;
 
 const TYPE1V2_IOMMU: u64 = 3;
+const DMA_MAP_FLAG_READ: u32 = 1;
+const DMA_MAP_FLAG_WRITE: u32 = 2;
 pub const DEVICE_FLAGS_RESET: u32 = 1;
 pub const DEVICE_FLAGS_PCI: u32 = 2;
 pub const REGION_FLAG_MMAP: u32 = 4;
@@ -87,7 +89,17 @@ impl Container {
         Ok(g)
     }
 
+    /// Map `size` bytes at `vaddr` for device reads and writes at `iova`.
     pub fn map_dma(&self, vaddr: u64, iova: u64, size: u64) -> io::Result<()> {
+        self.map_dma_flags(vaddr, iova, size, DMA_MAP_FLAG_READ | DMA_MAP_FLAG_WRITE)
+    }
+
+    /// As `map_dma`, for device reads only.
+    pub fn map_dma_read_only(&self, vaddr: u64, iova: u64, size: u64) -> io::Result<()> {
+        self.map_dma_flags(vaddr, iova, size, DMA_MAP_FLAG_READ)
+    }
+
+    fn map_dma_flags(&self, vaddr: u64, iova: u64, size: u64, flags: u32) -> io::Result<()> {
         #[repr(C)]
         struct Map {
             argsz: u32,
@@ -98,7 +110,7 @@ impl Container {
         }
         let mut m = Map {
             argsz: std::mem::size_of::<Map>() as u32,
-            flags: 3,
+            flags,
             vaddr,
             iova,
             size,

@@ -68,8 +68,14 @@ struct vgpu_rm_ops {
 	int (*vgpu_create)(struct vgpu_rm_gpu *gpu, unsigned int type,
 			   const guid_t *uuid, void *frontend_priv,
 			   struct vgpu_rm_vgpu **out);
-	/* -EBUSY while started; scrubs the VRAM slice and frees everything */
-	int (*vgpu_delete)(struct vgpu_rm_vgpu *vgpu);
+	/*
+	 * Cannot fail: stops the vGPU first if it is still started, waits for
+	 * its fault service, scrubs the VRAM slice and frees everything. Once
+	 * it returns the backend holds no pointer to frontend_priv and calls
+	 * no callback with it, so the frontend may free its state. Called
+	 * after the device was closed; nothing may start the vGPU meanwhile.
+	 */
+	void (*vgpu_delete)(struct vgpu_rm_vgpu *vgpu);
 	/* device opened / closed by userspace: enable / quiesce the partition */
 	int (*vgpu_start)(struct vgpu_rm_vgpu *vgpu);
 	void (*vgpu_stop)(struct vgpu_rm_vgpu *vgpu);
@@ -87,7 +93,11 @@ struct vgpu_rm_ops {
 	int (*vgpu_reg_write)(struct vgpu_rm_vgpu *vgpu, u64 offset, u64 val,
 			      unsigned int size);
 
-	/* the guest unmapped [iova, iova+size): drop and unpin translations */
+	/*
+	 * The guest unmapped [iova, iova+size): drop and unpin translations.
+	 * When it returns, the GPU touches no byte of any page it unpinned
+	 * (the partition's translations are invalidated and waited for).
+	 */
 	void (*vgpu_dma_unmap)(struct vgpu_rm_vgpu *vgpu, u64 iova, u64 size);
 };
 
@@ -95,14 +105,19 @@ struct vgpu_rm_ops {
 struct vgpu_vfio_callbacks {
 	/* a GPU is ready: register it as an mdev parent */
 	int (*probe)(struct vgpu_rm_gpu *gpu, struct device *parent);
-	/* a GPU goes away: unregister (removes its vGPUs first) */
+	/*
+	 * a GPU goes away: unregister (removes its vGPUs first, waiting for
+	 * their users to close them); called without the backend's locks
+	 */
 	void (*remove)(struct vgpu_rm_gpu *gpu);
 	/* raise vGPU vector 0 or 1; called from hard-irq context */
 	void (*inject_interrupt)(void *frontend_priv, unsigned int vector);
 	/*
-	 * Pin the guest page at iova (page aligned) for device access; may
-	 * sleep. The backend calls it from process context when it services a
-	 * translation fault, then dma-maps the page for the GPU.
+	 * Pin the guest page at iova (page aligned) for device reads, and for
+	 * writes too if @write; may sleep. The backend calls it from process
+	 * context when it services a translation fault, then dma-maps the
+	 * page for the GPU. -EPERM: the page is mapped, but not writable and
+	 * @write was asked (the backend then pins it for reads only).
 	 */
 	int (*pin_page)(void *frontend_priv, u64 iova, bool write,
 			struct page **page);

@@ -14,6 +14,7 @@
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/uuid.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 
 #include "vgpu_ops.h"
@@ -31,6 +32,8 @@
  */
 #define VGPU_RM_DIR_ENTRIES	VGPU_XLATE_MAX_DIR_ENTRIES
 #define VGPU_RM_FAULT_HISTORY	16
+/* Longest hold-up of a vGPU's fault service that debugfs lets a test ask for */
+#define VGPU_RM_MAX_XLATE_DELAY_MS	10000
 
 struct vgpu_rm_gpu;
 
@@ -54,6 +57,7 @@ struct vgpu_rm_pt {
 struct vgpu_rm_pin {
 	struct page *page;
 	dma_addr_t dma;
+	bool writable;		/* pinned for writes, PTE WRITABLE */
 };
 
 struct vgpu_rm_vgpu {
@@ -70,8 +74,18 @@ struct vgpu_rm_vgpu {
 	u64 vram_size;
 	bool placed;		/* holds a partition (and the VRAM slice) */
 
-	/* fault-thread services in flight for this vGPU (delete waits) */
-	atomic_t servicing;
+	/*
+	 * Translation faults are serviced per vGPU, so that a pin that takes
+	 * long (a hostile VMM's memory) holds up only this vGPU: the GPU's
+	 * fault thread leaves the latest fault here (under gpu->irq_lock)
+	 * and queues fault_work on gpu->xlate_wq.
+	 */
+	struct work_struct fault_work;
+	bool fault_pending;
+	bool fault_write;
+	u64 fault_addr;
+	/* debugfs: hold up each of its fault services by that long (tests) */
+	unsigned int xlate_delay_ms;
 	/* translation state; also serialises start/stop/reset with faults */
 	struct mutex xlate_lock;
 	bool started;
@@ -103,7 +117,12 @@ struct vgpu_rm_fault_entry {
 struct vgpu_rm_gpu {
 	struct pci_dev *pdev;
 	struct list_head node;		/* in vgpu_rm_gpus, under vgpu_rm_lock */
-	bool frontend_probed;		/* callbacks->probe() succeeded */
+	/*
+	 * Under vgpu_rm_lock: the frontend whose probe() took this GPU, and
+	 * whether its remove() of it runs (without the lock)
+	 */
+	const struct vgpu_vfio_callbacks *frontend;
+	bool frontend_removing;
 
 	void __iomem *regs;
 	phys_addr_t regs_phys;
@@ -126,8 +145,13 @@ struct vgpu_rm_gpu {
 
 	/* the fault thread's read-and-pop vs. writes that drop entries */
 	struct mutex xlate_queue_lock;
+	/* unbound: one vGPU's fault_work never waits for another's */
+	struct workqueue_struct *xlate_wq;
 
-	/* partition ownership as seen from interrupt handlers */
+	/*
+	 * partition ownership as seen from interrupt handlers and the fault
+	 * thread; also each vGPU's pending fault
+	 */
 	spinlock_t irq_lock;
 	struct vgpu_rm_partition parts[VGPU_MAX_PARTITIONS];
 
@@ -169,7 +193,7 @@ int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type,
 		   const guid_t *uuid, void *frontend_priv,
 		   const struct vgpu_vfio_callbacks *cb,
 		   struct vgpu_rm_vgpu **out);
-int vgpu_rm_delete(struct vgpu_rm_vgpu *vgpu);
+void vgpu_rm_delete(struct vgpu_rm_vgpu *vgpu);
 int vgpu_rm_start(struct vgpu_rm_vgpu *vgpu);
 void vgpu_rm_stop(struct vgpu_rm_vgpu *vgpu);
 int vgpu_rm_reset(struct vgpu_rm_vgpu *vgpu);
@@ -178,6 +202,7 @@ int vgpu_rm_reset(struct vgpu_rm_vgpu *vgpu);
 void vgpu_rm_reset_write(struct vgpu_rm_gpu *gpu, u32 val,
 			 void __iomem *addr);
 int vgpu_rm_xlate_init(struct vgpu_rm_vgpu *vgpu);
+void vgpu_rm_xlate_work(struct work_struct *work);
 void vgpu_rm_xlate_clear(struct vgpu_rm_vgpu *vgpu);
 void vgpu_rm_xlate_destroy(struct vgpu_rm_vgpu *vgpu);
 void vgpu_rm_dma_unmap(struct vgpu_rm_vgpu *vgpu, u64 iova, u64 size);

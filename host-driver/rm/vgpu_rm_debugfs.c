@@ -278,8 +278,10 @@ static int vgpu_rm_control_cmd(struct vgpu_rm_gpu *gpu, char *cmd)
 	vgpu = vgpu_rm_debugfs_vgpu(gpu, n);
 	if (!vgpu)
 		return -ENOENT;
-	if (!strcmp(verb, "delete"))
-		return vgpu_rm_delete(vgpu);
+	if (!strcmp(verb, "delete")) {
+		vgpu_rm_delete(vgpu);
+		return 0;
+	}
 	if (!strcmp(verb, "start"))
 		return vgpu_rm_start(vgpu);
 	if (!strcmp(verb, "stop")) {
@@ -294,7 +296,7 @@ static int vgpu_rm_control_cmd(struct vgpu_rm_gpu *gpu, char *cmd)
 /*
  * A debugging aid that touches only vGPUs made here, never a frontend's:
  *   create <type name|index>            a vGPU on the first free partition
- *   start|stop|reset|delete <partition>
+ *   start|stop|reset|delete <partition> (delete stops it first)
  *   peek <partition> <hex iova>         log the u64 the GPU wrote there
  * A debugfs vGPU's system memory is zeroed pages the RM allocates when the
  * partition first touches them (translation faults), freed on stop.
@@ -326,6 +328,71 @@ static const struct file_operations vgpu_rm_control_fops = {
 	.llseek = noop_llseek,
 };
 
+static int vgpu_rm_xlate_delay_show(struct seq_file *s, void *unused)
+{
+	struct vgpu_rm_gpu *gpu = s->private;
+	struct vgpu_rm_vgpu *vgpu;
+	unsigned int p;
+
+	seq_puts(s, "# partition delay_ms: hold-up of each vGPU's translation-fault service; write \"<partition> <ms>\" to set\n");
+	mutex_lock(&gpu->lock);
+	for (p = 0; p < gpu->partitions; p++) {
+		vgpu = gpu->parts[p].vgpu;
+		if (vgpu)
+			seq_printf(s, "partition=%u delay_ms=%u\n", p,
+				   READ_ONCE(vgpu->xlate_delay_ms));
+	}
+	mutex_unlock(&gpu->lock);
+	return 0;
+}
+
+static int vgpu_rm_xlate_delay_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, vgpu_rm_xlate_delay_show, inode->i_private);
+}
+
+/*
+ * "<partition> <ms>": the vGPU on that partition (a frontend's too) sleeps
+ * that long before it services each translation fault, standing in for a
+ * tenant whose pins take long, so a test can check that other vGPUs'
+ * faults do not wait for it. The setting dies with the vGPU.
+ */
+static ssize_t vgpu_rm_xlate_delay_write(struct file *file,
+					 const char __user *ubuf, size_t len,
+					 loff_t *ppos)
+{
+	struct vgpu_rm_gpu *gpu = file_inode(file)->i_private;
+	unsigned int p, ms;
+	char buf[32];
+	int ret = -ENOENT;
+
+	if (*ppos || len >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	buf[len] = '\0';
+	if (sscanf(buf, "%u %u", &p, &ms) != 2 ||
+	    ms > VGPU_RM_MAX_XLATE_DELAY_MS)
+		return -EINVAL;
+
+	mutex_lock(&gpu->lock);
+	if (p < gpu->partitions && gpu->parts[p].vgpu) {
+		WRITE_ONCE(gpu->parts[p].vgpu->xlate_delay_ms, ms);
+		ret = 0;
+	}
+	mutex_unlock(&gpu->lock);
+	return ret ? ret : len;
+}
+
+static const struct file_operations vgpu_rm_xlate_delay_fops = {
+	.owner = THIS_MODULE,
+	.open = vgpu_rm_xlate_delay_open,
+	.read = seq_read,
+	.write = vgpu_rm_xlate_delay_write,
+	.llseek = seq_lseek,
+	.release = single_release,
+};
+
 void vgpu_rm_debugfs_add(struct vgpu_rm_gpu *gpu)
 {
 	struct dentry *dir;
@@ -339,6 +406,8 @@ void vgpu_rm_debugfs_add(struct vgpu_rm_gpu *gpu)
 	debugfs_create_file("faults", 0444, dir, gpu, &vgpu_rm_faults_fops);
 	debugfs_create_file("regs", 0444, dir, gpu, &vgpu_rm_regs_fops);
 	debugfs_create_file("control", 0200, dir, gpu, &vgpu_rm_control_fops);
+	debugfs_create_file("xlate_delay_ms", 0600, dir, gpu,
+			    &vgpu_rm_xlate_delay_fops);
 }
 
 void vgpu_rm_debugfs_remove(struct vgpu_rm_gpu *gpu)

@@ -19,10 +19,17 @@ module_param(types, charp, 0444);
 MODULE_PARM_DESC(types,
 		 "vGPU types as <framebuffer>:<max_instances>,... e.g. 256M:2,64M:8 (default: 1/n of the GPU for n = 1, 2, 4 ... partitions)");
 
-/* Bound GPUs and the frontend's callbacks. */
+/*
+ * Bound GPUs and the frontend's callbacks. The frontend's remove() waits
+ * for VMMs to close their vGPUs, so it runs without vgpu_rm_lock (one VMM
+ * must not block other GPUs' probe and remove): vgpu_rm_cb_users counts
+ * the removes in flight, which disconnecting the frontend waits for.
+ */
 static DEFINE_MUTEX(vgpu_rm_lock);
 static LIST_HEAD(vgpu_rm_gpus);
 static const struct vgpu_vfio_callbacks *vgpu_rm_cb;
+static unsigned int vgpu_rm_cb_users;
+static DECLARE_WAIT_QUEUE_HEAD(vgpu_rm_cb_wait);
 
 const struct vgpu_vfio_callbacks *vgpu_rm_frontend_callbacks(void)
 {
@@ -111,6 +118,11 @@ static irqreturn_t vgpu_rm_fault_irq(int irq, void *data)
 	return vgpu_rm_partition_irq(data, VGPU_PART_VECTOR_FAULT);
 }
 
+static void vgpu_rm_destroy_wq(void *data)
+{
+	destroy_workqueue(data);
+}
+
 static int vgpu_rm_setup_irqs(struct vgpu_rm_gpu *gpu)
 {
 	struct pci_dev *pdev = gpu->pdev;
@@ -119,6 +131,15 @@ static int vgpu_rm_setup_irqs(struct vgpu_rm_gpu *gpu)
 	unsigned int p, base;
 	const char *name;
 	int ret;
+
+	/* Destroyed by devres after the interrupts, which queue work on it. */
+	gpu->xlate_wq = alloc_workqueue("vgpu_rm_xlate/%s", WQ_UNBOUND, 0,
+					pci_name(pdev));
+	if (!gpu->xlate_wq)
+		return -ENOMEM;
+	ret = devm_add_action_or_reset(dev, vgpu_rm_destroy_wq, gpu->xlate_wq);
+	if (ret)
+		return ret;
 
 	gpu->nvec = VGPU_PARTITION_VECTOR_BASE(gpu->partitions);
 	ret = pci_alloc_irq_vectors(pdev, gpu->nvec, gpu->nvec, PCI_IRQ_MSIX);
@@ -304,7 +325,7 @@ static int vgpu_rm_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		if (ret)
 			dev_err(dev, "the frontend refused this GPU (%d)\n", ret);
 		else
-			gpu->frontend_probed = true;
+			gpu->frontend = cb;
 	}
 	mutex_unlock(&vgpu_rm_lock);
 	return 0;
@@ -325,23 +346,54 @@ static void vgpu_rm_delete_all(struct vgpu_rm_gpu *gpu)
 		if (vgpu->cb)
 			dev_warn(&gpu->pdev->dev, "vGPU %pUl on partition %u outlived the frontend's remove; deleting it\n",
 				 &vgpu->uuid, p);
-		vgpu_rm_stop(vgpu);
 		vgpu_rm_delete(vgpu);
 	}
+}
+
+/*
+ * Take @gpu from the frontend that probed it, if any: the caller then
+ * calls the returned callbacks' remove() without vgpu_rm_lock, and
+ * vgpu_rm_frontend_removed() after it.
+ */
+static const struct vgpu_vfio_callbacks *
+vgpu_rm_frontend_take(struct vgpu_rm_gpu *gpu)
+{
+	const struct vgpu_vfio_callbacks *cb = gpu->frontend;
+
+	lockdep_assert_held(&vgpu_rm_lock);
+	if (!cb)
+		return NULL;
+	gpu->frontend = NULL;
+	WRITE_ONCE(gpu->frontend_removing, true);
+	WRITE_ONCE(vgpu_rm_cb_users, vgpu_rm_cb_users + 1);
+	return cb;
+}
+
+static void vgpu_rm_frontend_removed(struct vgpu_rm_gpu *gpu)
+{
+	mutex_lock(&vgpu_rm_lock);
+	WRITE_ONCE(gpu->frontend_removing, false);
+	WRITE_ONCE(vgpu_rm_cb_users, vgpu_rm_cb_users - 1);
+	mutex_unlock(&vgpu_rm_lock);
+	wake_up_all(&vgpu_rm_cb_wait);
 }
 
 static void vgpu_rm_remove(struct pci_dev *pdev)
 {
 	struct vgpu_rm_gpu *gpu = pci_get_drvdata(pdev);
+	const struct vgpu_vfio_callbacks *cb;
 
 	mutex_lock(&vgpu_rm_lock);
 	list_del_init(&gpu->node);
-	if (gpu->frontend_probed) {
-		/* The frontend unregisters the mdev parent: vGPUs go first. */
-		vgpu_rm_cb->remove(gpu);
-		gpu->frontend_probed = false;
-	}
+	cb = vgpu_rm_frontend_take(gpu);
 	mutex_unlock(&vgpu_rm_lock);
+	if (cb) {
+		/* The frontend unregisters the mdev parent: vGPUs go first. */
+		cb->remove(gpu);
+		vgpu_rm_frontend_removed(gpu);
+	}
+	/* Or vgpu_rm_clear_ops() is removing it: wait for that. */
+	wait_event(vgpu_rm_cb_wait, !READ_ONCE(gpu->frontend_removing));
 
 	vgpu_rm_debugfs_remove(gpu);
 	vgpu_rm_delete_all(gpu);
@@ -363,6 +415,38 @@ static struct pci_driver vgpu_rm_driver = {
 	.remove = vgpu_rm_remove,
 };
 
+/*
+ * Take every GPU from the frontend and remove it there, without
+ * vgpu_rm_lock while remove() waits for VMMs; then wait for the removes
+ * vgpu_rm_remove() runs. Caller holds vgpu_rm_lock and has made the
+ * frontend unreachable for new GPUs (vgpu_rm_cb no longer points at it).
+ */
+static void vgpu_rm_frontend_detach(void)
+{
+	const struct vgpu_vfio_callbacks *cb;
+	struct vgpu_rm_gpu *gpu;
+	bool found;
+
+	lockdep_assert_held(&vgpu_rm_lock);
+	do {
+		found = false;
+		list_for_each_entry(gpu, &vgpu_rm_gpus, node) {
+			cb = vgpu_rm_frontend_take(gpu);
+			if (!cb)
+				continue;
+			mutex_unlock(&vgpu_rm_lock);
+			cb->remove(gpu);
+			vgpu_rm_frontend_removed(gpu);
+			mutex_lock(&vgpu_rm_lock);
+			found = true;
+			break;	/* the list may have changed meanwhile */
+		}
+	} while (found);
+	mutex_unlock(&vgpu_rm_lock);
+	wait_event(vgpu_rm_cb_wait, !READ_ONCE(vgpu_rm_cb_users));
+	mutex_lock(&vgpu_rm_lock);
+}
+
 /**
  * vgpu_rm_set_ops() - connect the frontend
  * @ops: filled with the backend's operations
@@ -382,7 +466,8 @@ int vgpu_rm_set_ops(struct vgpu_rm_ops *ops,
 	if (!ops || !callbacks || !callbacks->probe || !callbacks->remove)
 		return -EINVAL;
 	mutex_lock(&vgpu_rm_lock);
-	if (vgpu_rm_cb) {
+	/* Also while an earlier frontend's removes still run. */
+	if (vgpu_rm_cb || vgpu_rm_cb_users) {
 		ret = -EBUSY;
 		goto out;
 	}
@@ -395,16 +480,11 @@ int vgpu_rm_set_ops(struct vgpu_rm_ops *ops,
 				ret);
 			break;
 		}
-		gpu->frontend_probed = true;
+		gpu->frontend = callbacks;
 	}
 	if (ret) {
-		list_for_each_entry(gpu, &vgpu_rm_gpus, node) {
-			if (!gpu->frontend_probed)
-				continue;
-			callbacks->remove(gpu);
-			gpu->frontend_probed = false;
-		}
 		WRITE_ONCE(vgpu_rm_cb, NULL);
+		vgpu_rm_frontend_detach();
 		memset(ops, 0, sizeof(*ops));
 	}
 out:
@@ -416,22 +496,16 @@ EXPORT_SYMBOL_GPL(vgpu_rm_set_ops);
 /**
  * vgpu_rm_clear_ops() - disconnect the frontend
  *
- * Calls the frontend's remove for every GPU it probed; after this the
- * backend calls none of its callbacks.
+ * Calls the frontend's remove for every GPU it probed, and waits for the
+ * removes already running; after this the backend calls none of its
+ * callbacks.
  */
 void vgpu_rm_clear_ops(void)
 {
-	struct vgpu_rm_gpu *gpu;
-
 	mutex_lock(&vgpu_rm_lock);
 	if (vgpu_rm_cb) {
-		list_for_each_entry(gpu, &vgpu_rm_gpus, node) {
-			if (!gpu->frontend_probed)
-				continue;
-			vgpu_rm_cb->remove(gpu);
-			gpu->frontend_probed = false;
-		}
 		WRITE_ONCE(vgpu_rm_cb, NULL);
+		vgpu_rm_frontend_detach();
 	}
 	mutex_unlock(&vgpu_rm_lock);
 }

@@ -88,6 +88,7 @@ int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type,
 	if (uuid)
 		guid_copy(&vgpu->uuid, uuid);
 	mutex_init(&vgpu->xlate_lock);
+	INIT_WORK(&vgpu->fault_work, vgpu_rm_xlate_work);
 	xa_init(&vgpu->pins);
 	ret = vgpu_rm_xlate_init(vgpu);
 	if (ret)
@@ -137,26 +138,32 @@ err_free:
 	return ret;
 }
 
-int vgpu_rm_delete(struct vgpu_rm_vgpu *vgpu)
+/*
+ * Cannot fail (vgpu_ops.h): once it returns, nothing refers to the vGPU or
+ * its frontend_priv. Nothing may start the vGPU meanwhile.
+ */
+void vgpu_rm_delete(struct vgpu_rm_vgpu *vgpu)
 {
 	struct vgpu_rm_gpu *gpu = vgpu->gpu;
 	unsigned int p = vgpu->partition;
 	bool started;
 
-	mutex_lock(&gpu->lock);
 	mutex_lock(&vgpu->xlate_lock);
 	started = vgpu->started;
 	mutex_unlock(&vgpu->xlate_lock);
-	if (started) {
-		mutex_unlock(&gpu->lock);
-		return -EBUSY;
-	}
+	if (started)
+		vgpu_rm_stop(vgpu);
 
+	mutex_lock(&gpu->lock);
 	spin_lock_irq(&gpu->irq_lock);
 	gpu->parts[p].vgpu = NULL;
 	spin_unlock_irq(&gpu->irq_lock);
-	/* A fault thread that found this vGPU before it was unpublished. */
-	wait_var_event(&vgpu->servicing, !atomic_read(&vgpu->servicing));
+	/*
+	 * The fault thread queues fault_work only for a published vGPU: wait
+	 * for this vGPU's own fault service, nobody else's. Stopped, it has
+	 * no pin to wait for.
+	 */
+	cancel_work_sync(&vgpu->fault_work);
 
 	vgpu_rm_reset_write(gpu, 0, vgpu_rm_pt_reg(gpu, p, VGPU_PT_CTRL));
 	/* No data crosses tenants (SPEC 4: SCRUB requires disabled). */
@@ -173,7 +180,6 @@ int vgpu_rm_delete(struct vgpu_rm_vgpu *vgpu)
 		&vgpu->uuid, p);
 	mutex_destroy(&vgpu->xlate_lock);
 	kfree(vgpu);
-	return 0;
 }
 
 int vgpu_rm_start(struct vgpu_rm_vgpu *vgpu)
@@ -185,7 +191,10 @@ int vgpu_rm_start(struct vgpu_rm_vgpu *vgpu)
 	u32 ctrl;
 	int ret = 0;
 
-	mutex_lock(&gpu->lock);
+	/*
+	 * Not under gpu->lock: this vGPU's fault service may hold xlate_lock
+	 * for as long as a pin takes, and other vGPUs must not wait for it.
+	 */
 	mutex_lock(&vgpu->xlate_lock);
 	if (vgpu->started)
 		goto out;
@@ -202,7 +211,6 @@ int vgpu_rm_start(struct vgpu_rm_vgpu *vgpu)
 	vgpu->started = true;
 out:
 	mutex_unlock(&vgpu->xlate_lock);
-	mutex_unlock(&gpu->lock);
 	return ret;
 }
 
@@ -210,7 +218,7 @@ void vgpu_rm_stop(struct vgpu_rm_vgpu *vgpu)
 {
 	struct vgpu_rm_gpu *gpu = vgpu->gpu;
 
-	mutex_lock(&gpu->lock);
+	/* Not under gpu->lock, as vgpu_rm_start(). */
 	mutex_lock(&vgpu->xlate_lock);
 	/* Clearing ENABLE quiesces and resets, dropping a queued fault. */
 	vgpu_rm_reset_write(gpu, 0,
@@ -223,12 +231,11 @@ void vgpu_rm_stop(struct vgpu_rm_vgpu *vgpu)
 	vgpu->started = false;
 	vgpu_rm_xlate_clear(vgpu);
 	mutex_unlock(&vgpu->xlate_lock);
-	mutex_unlock(&gpu->lock);
 }
 
 int vgpu_rm_reset(struct vgpu_rm_vgpu *vgpu)
 {
-	/* Serialised with the fault thread: a reset drops a queued fault. */
+	/* Serialised with the fault service: a reset drops a queued fault. */
 	mutex_lock(&vgpu->xlate_lock);
 	vgpu_rm_reset_write(vgpu->gpu, 1,
 			    vgpu_rm_win_reg(vgpu->gpu, vgpu->partition,

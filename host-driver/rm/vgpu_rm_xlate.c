@@ -1,10 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * System-memory translation of a partition (SPEC 8): a
- * directory and lazily allocated page tables in coherent DMA memory, filled
- * on replayable translation faults with guest pages the frontend pins.
+ * System-memory translation of a partition (SPEC 8): a directory and
+ * lazily allocated page tables in coherent DMA memory, filled on
+ * replayable translation faults with guest pages the frontend pins, with
+ * the access each fault asked for.
+ *
+ * Faults are serviced per vGPU: the GPU's fault thread only drains the
+ * device's queue and hands each entry to its vGPU's fault_work on an
+ * unbound workqueue, so a pin that takes long (a hostile VMM's memory)
+ * holds up that vGPU alone.
+ *
+ * Lock order: vgpu->xlate_lock, gpu->xlate_queue_lock, gpu->irq_lock.
  */
 #include <linux/bitfield.h>
+#include <linux/delay.h>
 #include <linux/dma-mapping.h>
 #include <linux/io.h>
 #include <linux/io-64-nonatomic-lo-hi.h>
@@ -22,9 +31,9 @@ static struct device *vgpu_rm_dev(struct vgpu_rm_vgpu *vgpu)
 
 /*
  * A write that resets a partition (CTRL.ENABLE cleared, RESET) drops its
- * queued translation fault from the middle of the queue; the fault thread
- * reads the head and pops it under the same lock so it never pops an entry
- * it has not seen.
+ * queued translation fault from the middle of the queue, as XLATE_RESUME
+ * does (vgpu_rm_xlate_resume()); the fault thread reads the head and pops
+ * it under the same lock so it never pops an entry it has not seen.
  */
 void vgpu_rm_reset_write(struct vgpu_rm_gpu *gpu, u32 val,
 			 void __iomem *addr)
@@ -61,13 +70,40 @@ static __le64 *vgpu_rm_pte(struct vgpu_rm_vgpu *vgpu, u64 iova)
 			VGPU_XLATE_PTES_PER_TABLE];
 }
 
+/*
+ * Drop the partition's cached translations and wait for the device:
+ * XLATE_INVALIDATE completes only once no command of the partition can
+ * still use a translation made before it (an in-flight one is stopped at
+ * a chunk boundary and translates afresh when it goes on, SPEC 8), and
+ * the read flushes the posted write. After this, entries cleared before
+ * it are used by nobody.
+ */
 static void vgpu_rm_invalidate(struct vgpu_rm_vgpu *vgpu)
 {
+	struct vgpu_rm_gpu *gpu = vgpu->gpu;
+
 	/* A vGPU that failed creation has no partition to invalidate. */
 	if (!vgpu->placed)
 		return;
-	writel(1, vgpu_rm_pt_reg(vgpu->gpu, vgpu->partition,
+	writel(1, vgpu_rm_pt_reg(gpu, vgpu->partition,
 				 VGPU_PT_XLATE_INVALIDATE));
+	readl(vgpu_rm_pt_reg(gpu, vgpu->partition, VGPU_PT_STATE));
+}
+
+/* The GPU never writes a read-only pin: nothing to sync back from it. */
+static enum dma_data_direction vgpu_rm_pin_dir(const struct vgpu_rm_pin *pin)
+{
+	return pin->writable ? DMA_BIDIRECTIONAL : DMA_TO_DEVICE;
+}
+
+/* A page back to its owner: the frontend's is unpinned, ours freed. */
+static void vgpu_rm_put_page(struct vgpu_rm_vgpu *vgpu, u64 iova,
+			     struct page *page)
+{
+	if (!vgpu->cb)
+		__free_page(page);
+	else if (vgpu->cb->unpin_page)
+		vgpu->cb->unpin_page(vgpu->frontend_priv, iova);
 }
 
 /* Give a page back: no PTE may point at it any more. */
@@ -75,14 +111,9 @@ static void vgpu_rm_unpin(struct vgpu_rm_vgpu *vgpu, unsigned long idx,
 			  struct vgpu_rm_pin *pin)
 {
 	dma_unmap_page(vgpu_rm_dev(vgpu), pin->dma, PAGE_SIZE,
-		       DMA_BIDIRECTIONAL);
-	if (!vgpu->cb)
-		__free_page(pin->page);
-	else if (vgpu->cb->unpin_page)
-		vgpu->cb->unpin_page(vgpu->frontend_priv,
-				     (u64)idx << PAGE_SHIFT);
+		       vgpu_rm_pin_dir(pin));
+	vgpu_rm_put_page(vgpu, (u64)idx << PAGE_SHIFT, pin->page);
 	kfree(pin);
-	vgpu->nr_pins--;
 }
 
 /* Drop every translation and pinned page. Caller holds xlate_lock. */
@@ -101,6 +132,7 @@ void vgpu_rm_xlate_clear(struct vgpu_rm_vgpu *vgpu)
 	xa_for_each(&vgpu->pins, idx, pin) {
 		xa_erase(&vgpu->pins, idx);
 		vgpu_rm_unpin(vgpu, idx, pin);
+		vgpu->nr_pins--;
 	}
 	for (i = 0; i < VGPU_RM_DIR_ENTRIES; i++) {
 		if (!vgpu->pts[i].cpu)
@@ -125,13 +157,6 @@ void vgpu_rm_xlate_destroy(struct vgpu_rm_vgpu *vgpu)
 	vgpu->dir = NULL;
 }
 
-static unsigned int vgpu_rm_partition_state(struct vgpu_rm_vgpu *vgpu)
-{
-	return FIELD_GET(VGPU_PT_STATE_STATE,
-			 readl(vgpu_rm_pt_reg(vgpu->gpu, vgpu->partition,
-					      VGPU_PT_STATE)));
-}
-
 void vgpu_rm_dma_unmap(struct vgpu_rm_vgpu *vgpu, u64 iova, u64 size)
 {
 	unsigned long first, last, idx;
@@ -151,56 +176,82 @@ void vgpu_rm_dma_unmap(struct vgpu_rm_vgpu *vgpu, u64 iova, u64 size)
 			WRITE_ONCE(*pte, 0);
 		found = true;
 	}
+	/*
+	 * Only pages of the range that are pinned can be in a PTE or in the
+	 * TLB (every removal is followed by an invalidate under this lock),
+	 * so an unmap of memory the GPU never used costs the partition
+	 * nothing. Otherwise the GPU must be done with them before they go
+	 * back: a command that then needs one faults, finds it unmapped and
+	 * is cancelled, which faults only this partition.
+	 */
 	if (found) {
-		/* The GPU must not use the pages once they are unpinned. */
 		vgpu_rm_invalidate(vgpu);
-		/*
-		 * A command translates its whole range before it moves data,
-		 * so one running now may still write pages of this range
-		 * through translations it made before the invalidate. Stop it
-		 * (partition reset) before the pages go back to the kernel:
-		 * the guest unmapped memory under its own DMA. A command that
-		 * starts after the invalidate sees the cleared entries.
-		 */
-		if (vgpu_rm_partition_state(vgpu) == VGPU_STATE_BUSY) {
-			dev_warn_ratelimited(vgpu_rm_dev(vgpu),
-					     "partition %u: DMA unmap of pages in use by a running command: partition reset\n",
-					     vgpu->partition);
-			vgpu_rm_reset_write(vgpu->gpu, 1,
-					    vgpu_rm_pt_reg(vgpu->gpu, vgpu->partition,
-							   VGPU_PT_RESET));
-		}
 		xa_for_each_range(&vgpu->pins, idx, pin, first, last) {
 			xa_erase(&vgpu->pins, idx);
 			vgpu_rm_unpin(vgpu, idx, pin);
+			vgpu->nr_pins--;
 		}
 	}
 	mutex_unlock(&vgpu->xlate_lock);
 }
 
 /*
- * A frontend's vGPU gets the guest's page; a debugfs vGPU, which has no
- * guest, gets a fresh zeroed page as its "system memory".
+ * Pin the page at @iova for reads, and writes if @write, and map it for
+ * the GPU. A debugfs vGPU, which has no guest, gets a fresh zeroed page
+ * as its "system memory", always writable.
  */
-static int vgpu_rm_pin_page(struct vgpu_rm_vgpu *vgpu, u64 iova,
-			    struct page **page)
-{
-	if (vgpu->cb)
-		return vgpu->cb->pin_page(vgpu->frontend_priv, iova, true, page);
-	*page = alloc_page(GFP_KERNEL | __GFP_ZERO);
-	return *page ? 0 : -ENOMEM;
-}
-
-/* Pin, map and enter the page at @iova. Caller holds xlate_lock. */
-static int vgpu_rm_xlate_map(struct vgpu_rm_vgpu *vgpu, u64 iova)
+static struct vgpu_rm_pin *vgpu_rm_pin(struct vgpu_rm_vgpu *vgpu, u64 iova,
+				       bool write)
 {
 	struct device *dev = vgpu_rm_dev(vgpu);
+	struct vgpu_rm_pin *pin;
+	int ret;
+
+	pin = kzalloc(sizeof(*pin), GFP_KERNEL);
+	if (!pin)
+		return ERR_PTR(-ENOMEM);
+	if (vgpu->cb) {
+		ret = vgpu->cb->pin_page(vgpu->frontend_priv, iova, write,
+					 &pin->page);
+		pin->writable = write;
+	} else {
+		pin->page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+		ret = pin->page ? 0 : -ENOMEM;
+		pin->writable = true;
+	}
+	if (ret)
+		goto err_free;
+	pin->dma = dma_map_page(dev, pin->page, 0, PAGE_SIZE,
+				vgpu_rm_pin_dir(pin));
+	ret = dma_mapping_error(dev, pin->dma);
+	if (ret)
+		goto err_put;
+	return pin;
+
+err_put:
+	vgpu_rm_put_page(vgpu, iova, pin->page);
+err_free:
+	kfree(pin);
+	return ERR_PTR(ret);
+}
+
+/*
+ * Pin, map and enter the page at @iova, writable if the guest mapped it
+ * so, whichever access faulted: the device faults a write to a read-only
+ * entry outright (SYSMEM_READ_ONLY, not replayable; SPEC 8), so a
+ * read-only entry for a page the guest may write would fault the tenant's
+ * next write to it (a semaphore it waited on, then releases). A page
+ * mapped read-only is entered read-only, so that a write to it faults
+ * with SYSMEM_READ_ONLY, which says what the guest did, where the write
+ * pin alone would be cancelled. Caller holds xlate_lock.
+ */
+static int vgpu_rm_xlate_map(struct vgpu_rm_vgpu *vgpu, u64 iova)
+{
 	unsigned long idx = iova >> PAGE_SHIFT;
 	unsigned int d = iova / VGPU_XLATE_DIR_ENTRY_SPAN;
 	struct vgpu_rm_pt *pt = &vgpu->pts[d];
 	struct vgpu_rm_pin *pin;
-	struct page *page;
-	__le64 *pte;
+	u64 entry;
 	int ret;
 
 	if (xa_load(&vgpu->pins, idx))
@@ -209,8 +260,9 @@ static int vgpu_rm_xlate_map(struct vgpu_rm_vgpu *vgpu, u64 iova)
 		return -EOPNOTSUPP;
 
 	if (!pt->cpu) {
-		pt->cpu = dma_alloc_coherent(dev, VGPU_XLATE_PAGE_SIZE,
-					     &pt->dma, GFP_KERNEL);
+		pt->cpu = dma_alloc_coherent(vgpu_rm_dev(vgpu),
+					     VGPU_XLATE_PAGE_SIZE, &pt->dma,
+					     GFP_KERNEL);
 		if (!pt->cpu)
 			return -ENOMEM;
 		/* The table is zeroed before the directory points at it. */
@@ -218,38 +270,24 @@ static int vgpu_rm_xlate_map(struct vgpu_rm_vgpu *vgpu, u64 iova)
 		WRITE_ONCE(vgpu->dir[d], cpu_to_le64(pt->dma | VGPU_XLATE_VALID));
 	}
 
-	pin = kzalloc(sizeof(*pin), GFP_KERNEL);
-	if (!pin)
-		return -ENOMEM;
-	ret = vgpu_rm_pin_page(vgpu, iova, &page);
-	if (ret)
-		goto err_free;
-	pin->page = page;
-	pin->dma = dma_map_page(dev, page, 0, PAGE_SIZE, DMA_BIDIRECTIONAL);
-	ret = dma_mapping_error(dev, pin->dma);
-	if (ret)
-		goto err_unpin;
+	pin = vgpu_rm_pin(vgpu, iova, true);
+	if (pin == ERR_PTR(-EPERM))
+		pin = vgpu_rm_pin(vgpu, iova, false);
+	if (IS_ERR(pin))
+		return PTR_ERR(pin);
 	ret = xa_err(xa_store(&vgpu->pins, idx, pin, GFP_KERNEL));
-	if (ret)
-		goto err_unmap;
+	if (ret) {
+		vgpu_rm_unpin(vgpu, idx, pin);
+		return ret;
+	}
 	vgpu->nr_pins++;
 
-	pte = vgpu_rm_pte(vgpu, iova);
+	entry = pin->dma | VGPU_XLATE_VALID;
+	if (pin->writable)
+		entry |= VGPU_XLATE_WRITABLE;
 	/* A miss is not cached: a new entry needs no invalidate. */
-	WRITE_ONCE(*pte, cpu_to_le64(pin->dma | VGPU_XLATE_VALID |
-				     VGPU_XLATE_WRITABLE));
+	WRITE_ONCE(*vgpu_rm_pte(vgpu, iova), cpu_to_le64(entry));
 	return 0;
-
-err_unmap:
-	dma_unmap_page(dev, pin->dma, PAGE_SIZE, DMA_BIDIRECTIONAL);
-err_unpin:
-	if (!vgpu->cb)
-		__free_page(page);
-	else if (vgpu->cb->unpin_page)
-		vgpu->cb->unpin_page(vgpu->frontend_priv, iova);
-err_free:
-	kfree(pin);
-	return ret;
 }
 
 /* The 64-bit word at @iova of a debugfs vGPU's memory, for testing. */
@@ -264,7 +302,7 @@ int vgpu_rm_xlate_peek(struct vgpu_rm_vgpu *vgpu, u64 iova, u64 *val)
 	pin = xa_load(&vgpu->pins, iova >> PAGE_SHIFT);
 	if (pin) {
 		dma_sync_single_for_cpu(vgpu_rm_dev(vgpu), pin->dma, PAGE_SIZE,
-					DMA_BIDIRECTIONAL);
+					vgpu_rm_pin_dir(pin));
 		*val = *(u64 *)(page_address(pin->page) + offset_in_page(iova));
 		ret = 0;
 	}
@@ -272,64 +310,73 @@ int vgpu_rm_xlate_peek(struct vgpu_rm_vgpu *vgpu, u64 iova, u64 *val)
 	return ret;
 }
 
-static void vgpu_rm_xlate_resume(struct vgpu_rm_gpu *gpu, unsigned int p,
-				 unsigned int action)
+static void vgpu_rm_resume_locked(struct vgpu_rm_gpu *gpu, unsigned int p,
+				  unsigned int action)
 {
+	lockdep_assert_held(&gpu->xlate_queue_lock);
 	writel(FIELD_PREP(VGPU_G_XLATE_RESUME_PARTITION, p) |
 	       FIELD_PREP(VGPU_G_XLATE_RESUME_ACTION, action),
 	       gpu->regs + VGPU_G_XLATE_RESUME);
 }
 
-static void vgpu_rm_xlate_service(struct vgpu_rm_gpu *gpu, unsigned int p,
-				  u64 addr, bool write)
+/* XLATE_RESUME drops p's queued entries: see vgpu_rm_reset_write(). */
+static void vgpu_rm_xlate_resume(struct vgpu_rm_gpu *gpu, unsigned int p,
+				 unsigned int action)
 {
-	struct device *dev = &gpu->pdev->dev;
-	struct vgpu_rm_vgpu *vgpu;
-	u64 iova = addr & ~(VGPU_XLATE_PAGE_SIZE - 1);
-	unsigned int state;
+	mutex_lock(&gpu->xlate_queue_lock);
+	vgpu_rm_resume_locked(gpu, p, action);
+	mutex_unlock(&gpu->xlate_queue_lock);
+}
+
+/*
+ * A vGPU's translation fault, on gpu->xlate_wq: pin and enter the page,
+ * then replay; or cancel, which faults the partition. Only this vGPU
+ * waits for the pin.
+ */
+void vgpu_rm_xlate_work(struct work_struct *work)
+{
+	struct vgpu_rm_vgpu *vgpu =
+		container_of(work, struct vgpu_rm_vgpu, fault_work);
+	struct vgpu_rm_gpu *gpu = vgpu->gpu;
+	unsigned int p = vgpu->partition;
+	unsigned int state, delay_ms;
+	bool pending, write;
+	u64 addr, iova;
 	int ret;
 
-	if (p >= gpu->partitions) {
-		dev_warn_ratelimited(dev, "translation fault names partition %u of %u\n",
-				     p, gpu->partitions);
-		return;
-	}
-	/*
-	 * The vGPU stays allocated while it is serviced: delete unpublishes it
-	 * and then waits for vgpu->servicing to drop to zero (only for this
-	 * vGPU: other tenants' faults keep this thread busy, not the delete).
-	 */
+	mutex_lock(&vgpu->xlate_lock);
 	spin_lock_irq(&gpu->irq_lock);
-	vgpu = gpu->parts[p].vgpu;
-	if (vgpu)
-		atomic_inc(&vgpu->servicing);
+	pending = vgpu->fault_pending;
+	addr = vgpu->fault_addr;
+	write = vgpu->fault_write;
+	vgpu->fault_pending = false;
 	spin_unlock_irq(&gpu->irq_lock);
 
+	/*
+	 * Stale: the partition was stopped or reset since it faulted. Resets
+	 * take xlate_lock, so the wait seen here lasts until the resume. It
+	 * may be for a later fault not drained yet (a reset came between):
+	 * then the replay faults again, and that fault comes here too.
+	 */
 	state = FIELD_GET(VGPU_PT_STATE_STATE,
 			  readl(vgpu_rm_pt_reg(gpu, p, VGPU_PT_STATE)));
-	if (!vgpu) {
-		if (state == VGPU_STATE_XLATE_WAIT)
-			vgpu_rm_xlate_resume(gpu, p, VGPU_XLATE_RESUME_CANCEL);
-		dev_warn_ratelimited(dev, "translation fault of partition %u, which has no vGPU\n",
-				     p);
-		return;
-	}
-
-	mutex_lock(&vgpu->xlate_lock);
-	/* Stale: the partition was stopped or reset since it faulted. */
-	state = FIELD_GET(VGPU_PT_STATE_STATE,
-			  readl(vgpu_rm_pt_reg(gpu, p, VGPU_PT_STATE)));
-	if (!vgpu->started || state != VGPU_STATE_XLATE_WAIT)
+	if (!pending || !vgpu->started || state != VGPU_STATE_XLATE_WAIT)
 		goto out;
 
+	/* debugfs: stand in for a pin that takes long (tests) */
+	delay_ms = READ_ONCE(vgpu->xlate_delay_ms);
+	if (delay_ms)
+		msleep(delay_ms);
+
 	atomic64_inc(&vgpu->xlate_faults);
+	iova = addr & ~(VGPU_XLATE_PAGE_SIZE - 1);
 	if (iova >= VGPU_RM_IOVA_LIMIT)
 		ret = -ERANGE;
 	else
 		ret = vgpu_rm_xlate_map(vgpu, iova);
 	if (ret) {
 		atomic64_inc(&vgpu->xlate_cancels);
-		dev_warn_ratelimited(dev, "partition %u: cannot map %s address 0x%llx (%d): fault cancelled\n",
+		dev_warn_ratelimited(&gpu->pdev->dev, "partition %u: cannot map %s address 0x%llx (%d): fault cancelled\n",
 				     p, write ? "write" : "read", addr, ret);
 		vgpu_rm_xlate_resume(gpu, p, VGPU_XLATE_RESUME_CANCEL);
 	} else {
@@ -337,9 +384,46 @@ static void vgpu_rm_xlate_service(struct vgpu_rm_gpu *gpu, unsigned int p,
 	}
 out:
 	mutex_unlock(&vgpu->xlate_lock);
-	/* wake_up_var() only hashes the address: safe if delete frees now. */
-	if (atomic_dec_and_test(&vgpu->servicing))
-		wake_up_var(&vgpu->servicing);
+}
+
+/*
+ * Hand a popped fault to its partition's vGPU; cancel one that no vGPU
+ * owns (a leftover), while no vGPU can be published on the partition.
+ * Caller holds xlate_queue_lock.
+ */
+static void vgpu_rm_xlate_dispatch(struct vgpu_rm_gpu *gpu, u32 info,
+				   u64 addr)
+{
+	unsigned int p = FIELD_GET(VGPU_G_XLATE_FAULT_INFO_PARTITION, info);
+	struct vgpu_rm_vgpu *vgpu;
+	unsigned int state;
+
+	if (p >= gpu->partitions) {
+		dev_warn_ratelimited(&gpu->pdev->dev, "translation fault names partition %u of %u\n",
+				     p, gpu->partitions);
+		return;
+	}
+	/*
+	 * Under irq_lock, which delete unpublishes the vGPU under before it
+	 * cancels fault_work: no work is queued for a vGPU being deleted.
+	 */
+	spin_lock_irq(&gpu->irq_lock);
+	vgpu = gpu->parts[p].vgpu;
+	if (vgpu) {
+		vgpu->fault_addr = addr;
+		vgpu->fault_write = info & VGPU_G_XLATE_FAULT_INFO_WRITE;
+		vgpu->fault_pending = true;
+		queue_work(gpu->xlate_wq, &vgpu->fault_work);
+	} else {
+		state = FIELD_GET(VGPU_PT_STATE_STATE,
+				  readl(vgpu_rm_pt_reg(gpu, p, VGPU_PT_STATE)));
+		if (state == VGPU_STATE_XLATE_WAIT)
+			vgpu_rm_resume_locked(gpu, p, VGPU_XLATE_RESUME_CANCEL);
+	}
+	spin_unlock_irq(&gpu->irq_lock);
+	if (!vgpu)
+		dev_warn_ratelimited(&gpu->pdev->dev, "translation fault of partition %u, which has no vGPU\n",
+				     p);
 }
 
 /* Host vector 1: hand the translation-fault queue to the thread. */
@@ -352,7 +436,10 @@ irqreturn_t vgpu_rm_xlate_irq(int irq, void *data)
 	return IRQ_WAKE_THREAD;
 }
 
-/* Process context: pinning a guest page may sleep. */
+/*
+ * Drain the queue: each entry goes to its vGPU's work, so this thread
+ * never waits for a pin and one vGPU's faults never wait for another's.
+ */
 irqreturn_t vgpu_rm_xlate_thread(int irq, void *data)
 {
 	struct vgpu_rm_gpu *gpu = data;
@@ -364,15 +451,13 @@ irqreturn_t vgpu_rm_xlate_thread(int irq, void *data)
 		count = readl(gpu->regs + VGPU_G_XLATE_FAULT_COUNT);
 		info = readl(gpu->regs + VGPU_G_XLATE_FAULT_INFO);
 		addr = readq(gpu->regs + VGPU_G_XLATE_FAULT_ADDR);
-		if (count && (info & VGPU_G_XLATE_FAULT_INFO_VALID))
-			writel(1, gpu->regs + VGPU_G_XLATE_FAULT_POP);
-		mutex_unlock(&gpu->xlate_queue_lock);
-		if (!count || !(info & VGPU_G_XLATE_FAULT_INFO_VALID))
+		if (!count || !(info & VGPU_G_XLATE_FAULT_INFO_VALID)) {
+			mutex_unlock(&gpu->xlate_queue_lock);
 			break;
-
-		vgpu_rm_xlate_service(gpu,
-				      FIELD_GET(VGPU_G_XLATE_FAULT_INFO_PARTITION, info),
-				      addr, info & VGPU_G_XLATE_FAULT_INFO_WRITE);
+		}
+		writel(1, gpu->regs + VGPU_G_XLATE_FAULT_POP);
+		vgpu_rm_xlate_dispatch(gpu, info, addr);
+		mutex_unlock(&gpu->xlate_queue_lock);
 		cond_resched();
 	}
 	return IRQ_HANDLED;

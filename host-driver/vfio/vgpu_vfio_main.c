@@ -401,18 +401,16 @@ err_put:
 static void vgpu_vfio_mdev_remove(struct mdev_device *mdev)
 {
 	struct vgpu_vfio_state *s = dev_get_drvdata(&mdev->dev);
-	int ret;
 
 	/* waits for the user to close it; vgpu_vfio_request() says so */
 	vfio_unregister_group_dev(&s->vdev);
 
-	/* closed, so stopped: the backend cannot be busy with it any more */
-	ret = vgpu_vfio_rm.vgpu_delete(s->vgpu);
-	if (ret)
-		dev_err(&mdev->dev, "vGPU %pUl: backend failed to delete it: %d\n",
-			&mdev->uuid, ret);
-	else
-		dev_info(&mdev->dev, "vGPU %pUl removed\n", &mdev->uuid);
+	/*
+	 * Cannot fail (vgpu_ops.h): afterwards the backend holds no pointer
+	 * to s and calls no callback with it, so s can go.
+	 */
+	vgpu_vfio_rm.vgpu_delete(s->vgpu);
+	dev_info(&mdev->dev, "vGPU %pUl removed\n", &mdev->uuid);
 
 	dev_set_drvdata(&mdev->dev, NULL);
 	vfio_put_device(&s->vdev);

@@ -3,9 +3,11 @@
 //! create/remove, bad input), then opens two vGPUs through VFIO as a VMM
 //! would and drives them: config space, regions, register window, VRAM
 //! mmap, engine work with DMA into its own VFIO-mapped memory (translated
-//! on demand by the RM), MSI-X through eventfds, reset, isolation between
-//! the two, the fault paths, and removal while open. Prints a transcript
-//! with benchmarks and exits non-zero on any failure.
+//! on demand by the RM), read-only mappings, MSI-X through eventfds, reset,
+//! isolation between the two (one's held-up fault service does not stall
+//! the other), the fault paths, DMA unmap under the vGPU's own writes, and
+//! removal while open. Prints a transcript with benchmarks and exits
+//! non-zero on any failure.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,6 +20,11 @@ use vgpuctl::{Gpu, Vgpu, VgpuType};
 
 const IOVA: u64 = 0x1000_0000;
 const DMA_BYTES: usize = 2 << 20;
+/// A second buffer, mapped for device reads only.
+const RO_IOVA: u64 = 0x2000_0000;
+const RO_BYTES: usize = 0x10000;
+/// How long the held-up vGPU's fault service sleeps (RM debugfs knob).
+const HELD_UP_MS: u32 = 3000;
 const T: Duration = Duration::from_secs(20);
 const UUID_A: &str = "0a0a0a0a-0000-4000-8000-00000000000a";
 const UUID_B: &str = "0b0b0b0b-0000-4000-8000-00000000000b";
@@ -75,6 +82,168 @@ fn open_vgpu(
     let g = Driver::new(unsafe { VfioVgpu::new(dev, bar0, bar2, vram, dma, IOVA, DMA_BYTES) });
     g.ring_in_vram(0, 0, 0, 64);
     Ok((g, gf))
+}
+
+/// VFIO_DEVICE_RESET, then the ring bookkeeping and ring 0 again.
+fn reset_vgpu(g: &Vgpu2) -> Result<(), String> {
+    g.hw.dev.reset().map_err(|e| format!("reset: {e}"))?;
+    g.forget_rings(0);
+    g.ring_in_vram(0, 0, 0, 64);
+    Ok(())
+}
+
+/// Hold up the translation-fault service of the vGPU on partition `p` by
+/// `ms` before each fault (vgpu_rm's debugfs knob; 0 turns it off).
+fn hold_up_faults(gpu: &Gpu, p: u64, ms: u32) -> Result<(), String> {
+    let knob = Path::new(vgpuctl::RM_DEBUGFS)
+        .join(&gpu.name)
+        .join("xlate_delay_ms");
+    std::fs::write(&knob, format!("{p} {ms}")).map_err(|e| format!("{}: {e}", knob.display()))
+}
+
+/// `a` reads the read-only mapping at RO_IOVA (holding `pattern`), then
+/// writes a page it read and one it never touched: each faults with
+/// SYSMEM_READ_ONLY, reported in the window's FAULT_STATUS and FAULT_ADDR.
+fn read_only_mapping(a: &Vgpu2, pattern: &[u8]) -> Result<(), String> {
+    let len = 0x2000;
+    a.submit(
+        0,
+        0,
+        &[Command::copy(Loc::Vram(0x40000), Loc::Sys(RO_IOVA), len)],
+    );
+    let st = a.wait_settled(0, T);
+    ensure!(
+        st == PartitionState::Idle as u8,
+        "read: state {} fault {}",
+        state_name(st),
+        fault_name(fault_code(a))
+    );
+    let mut got = vec![0u8; len as usize];
+    a.hw.vram_read(0x40000, &mut got);
+    ensure!(got[..] == pattern[..len as usize], "read: VRAM differs");
+    for (what, off) in [
+        ("a page it read", 0x1000),
+        ("a page it never touched", 0x8000),
+    ] {
+        let at = RO_IOVA + off;
+        a.submit(0, 0, &[Command::fence(Loc::Sys(at), 0xbad, false)]);
+        let st = a.wait_settled(0, T);
+        let fs = FaultStatus::from_bits(a.reg(RegId::WFaultStatus, 0, 0) as u32);
+        let addr = a.reg(RegId::WFaultAddr, 0, 0);
+        reset_vgpu(a)?;
+        ensure!(
+            st == PartitionState::Faulted as u8
+                && fs.code() == FaultCode::SysmemReadOnly as u8
+                && fs.write()
+                && addr == at,
+            "write to {what}: state {} fault {} write {} at {addr:#x}",
+            state_name(st),
+            fault_name(fs.code()),
+            fs.write()
+        );
+    }
+    Ok(())
+}
+
+/// `a`'s fault service is held up: `a` faults, then `b` faults and must be
+/// serviced (its fence in memory) while `a` still waits. Returns how long
+/// `b` took, in milliseconds.
+fn neighbour_fault(a: &Vgpu2, b: &Vgpu2) -> Result<f64, String> {
+    a.submit(
+        0,
+        0,
+        &[Command::fence(Loc::Sys(IOVA + 0x50000), 0xa, false)],
+    );
+    let st = a.wait_not_busy(0, T);
+    ensure!(
+        st == PartitionState::XlateWait as u8,
+        "the held-up vGPU: state {}",
+        state_name(st)
+    );
+    let t0 = Instant::now();
+    b.submit(
+        0,
+        0,
+        &[Command::fence(Loc::Sys(IOVA + 0x51000), 0xb, false)],
+    );
+    let st = b.wait_settled(0, T);
+    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let a_state = a.state(0);
+    ensure!(
+        st == PartitionState::Idle as u8 && sys_u64(b, IOVA + 0x51000) == 0xb,
+        "the other vGPU: state {} fault {} after {ms:.0} ms",
+        state_name(st),
+        fault_name(fault_code(b))
+    );
+    ensure!(
+        a_state == PartitionState::XlateWait as u8,
+        "the other vGPU's fault was serviced only after the held-up one ({ms:.0} ms; held-up vGPU {})",
+        state_name(a_state)
+    );
+    Ok(ms)
+}
+
+/// `a` copies VRAM into the whole DMA buffer again and again (every page
+/// pinned writable first) while the test unmaps the buffer: once the unmap
+/// returns, no byte of it may change.
+fn unmap_in_flight(container: &Container, a: &Vgpu2) -> Result<String, String> {
+    const COPIES: u64 = 63;
+    let len = DMA_BYTES as u64;
+    let (vx, vy) = (0x40_0000, 0x60_0000);
+    a.submit(
+        0,
+        0,
+        &[
+            Command::fill(Loc::Vram(vx), len, 0x1111_1111),
+            Command::fill(Loc::Vram(vy), len, 0x2222_2222),
+            Command::copy(Loc::Sys(IOVA), Loc::Vram(vx), len),
+        ],
+    );
+    let st = a.wait_settled(0, T);
+    ensure!(
+        st == PartitionState::Idle as u8,
+        "pinning the buffer: state {} fault {}",
+        state_name(st),
+        fault_name(fault_code(a))
+    );
+    let before = a.reg(RegId::WStatCommands, 0, 0);
+    let copies: Vec<Command> = (0..COPIES)
+        .map(|i| {
+            Command::copy(
+                Loc::Sys(IOVA),
+                Loc::Vram(if i % 2 == 0 { vy } else { vx }),
+                len,
+            )
+        })
+        .collect();
+    a.submit(0, 0, &copies);
+    let busy = a.state(0) == PartitionState::Busy as u8;
+    container
+        .unmap_dma(IOVA, len)
+        .map_err(|e| format!("UNMAP_DMA: {e}"))?;
+    let done = a.reg(RegId::WStatCommands, 0, 0) - before;
+    let mut then = vec![0u8; DMA_BYTES];
+    a.hw.sys_read(IOVA, &mut then);
+    let st = a.wait_settled(0, T);
+    let mut now = vec![0u8; DMA_BYTES];
+    a.hw.sys_read(IOVA, &mut now);
+    let changed = then.iter().zip(&now).filter(|(x, y)| x != y).count();
+    ensure!(
+        busy && done < COPIES,
+        "the copies were over before the unmap ({done} of {COPIES} done): nothing tested"
+    );
+    ensure!(
+        changed == 0,
+        "{changed} bytes written after the unmap returned ({done} of {COPIES} copies done by then)"
+    );
+    ensure!(
+        st == PartitionState::Faulted as u8 && fault_code(a) == FaultCode::XlateCancelled as u8,
+        "after the unmap: state {} fault {}",
+        state_name(st),
+        fault_name(fault_code(a))
+    );
+    bench("unmap_in_flight_copies_done", done);
+    Ok(String::new())
 }
 
 /// Write to a sysfs file, returning the errno name on failure.
@@ -245,6 +414,7 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let ro = vfio::dma_buffer(RO_BYTES);
     let opened = open_vgpu(&container, UUID_A, true, dma)
         .and_then(|a| Ok((a, open_vgpu(&container, UUID_B, false, dma)?)));
     let ((a, ga), (b, _gb)) = match opened {
@@ -463,10 +633,86 @@ fn main() {
         );
         Ok(String::new())
     });
+    r.check(
+        "DMA: a page the device read first takes a write later (a semaphore's page)",
+        || {
+            let page = IOVA + 0x30000;
+            a.submit(
+                0,
+                0,
+                &[
+                    Command::sem_wait(Loc::Sys(page), 0),
+                    Command::fence(Loc::Sys(page + 8), 7, false),
+                ],
+            );
+            let st = a.wait_settled(0, T);
+            ensure!(
+                st == PartitionState::Idle as u8,
+                "state {} fault {}",
+                state_name(st),
+                fault_name(fault_code(&a))
+            );
+            ensure!(sys_u64(&a, page + 8) == 7, "fence not in memory");
+            Ok(String::new())
+        },
+    );
+    r.check(
+        "DMA: a read-only mapping is read, and a write to it faults SYSMEM_READ_ONLY",
+        || {
+            let ro = *ro.as_ref().map_err(|e| format!("buffer: {e}"))?;
+            let pattern: Vec<u8> = (0..RO_BYTES).map(|i| (i * 7 + 3) as u8).collect();
+            // SAFETY: ro is RO_BYTES long and lives as long as the process.
+            let ro_bytes = unsafe { std::slice::from_raw_parts_mut(ro, RO_BYTES) };
+            ro_bytes.copy_from_slice(&pattern);
+            container
+                .map_dma_read_only(ro as u64, RO_IOVA, RO_BYTES as u64)
+                .map_err(|e| format!("MAP_DMA read-only: {e}"))?;
+            let res = read_only_mapping(&a, &pattern);
+            container
+                .unmap_dma(RO_IOVA, RO_BYTES as u64)
+                .map_err(|e| format!("UNMAP_DMA: {e}"))?;
+            res?;
+            ensure!(
+                ro_bytes[..] == pattern[..],
+                "the device wrote the read-only mapping"
+            );
+            Ok(String::new())
+        },
+    );
+    r.check(
+        "translation faults: a vGPU whose fault service is held up does not stall another's DMA",
+        || {
+            let pa = a.reg(RegId::WIndex, 0, 0);
+            hold_up_faults(&gpu, pa, HELD_UP_MS)?;
+            let res = neighbour_fault(&a, &b);
+            hold_up_faults(&gpu, pa, 0)?;
+            let ms = res?;
+            let st = a.wait_settled(0, T);
+            ensure!(
+                st == PartitionState::Idle as u8 && sys_u64(&a, IOVA + 0x50000) == 0xa,
+                "the held-up vGPU did not finish: {} fault {}",
+                state_name(st),
+                fault_name(fault_code(&a))
+            );
+            bench("xlate_fault_beside_held_up_ms", format!("{ms:.1}"));
+            Ok(String::new())
+        },
+    );
+    r.check(
+        "DMA unmap under the vGPU's own writes: nothing is written once it returns",
+        || {
+            let res = unmap_in_flight(&container, &a);
+            container
+                .map_dma(dma as u64, IOVA, DMA_BYTES as u64)
+                .map_err(|e| format!("MAP_DMA again: {e}"))?;
+            reset_vgpu(&a)?;
+            res
+        },
+    );
     r.check("DMA unmap: pages dropped, later access faults", || {
         a.submit(0, 0, &[Command::fence(Loc::Sys(IOVA + 0x3000), 9, false)]);
         ensure!(
-            a.wait_not_busy(0, T) == PartitionState::Idle as u8,
+            a.wait_settled(0, T) == PartitionState::Idle as u8,
             "before unmap"
         );
         container

@@ -1,0 +1,173 @@
+//! Register-BAR offsets to registers, and registers to text: what the
+//! device's dispatch, the trace decoder and the dumps share. Offsets come
+//! from guests, so nothing here may panic on one.
+
+#![deny(clippy::arithmetic_side_effects)]
+
+use super::*;
+use std::sync::OnceLock;
+
+/// Where an offset of the register BAR lands.
+#[derive(Clone, Copy, Debug)]
+pub struct Decoded {
+    pub reg: &'static Register,
+    /// Partition index for partition-table and window registers.
+    pub instance: usize,
+    /// Array element (ring) for array registers.
+    pub elem: usize,
+    /// Byte offset of the access inside the register (0, or 4 for the high half).
+    pub byte: u64,
+}
+
+pub(super) struct Lookup {
+    /// Per block: dword index inside an instance -> (register index, element).
+    slots: [Vec<Option<(u16, u8)>>; 3],
+}
+
+// Arithmetic on the register table's own constants only.
+#[allow(clippy::arithmetic_side_effects)]
+pub(super) fn lookup() -> &'static Lookup {
+    static LOOKUP: OnceLock<Lookup> = OnceLock::new();
+    LOOKUP.get_or_init(|| {
+        let mut slots = Block::ALL.map(|b| vec![None; (b.stride() / 4) as usize]);
+        for (i, r) in REGISTERS.iter().enumerate() {
+            let bi = r.block as usize;
+            for e in 0..r.count as u64 {
+                let start = r.offset + e * r.stride;
+                for d in 0..(r.width as u64 / 4) {
+                    let slot = &mut slots[bi][((start / 4) + d) as usize];
+                    assert!(slot.is_none(), "register {} overlaps another", r.name);
+                    *slot = Some((i as u16, e as u8));
+                }
+            }
+        }
+        Lookup { slots }
+    })
+}
+
+/// Which block and instance an offset of the register BAR belongs to.
+pub fn block_of(offset: u64) -> Option<(Block, usize, u64)> {
+    if offset < GLOBAL_SIZE {
+        return Some((Block::Global, 0, offset));
+    }
+    [Block::PartitionTable, Block::Window]
+        .into_iter()
+        .find_map(|block| {
+            let (base, stride) = match block {
+                Block::PartitionTable => (PTABLE_BASE, PTABLE_STRIDE),
+                _ => (WINDOW_BASE, WINDOW_STRIDE),
+            };
+            let rel = offset.checked_sub(base)?;
+            let instance = usize::try_from(rel.checked_div(stride)?).ok()?;
+            (instance < MAX_PARTITIONS).then_some((block, instance, rel.checked_rem(stride)?))
+        })
+}
+
+/// Decode a register-BAR offset to the register it falls in (any partition
+/// index up to [`MAX_PARTITIONS`]; the device checks its own count).
+pub fn decode(offset: u64) -> Option<Decoded> {
+    let (block, instance, rel) = block_of(offset)?;
+    decode_in_block(block, instance, rel)
+}
+
+/// Decode an offset relative to one block instance (e.g. a vGPU's BAR0 is
+/// one window, so its offsets decode with `Block::Window`).
+pub fn decode_in_block(block: Block, instance: usize, rel: u64) -> Option<Decoded> {
+    let slot = usize::try_from(rel / 4).ok()?;
+    let (ri, elem) = (*lookup().slots[block as usize].get(slot)?)?;
+    let reg = REGISTERS.get(usize::from(ri))?;
+    let start = u64::from(elem)
+        .checked_mul(reg.stride)?
+        .checked_add(reg.offset)?;
+    Some(Decoded {
+        reg,
+        instance,
+        elem: usize::from(elem),
+        byte: rel.checked_sub(start)?,
+    })
+}
+
+/// The register with this id (first element for arrays).
+pub fn register(id: RegId) -> &'static Register {
+    REGISTERS
+        .iter()
+        .find(|r| r.id == id)
+        .expect("every RegId is in the table")
+}
+
+/// BAR offset of register `id`, element `elem`, of partition `instance`
+/// (a driver's own indices, not guest input).
+#[allow(clippy::arithmetic_side_effects)]
+pub fn offset_of(id: RegId, instance: usize, elem: usize) -> u64 {
+    let r = register(id);
+    let base = match r.block {
+        Block::Global => GLOBAL_BASE,
+        Block::PartitionTable => PTABLE_BASE + PTABLE_STRIDE * instance as u64,
+        Block::Window => WINDOW_BASE + WINDOW_STRIDE * instance as u64,
+    };
+    base + r.offset + r.stride * elem as u64
+}
+
+/// Offset of register `id` inside one window (what a vGPU's BAR0 offset is).
+#[allow(clippy::arithmetic_side_effects)]
+pub fn window_offset(id: RegId, elem: usize) -> u64 {
+    let r = register(id);
+    debug_assert_eq!(r.block, Block::Window);
+    r.offset + r.stride * elem as u64
+}
+
+impl Decoded {
+    /// "PT[3].CTRL", "PART[1].RING_BASE[0]", "SCRATCH" (":hi" for the upper half).
+    pub fn name(&self) -> String {
+        let mut s = String::new();
+        if self.reg.block != Block::Global {
+            let _ = write!(s, "{}[{}].", self.reg.block.prefix(), self.instance);
+        }
+        s.push_str(self.reg.name);
+        if self.reg.count > 1 {
+            let _ = write!(s, "[{}]", self.elem);
+        }
+        if self.byte == 4 {
+            s.push_str(":hi");
+        }
+        s
+    }
+}
+
+/// Field-by-field rendering of a register value: "ENABLE=1 XLATE=0 CODE=VRAM_OOB".
+pub fn format_fields(reg: &Register, value: u64) -> String {
+    let mut out = String::new();
+    for f in reg.fields {
+        let v = f.extract(value);
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        match f.value_name(v) {
+            Some(name) => {
+                let _ = write!(out, "{}={}", f.name, name);
+            }
+            None if f.width == 1 => {
+                let _ = write!(out, "{}={}", f.name, v);
+            }
+            None => {
+                let _ = write!(out, "{}={:#x}", f.name, v);
+            }
+        }
+    }
+    out
+}
+
+/// One decoded register access, as the trace decoder and test transcripts print it.
+pub fn format_access(offset: u64, size: u32, value: u64, write: bool) -> String {
+    let arrow = if write { "<-" } else { "->" };
+    match decode(offset) {
+        Some(d) => {
+            let mut s = format!("{} {} {:#x}", d.name(), arrow, value);
+            if d.byte == 0 && size as u64 >= d.reg.width as u64 && !d.reg.fields.is_empty() {
+                let _ = write!(s, " {{{}}}", format_fields(d.reg, value));
+            }
+            s
+        }
+        None => format!("BAR0+{offset:#x} {arrow} {value:#x} (unmapped, {size} bytes)"),
+    }
+}

@@ -16,6 +16,7 @@ use crate::device::{
 };
 use crate::regs::{FaultCode, InjectKind, PartIntr, RINGS_PER_PARTITION};
 use crate::xlate::{self, Segment, XlateConfig, XlateError};
+use crate::{Dma, DmaError};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering;
@@ -505,16 +506,33 @@ impl Exec<'_> {
         b
     }
 
-    fn dma_error(&mut self, addr: u64, write: bool) -> Result<(), Stop> {
+    /// Translate `len` bytes at partition address `addr` (at most one
+    /// chunk) and run `f(dma, bus, range)` for each bus segment, `range`
+    /// being the segment's bytes within the chunk.
+    fn each_segment(
+        &mut self,
+        addr: u64,
+        len: usize,
+        write: bool,
+        mut f: impl FnMut(&dyn Dma, u64, std::ops::Range<usize>) -> Result<(), DmaError>,
+    ) -> Result<(), Stop> {
+        let segs = self.translate(addr, len as u64, write)?;
         if self.inject(InjectKind::DmaError) {
             return Err(fault(FaultCode::DmaError, addr, write));
+        }
+        let mut off = 0usize;
+        for s in segs {
+            let n = usize::try_from(s.len).unwrap_or(usize::MAX);
+            let end = off.saturating_add(n).min(len);
+            f(&*self.shared.dma, s.bus, off..end)
+                .map_err(|_| fault(FaultCode::DmaError, addr.wrapping_add(off as u64), write))?;
+            off = end;
         }
         Ok(())
     }
 
     /// Read `buf.len()` bytes at `at` bytes into a checked range.
     fn load(&mut self, p: Place, at: u64, buf: &mut [u8]) -> Result<(), Stop> {
-        let len = buf.len() as u64;
         match p {
             Place::Vram(abs) => {
                 if self.inject(InjectKind::EccError) {
@@ -528,28 +546,15 @@ impl Exec<'_> {
                     .ok_or(fault(FaultCode::VramOutOfBounds, at, false))
             }
             Place::Sys(base) => {
-                let addr = base.wrapping_add(at);
-                let segs = self.translate(addr, len, false)?;
-                self.dma_error(addr, false)?;
-                let mut off = 0usize;
-                for s in segs {
-                    let n = usize::try_from(s.len).unwrap_or(usize::MAX);
-                    let end = off.saturating_add(n).min(buf.len());
-                    let at = addr.wrapping_add(off as u64);
-                    self.shared
-                        .dma
-                        .read(s.bus, &mut buf[off..end])
-                        .map_err(|_| fault(FaultCode::DmaError, at, false))?;
-                    off = end;
-                }
-                Ok(())
+                self.each_segment(base.wrapping_add(at), buf.len(), false, |dma, bus, r| {
+                    dma.read(bus, &mut buf[r])
+                })
             }
         }
     }
 
     /// Write `buf` at `at` bytes into a checked range.
     fn store(&mut self, p: Place, at: u64, buf: &[u8]) -> Result<(), Stop> {
-        let len = buf.len() as u64;
         match p {
             Place::Vram(abs) => {
                 let ok = abs
@@ -559,21 +564,9 @@ impl Exec<'_> {
                     .ok_or(fault(FaultCode::VramOutOfBounds, at, true))
             }
             Place::Sys(base) => {
-                let addr = base.wrapping_add(at);
-                let segs = self.translate(addr, len, true)?;
-                self.dma_error(addr, true)?;
-                let mut off = 0usize;
-                for s in segs {
-                    let n = usize::try_from(s.len).unwrap_or(usize::MAX);
-                    let end = off.saturating_add(n).min(buf.len());
-                    let at = addr.wrapping_add(off as u64);
-                    self.shared
-                        .dma
-                        .write(s.bus, &buf[off..end])
-                        .map_err(|_| fault(FaultCode::DmaError, at, true))?;
-                    off = end;
-                }
-                Ok(())
+                self.each_segment(base.wrapping_add(at), buf.len(), true, |dma, bus, r| {
+                    dma.write(bus, &buf[r])
+                })
             }
         }
     }

@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run-nested test lint test-model test-l1 test-host test-nested test-trace bench fuzz setup qemu images shell-l1 clean
+.PHONY: help run-nested test lint test-model test-l1 test-host test-nested test-trace bench fuzz fuzz-qemu setup qemu images shell-l1 clean
 
 help:
 	@echo "make run-nested  the whole stack: L0 QEMU with vgpu-pci -> L1 host driver + vGPUs -> two L2 guests"
@@ -17,6 +17,8 @@ help:
 	@echo "                 (make run-nested TRACE=1 or make shell-l1 TRACE=1 trace any run)"
 	@echo "make bench       model benchmarks (copy engine vs memcpy, register dispatch)"
 	@echo "make fuzz        cargo fuzz on the model (FUZZ_SECONDS=60)"
+	@echo "make fuzz-qemu   QEMU's generic-fuzz on -device vgpu-pci, clang + ASan/UBSan (FUZZ_SECONDS=60;"
+	@echo "                 the first run builds QEMU with clang: long; not part of make test)"
 	@echo "make setup | qemu | images | shell-l1 | clean"
 
 run-nested:
@@ -24,7 +26,10 @@ run-nested:
 
 test: lint test-model test-l1 test-host test-nested test-trace
 
+# Setup first: on a fresh machine it installs shellcheck (a second run is a
+# second or two).
 lint:
+	scripts/setup-host.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	@if command -v shellcheck >/dev/null; then \
@@ -51,6 +56,9 @@ bench:
 
 fuzz:
 	scripts/fuzz.sh
+
+fuzz-qemu: setup
+	scripts/fuzz-qemu.sh
 
 setup:
 	scripts/setup-host.sh

@@ -11,11 +11,9 @@
 # prebuilt libvdevice.a used instead of `cargo build` (for testing the shim).
 set -euo pipefail
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE_DIR="${VGPU_DEV_CACHE:-$HOME/.cache/vgpu-dev}"
-SRC_CACHE="$CACHE_DIR/src"
-VENV_DIR="$CACHE_DIR/venv"
-PATCH_DIR="$REPO/qemu-patches"
+LOG_TAG="build-qemu"
+# shellcheck source=scripts/qemu-build-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/qemu-build-lib.sh"
 
 CONFIGURE_ARGS=(
     --target-list=x86_64-softmmu
@@ -24,8 +22,6 @@ CONFIGURE_ARGS=(
     --enable-slirp --enable-pixman --enable-fdt=system
     --disable-install-blobs --disable-debug-info --disable-werror
 )
-# What a Rust staticlib needs from the C side (rustc --print native-static-libs).
-VDEVICE_NATIVE_LIBS="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
 
 # Firmware that a pc/q35 machine with -nographic may ask for, from Debian's
 # seabios, ipxe-qemu and qemu-system-data packages.
@@ -43,110 +39,6 @@ FIRMWARE=(
     /usr/share/qemu/pvh.bin
     /usr/share/qemu/qboot.rom
 )
-
-log() {
-    printf 'build-qemu: %s\n' "$*" >&2
-}
-
-die() {
-    log "error: $*"
-    exit 1
-}
-
-short_hash() {
-    sha256sum | cut -c1-16
-}
-
-# Newest unpacked QEMU 10.0.x source, fetched with apt-get source if none.
-qemu_source_dir() {
-    local dir tmp
-    dir=$(find "$SRC_CACHE" -mindepth 1 -maxdepth 1 -type d -name 'qemu-10.0.*' \
-        2>/dev/null | sort -V | tail -n1)
-    if [[ -n "$dir" && -f "$dir/VERSION" ]]; then
-        printf '%s\n' "$dir"
-        return
-    fi
-    log "fetching the QEMU source (apt-get source -t trixie qemu)"
-    mkdir -p "$SRC_CACHE"
-    tmp=$(mktemp -d "$SRC_CACHE/fetch.XXXXXX")
-    (cd "$tmp" && apt-get source -q -t trixie qemu >&2) ||
-        die "apt-get source failed (did scripts/setup-host.sh run?)"
-    dir=$(find "$tmp" -mindepth 1 -maxdepth 1 -type d -name 'qemu-*' | head -n1)
-    [[ -n "$dir" && -f "$dir/VERSION" ]] || die "no QEMU tree in $tmp"
-    [[ $(<"$dir/VERSION") == 10.0.* ]] ||
-        die "expected QEMU 10.0.x, got $(<"$dir/VERSION")"
-    mv "$tmp"/* "$SRC_CACHE"/
-    rmdir "$tmp"
-    printf '%s\n' "$SRC_CACHE/$(basename "$dir")"
-}
-
-# Patch files named by qemu-patches/series, in order.
-series_patches() {
-    local line
-    [[ -f "$PATCH_DIR/series" ]] || die "missing $PATCH_DIR/series"
-    while IFS= read -r line || [[ -n "$line" ]]; do
-        line=${line%%#*}
-        line=${line//[[:space:]]/}
-        [[ -z "$line" ]] && continue
-        [[ -f "$PATCH_DIR/$line" ]] || die "series names missing patch $line"
-        printf '%s\n' "$PATCH_DIR/$line"
-    done <"$PATCH_DIR/series"
-}
-
-vdevice_sources_hash() {
-    local paths=() p
-    if [[ -n "${VGPU_VDEVICE_LIB:-}" ]]; then
-        cat "$VGPU_VDEVICE_LIB" "$REPO/vdevice/include/vdevice.h" | short_hash
-        return
-    fi
-    for p in Cargo.toml Cargo.lock vdevice/Cargo.toml vdevice/build.rs \
-        vdevice/src vdevice/include; do
-        [[ -e "$REPO/$p" ]] && paths+=("$p")
-    done
-    (cd "$REPO" && find "${paths[@]}" -type f -print0 | LC_ALL=C sort -z |
-        xargs -0 sha256sum) | short_hash
-}
-
-build_vdevice() {
-    local target_dir
-    if [[ -n "${VGPU_VDEVICE_LIB:-}" ]]; then
-        printf '%s\n' "$VGPU_VDEVICE_LIB"
-        return
-    fi
-    log "cargo build --release -p vdevice"
-    (cd "$REPO" && cargo build --release --locked -p vdevice >&2)
-    target_dir=$(cd "$REPO" && cargo metadata --format-version 1 --no-deps |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-    [[ -f "$target_dir/release/libvdevice.a" ]] ||
-        die "cargo did not produce $target_dir/release/libvdevice.a"
-    printf '%s\n' "$target_dir/release/libvdevice.a"
-}
-
-# copy_if_changed SRC DST: copy only when the content differs, keeping mtimes
-# stable so ninja rebuilds nothing it need not.
-copy_if_changed() {
-    if ! cmp -s "$1" "$2" 2>/dev/null; then
-        install -m 0644 "$1" "$2"
-        return 1
-    fi
-}
-
-patch_tree() {
-    local pristine=$1 dest=$2 patch
-    shift 2
-    rm -rf "$dest" "$dest.tmp"
-    cp -a "$pristine" "$dest.tmp"
-    for patch in "$@"; do
-        log "applying $(basename "$patch")"
-        if ! patch -d "$dest.tmp" -p1 --batch --forward --dry-run --quiet \
-            <"$patch" >&2; then
-            rm -rf "$dest.tmp"
-            die "patch does not apply: $patch"
-        fi
-        patch -d "$dest.tmp" -p1 --batch --forward --quiet <"$patch" >&2
-    done
-    mv "$dest.tmp" "$dest"
-}
 
 # install_tree SRC BUILD DEST: binary, firmware and plugin header into DEST.
 install_tree() {
@@ -181,7 +73,7 @@ main() {
     deb_version=$(dpkg-parsechangelog -l "$pristine/debian/changelog" -S Version)
     log "QEMU $qemu_version (Debian source $deb_version)"
 
-    mapfile -t patches < <(series_patches)
+    mapfile -t patches < <(series_patches "$PATCH_DIR/series")
     src_key=$({
         printf 'qemu %s\nconfigure %s\nlibs %s\n' "$deb_version" \
             "${CONFIGURE_ARGS[*]}" "$VDEVICE_NATIVE_LIBS"
@@ -212,20 +104,9 @@ main() {
 
     lib=$(build_vdevice)
     pc_dir="$work/vdevice"
-    mkdir -p "$pc_dir/include" "$pc_dir/lib"
-    if ! copy_if_changed "$lib" "$pc_dir/lib/libvdevice.a"; then
+    if ! install_vdevice_pc "$pc_dir" "$lib"; then
         rm -f "$work/build/qemu-system-x86_64"
     fi
-    copy_if_changed "$REPO/vdevice/include/vdevice.h" "$pc_dir/include/vdevice.h" || true
-    cat >"$pc_dir/vdevice.pc.new" <<EOF
-Name: vdevice
-Description: Device model of the partitionable vGPU (C ABI)
-Version: 0.1.0
-Cflags: -I$pc_dir/include
-Libs: $pc_dir/lib/libvdevice.a $VDEVICE_NATIVE_LIBS
-EOF
-    copy_if_changed "$pc_dir/vdevice.pc.new" "$pc_dir/vdevice.pc" || true
-    rm -f "$pc_dir/vdevice.pc.new"
     export PKG_CONFIG_PATH="$pc_dir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 
     if [[ ! -f "$work/build/build.ninja" ]]; then

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# qemu-build-lib.sh - sourced by build-qemu.sh and fuzz-qemu.sh: the QEMU
+# source, the patch series, the vdevice library and the cache helpers both
+# builds share. The sourcing script sets LOG_TAG (its name in messages).
+
+# shellcheck disable=SC2034 # used by the scripts that source this file
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE_DIR="${VGPU_DEV_CACHE:-$HOME/.cache/vgpu-dev}"
+SRC_CACHE="$CACHE_DIR/src"
+# shellcheck disable=SC2034
+VENV_DIR="$CACHE_DIR/venv"
+PATCH_DIR="$REPO/qemu-patches"
+
+# What a Rust staticlib needs from the C side (rustc --print native-static-libs).
+VDEVICE_NATIVE_LIBS="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
+
+log() {
+    printf '%s: %s\n' "${LOG_TAG:-$(basename "$0" .sh)}" "$*" >&2
+}
+
+die() {
+    log "error: $*"
+    exit 1
+}
+
+short_hash() {
+    sha256sum | cut -c1-16
+}
+
+# Newest unpacked QEMU 10.0.x source, fetched with apt-get source if none.
+qemu_source_dir() {
+    local dir tmp
+    dir=$(find "$SRC_CACHE" -mindepth 1 -maxdepth 1 -type d -name 'qemu-10.0.*' \
+        2>/dev/null | sort -V | tail -n1)
+    if [[ -n "$dir" && -f "$dir/VERSION" ]]; then
+        printf '%s\n' "$dir"
+        return
+    fi
+    log "fetching the QEMU source (apt-get source -t trixie qemu)"
+    mkdir -p "$SRC_CACHE"
+    tmp=$(mktemp -d "$SRC_CACHE/fetch.XXXXXX")
+    (cd "$tmp" && apt-get source -q -t trixie qemu >&2) ||
+        die "apt-get source failed (did scripts/setup-host.sh run?)"
+    dir=$(find "$tmp" -mindepth 1 -maxdepth 1 -type d -name 'qemu-*' | head -n1)
+    [[ -n "$dir" && -f "$dir/VERSION" ]] || die "no QEMU tree in $tmp"
+    [[ $(<"$dir/VERSION") == 10.0.* ]] ||
+        die "expected QEMU 10.0.x, got $(<"$dir/VERSION")"
+    mv "$tmp"/* "$SRC_CACHE"/
+    rmdir "$tmp"
+    printf '%s\n' "$SRC_CACHE/$(basename "$dir")"
+}
+
+# series_patches [LIST]: patch files named by LIST (default qemu-patches/series),
+# in order.
+series_patches() {
+    local list=${1:-$PATCH_DIR/series} name line
+    [[ -f "$list" ]] || die "missing $list"
+    name=${list##*/}
+    while IFS= read -r line || [[ -n "$line" ]]; do
+        line=${line%%#*}
+        line=${line//[[:space:]]/}
+        [[ -z "$line" ]] && continue
+        [[ -f "$PATCH_DIR/$line" ]] || die "$name names missing patch $line"
+        printf '%s\n' "$PATCH_DIR/$line"
+    done <"$list"
+}
+
+vdevice_sources_hash() {
+    local paths=() p
+    if [[ -n "${VGPU_VDEVICE_LIB:-}" ]]; then
+        cat "$VGPU_VDEVICE_LIB" "$REPO/vdevice/include/vdevice.h" | short_hash
+        return
+    fi
+    for p in Cargo.toml Cargo.lock vdevice/Cargo.toml vdevice/build.rs \
+        vdevice/src vdevice/include; do
+        [[ -e "$REPO/$p" ]] && paths+=("$p")
+    done
+    (cd "$REPO" && find "${paths[@]}" -type f -print0 | LC_ALL=C sort -z |
+        xargs -0 sha256sum) | short_hash
+}
+
+build_vdevice() {
+    local target_dir
+    if [[ -n "${VGPU_VDEVICE_LIB:-}" ]]; then
+        printf '%s\n' "$VGPU_VDEVICE_LIB"
+        return
+    fi
+    log "cargo build --release -p vdevice"
+    (cd "$REPO" && cargo build --release --locked -p vdevice >&2)
+    target_dir=$(cd "$REPO" && cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+    [[ -f "$target_dir/release/libvdevice.a" ]] ||
+        die "cargo did not produce $target_dir/release/libvdevice.a"
+    printf '%s\n' "$target_dir/release/libvdevice.a"
+}
+
+# copy_if_changed SRC DST: copy only when the content differs, keeping mtimes
+# stable so ninja rebuilds nothing it need not.
+copy_if_changed() {
+    if ! cmp -s "$1" "$2" 2>/dev/null; then
+        install -m 0644 "$1" "$2"
+        return 1
+    fi
+}
+
+patch_tree() {
+    local pristine=$1 dest=$2 patch
+    shift 2
+    rm -rf "$dest" "$dest.tmp"
+    cp -a "$pristine" "$dest.tmp"
+    for patch in "$@"; do
+        log "applying $(basename "$patch")"
+        if ! patch -d "$dest.tmp" -p1 --batch --forward --dry-run --quiet \
+            <"$patch" >&2; then
+            rm -rf "$dest.tmp"
+            die "patch does not apply: $patch"
+        fi
+        patch -d "$dest.tmp" -p1 --batch --forward --quiet <"$patch" >&2
+    done
+    mv "$dest.tmp" "$dest"
+}
+
+# install_vdevice_pc DIR LIB: DIR/{include,lib} and DIR/vdevice.pc, the
+# pkg-config package the shim's meson.build looks for. Returns 1 when the
+# library changed (the QEMU binary must be relinked).
+install_vdevice_pc() {
+    local pc_dir=$1 lib=$2 status=0
+    mkdir -p "$pc_dir/include" "$pc_dir/lib"
+    copy_if_changed "$lib" "$pc_dir/lib/libvdevice.a" || status=1
+    copy_if_changed "$REPO/vdevice/include/vdevice.h" "$pc_dir/include/vdevice.h" || true
+    cat >"$pc_dir/vdevice.pc.new" <<EOF
+Name: vdevice
+Description: Device model of the partitionable vGPU (C ABI)
+Version: 0.1.0
+Cflags: -I$pc_dir/include
+Libs: $pc_dir/lib/libvdevice.a $VDEVICE_NATIVE_LIBS
+EOF
+    copy_if_changed "$pc_dir/vdevice.pc.new" "$pc_dir/vdevice.pc" || true
+    rm -f "$pc_dir/vdevice.pc.new"
+    return "$status"
+}

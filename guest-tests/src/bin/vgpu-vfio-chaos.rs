@@ -1,25 +1,88 @@
-//! vgpu-vfio-chaos: a randomized VFIO sequence against one vGPU, as a buggy
-//! or hostile VMM would drive it: region reads and writes at any offset and
-//! size, config-space garbage, malformed SET_IRQS / GET_*_INFO arguments,
-//! resets, mmaps at random offsets, DMA maps and unmaps under running work,
-//! and garbage command streams that DMA anywhere. The kernel must refuse
-//! what is malformed and stay up (run-l1.sh then checks L1's dmesg); the
-//! vGPU must work again after a reset. Seeded, so a failure replays.
+//! vgpu-vfio-chaos: a randomized VFIO sequence, as a buggy or hostile VMM
+//! would drive its vGPUs: region reads and writes at any offset and size,
+//! config-space garbage, malformed SET_IRQS / GET_*_INFO arguments, resets,
+//! mmaps at random offsets, DMA maps and unmaps under running work, and
+//! garbage command streams that DMA anywhere. The kernel must refuse what is
+//! malformed and stay up (run-l1.sh then checks L1's dmesg).
 //!
-//! Usage: vgpu-vfio-chaos [OPERATIONS] [SEED]
+//! Between the random operations run episodes of the sequences that once
+//! broke isolation, each with checks that hold whatever the timing:
+//!
+//! - ring: doorbell rewinds onto RING_HEAD (through the trapped BAR0 and
+//!   the mmap'ed doorbell page) and RING_SIZE / RING_BASE / RING_CTRL
+//!   writes while commands run. A command in flight owns its ring: no
+//!   command may fault, be cut short or run out of ring order, and nothing
+//!   may move once the partition reads IDLE.
+//! - big: FILL / COPY / CRC32 of many MiB in VRAM and in system memory on
+//!   small and large vGPUs, sometimes two at once beside a busy third one
+//!   (time slices) and under DMA unmaps that invalidate their translations:
+//!   results must be exact.
+//! - unmap: VFIO_IOMMU_UNMAP_DMA of a buffer a command is using (sometimes
+//!   right after a doorbell rewind): once the unmap returns, no byte of the
+//!   VMM's unmapped pages may change (a canary written then is checked at the
+//!   end of the episode) nor be read; memory mapped at the same addresses
+//!   afterwards works.
+//! - reset: VFIO_DEVICE_RESET and the window's RESET racing completions and
+//!   interrupts: once a reset returns, nothing of what ran before moves.
+//!
+//! Afterwards every vGPU works and a bystander vGPU's VRAM is intact.
+//! Everything the program does follows from the seed (a failure replays);
+//! how it interleaves with the engines does not, so the transcript says
+//! only what holds either way and the timing-dependent counts are benches.
+//!
+//! Usage: vgpu-vfio-chaos [OPERATIONS] [SEED] [EPISODES]
+//! (VGPU_CHAOS_TRACE=1 prints each episode's outcome and time on stderr.)
 
+use std::collections::BTreeMap;
+use std::fs::File;
 use std::time::{Duration, Instant};
 use vdevice::command::{Command, Loc, COMMAND_BYTES};
 use vdevice::driver::{Driver, Hardware};
-use vdevice::regs::{self, PartitionState, RegId};
+use vdevice::regs::{self, FaultCode, FaultStatus, PartIntr, PartitionState, RegId};
 use vgpu_guest_tests::vfio::{self, Container, Device, EventFd, VfioVgpu, CONFIG_REGION};
 use vgpu_guest_tests::{bench, ensure, Report};
-use vgpuctl::{Gpu, Vgpu};
+use vgpuctl::{Gpu, Vgpu, VgpuType};
 
-const UUID: &str = "0c4a0500-0000-4000-8000-00000000c4a0";
+const UUIDS: [&str; 3] = [
+    "0c4a0500-0000-4000-8000-00000000c4a0",
+    "0c4a0500-0000-4000-8000-00000000c4a1",
+    "0c4a0500-0000-4000-8000-00000000c4a2",
+];
+/// The random operations' buffer.
 const IOVA: u64 = 0x2000_0000;
 const DMA_BYTES: usize = 2 << 20;
 const PAGE: u64 = 4096;
+const MIB: u64 = 1 << 20;
+const T: Duration = Duration::from_secs(20);
+
+// Each vGPU's IOVA area for the episodes (one container: one IOVA space).
+const AREA: u64 = 0x4000_0000;
+const AREA_STRIDE: u64 = 0x1000_0000;
+/// Mapped throughout: system-memory rings and the final check's words.
+const CTRL_BYTES: usize = 1 << 20;
+const SYS_RINGS: u64 = 0x1_0000;
+/// Pages pinned by a command, then unmapped one by one while long commands
+/// run: every such unmap invalidates the partition's translations.
+const SCRATCH_OFF: u64 = 0x10_0000;
+const SCRATCH_PAGES: u64 = 16;
+/// Unmapped between episodes; mapped in pieces (type1 v2 unmaps whole
+/// mappings) from one of two buffers.
+const UNMAP_OFF: u64 = 0x20_0000;
+const PIECE: u64 = 16 << 10;
+const PIECES: u64 = 8;
+const U_BYTES: u64 = PIECE * PIECES;
+/// The large system-memory buffer. Every page costs a replayable fault the
+/// first time (1-5 ms each in a TCG L1), so it is pinned once, at the
+/// start, and never unmapped; commands on it are a few MiB long.
+const BIG_OFF: u64 = 0x100_0000;
+const BIG_BYTES: usize = 2 << 20;
+
+// VRAM layout of a vGPU: rings, result words, data from 1 MiB on.
+const RES: u64 = 0x1_0000;
+const WORK: u64 = 0x2_0000;
+const DATA: u64 = MIB;
+const GUARD: u64 = 0x1_0000;
+const ENTRIES: u32 = 64;
 
 /// xorshift64*: enough randomness, no dependency, replayable from a seed.
 struct Rng(u64);
@@ -36,6 +99,12 @@ impl Rng {
     }
     fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
         xs[self.below(xs.len() as u64) as usize]
+    }
+    fn coin(&mut self) -> bool {
+        self.below(2) == 0
+    }
+    fn pattern(&mut self) -> u32 {
+        self.next() as u32
     }
 }
 
@@ -73,6 +142,1241 @@ impl Tally {
     }
 }
 
+/// With VGPU_CHAOS_TRACE set, a line on stderr.
+fn trace(line: impl FnOnce() -> String) {
+    if std::env::var_os("VGPU_CHAOS_TRACE").is_some() {
+        eprintln!("{}", line());
+    }
+}
+
+/// CRC-32 of `len` bytes of the little-endian word `pattern` repeated, as
+/// the device computes it, without building the bytes: concatenations of
+/// equal words commute, so CRCs of powers of two are combined.
+fn pattern_crc(pattern: u32, len: u64) -> u32 {
+    assert!(len & 3 == 0, "a FILL length");
+    let mut unit = crc32fast::Hasher::new();
+    unit.update(&pattern.to_le_bytes());
+    let mut acc = crc32fast::Hasher::new();
+    let mut words = len / 4;
+    while words > 0 {
+        if words & 1 == 1 {
+            acc.combine(&unit);
+        }
+        let u = unit.clone();
+        unit.combine(&u);
+        words >>= 1;
+    }
+    acc.finalize()
+}
+
+/// Memory of the VMM that it maps for DMA: anonymous, never unmapped from
+/// the process, and written by the device behind the program's back, so it
+/// is only ever copied through raw pointers.
+#[derive(Clone, Copy)]
+struct Buf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Buf {
+    fn new(len: usize) -> Result<Self, String> {
+        let ptr = vfio::dma_buffer(len).map_err(|e| format!("DMA buffer: {e}"))?;
+        Ok(Self { ptr, len })
+    }
+
+    fn vaddr(&self, off: u64) -> u64 {
+        assert!(off as usize <= self.len);
+        self.ptr as u64 + off
+    }
+
+    fn read(&self, off: u64, out: &mut [u8]) {
+        assert!(off as usize + out.len() <= self.len);
+        // SAFETY: inside the buffer, which lives as long as the process.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr.add(off as usize), out.as_mut_ptr(), out.len())
+        }
+    }
+
+    fn write(&self, off: u64, data: &[u8]) {
+        assert!(off as usize + data.len() <= self.len);
+        // SAFETY: as for read.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(off as usize), data.len())
+        }
+    }
+
+    fn u32_at(&self, off: u64) -> u32 {
+        assert!(off & 3 == 0 && off as usize + 4 <= self.len);
+        // SAFETY: inside the buffer, aligned (the buffer is page aligned).
+        unsafe { std::ptr::read_volatile(self.ptr.add(off as usize) as *const u32) }
+    }
+
+    fn fill(&self, off: u64, len: u64, pattern: u32) {
+        let block: Vec<u8> = pattern
+            .to_le_bytes()
+            .iter()
+            .cycle()
+            .take(len.min(MIB) as usize)
+            .copied()
+            .collect();
+        let mut at = 0;
+        while at < len {
+            let n = (len - at).min(MIB);
+            self.write(off + at, &block[..n as usize]);
+            at += n;
+        }
+    }
+
+    /// Words of `[off, off + len)` that are not `pattern`.
+    fn count_not(&self, off: u64, len: u64, pattern: u32) -> usize {
+        let mut b = vec![0u8; len as usize];
+        self.read(off, &mut b);
+        b.chunks(4).filter(|w| *w != pattern.to_le_bytes()).count()
+    }
+}
+
+/// A FILL whose target the checks look at: VRAM offset, or IOVA in the
+/// vGPU's large system-memory buffer.
+#[derive(Clone, Copy)]
+struct Fill {
+    sys: bool,
+    at: u64,
+    len: u64,
+    new: u32,
+    old: u32,
+}
+
+impl Fill {
+    fn new(sys: bool, at: u64, len: u64, e: &mut Rng) -> Self {
+        let new = e.pattern();
+        Self {
+            sys,
+            at,
+            len,
+            new,
+            old: !new,
+        }
+    }
+    fn loc(&self) -> Loc {
+        Loc::new(self.sys, self.at)
+    }
+    fn cmd(&self) -> Command {
+        Command::fill(self.loc(), self.len, self.new)
+    }
+}
+
+/// The state of a target, one letter per 1 MiB of it (the engine's unit of
+/// work, counted from the command's start): 'P' the new pattern, 'Q' the
+/// old one, 'x' mixed or neither. Sampled: the first and last word of every
+/// page.
+fn shape(f: &Fill, word: impl Fn(u64) -> u32) -> String {
+    let mut s = String::new();
+    let mut c = 0;
+    while c < f.len {
+        let end = (c + MIB).min(f.len);
+        let (mut new, mut old, mut all) = (0, 0, 0);
+        let mut p = c;
+        while p < end {
+            for w in [p, (p + PAGE).min(end) - 4] {
+                let x = word(f.at + w);
+                all += 1;
+                new += usize::from(x == f.new);
+                old += usize::from(x == f.old);
+            }
+            p += PAGE;
+        }
+        s.push(if new == all {
+            'P'
+        } else if old == all {
+            'Q'
+        } else {
+            'x'
+        });
+        c = end;
+    }
+    s
+}
+
+/// "PPPQQ": a prefix done, the rest untouched, nothing half done.
+fn is_prefix(s: &str) -> bool {
+    s.trim_start_matches('P').chars().all(|c| c == 'Q')
+}
+
+fn all_p(s: &str) -> bool {
+    s.chars().all(|c| c == 'P')
+}
+
+fn state_name(s: u8) -> &'static str {
+    regs::STATE_VALUES
+        .iter()
+        .find(|(v, _)| *v == s as u64)
+        .map_or("?", |(_, n)| n)
+}
+
+fn fault_name(c: u8) -> &'static str {
+    regs::FAULT_VALUES
+        .iter()
+        .find(|(v, _)| *v == c as u64)
+        .map_or("?", |(_, n)| n)
+}
+
+const IDLE: u8 = PartitionState::Idle as u8;
+const BUSY: u8 = PartitionState::Busy as u8;
+const FAULTED: u8 = PartitionState::Faulted as u8;
+const XLATE_WAIT: u8 = PartitionState::XlateWait as u8;
+
+fn intr_all() -> u64 {
+    PartIntr::new()
+        .with_fence(true)
+        .with_fault(true)
+        .with_idle(true)
+        .into_bits() as u64
+}
+
+/// One vGPU opened through VFIO, with its buffers in the shared container.
+struct Vg {
+    /// Its framebuffer, as the type table says ("32M").
+    label: String,
+    uuid: &'static str,
+    g: Driver<VfioVgpu>,
+    /// BAR0's doorbell page, mmap'ed as a VMM maps it into its guest.
+    bells: memmap2::MmapRaw,
+    fb: u64,
+    iova: u64,
+    big: Buf,
+    scratch: Buf,
+    ubuf: [Buf; 2],
+    ctrl: Buf,
+    efd: [EventFd; 2],
+    _group: File,
+}
+
+impl Vg {
+    fn rd(&self, id: RegId, elem: usize) -> u64 {
+        self.g.reg(id, 0, elem)
+    }
+
+    fn wr(&self, id: RegId, elem: usize, v: u64) {
+        self.g.set(id, 0, elem, v)
+    }
+
+    fn state(&self) -> u8 {
+        self.g.state(0)
+    }
+
+    fn fault(&self) -> u8 {
+        FaultStatus::from_bits(self.rd(RegId::WFaultStatus, 0) as u32).code()
+    }
+
+    fn describe(&self) -> String {
+        let st = self.state();
+        let mut s = state_name(st).to_string();
+        if st == FAULTED {
+            s += &format!(
+                " ({} at {:#x})",
+                fault_name(self.fault()),
+                self.rd(RegId::WFaultAddr, 0)
+            );
+        }
+        s
+    }
+
+    /// DOORBELL[ring] = v, through the mmap'ed page or the trapped BAR0.
+    fn doorbell(&self, ring: usize, v: u64, mmap: bool) {
+        if mmap {
+            // SAFETY: the doorbell page is mapped and DOORBELL[ring] is in it.
+            unsafe {
+                std::ptr::write_volatile((self.bells.as_mut_ptr() as *mut u32).add(ring), v as u32)
+            }
+        } else {
+            self.wr(RegId::WDoorbell, ring, v);
+        }
+    }
+
+    fn vram_u64(&self, off: u64) -> u64 {
+        let mut b = [0u8; 8];
+        self.g.hw.vram_read(off, &mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn vram_u32(&self, off: u64) -> u32 {
+        let mut b = [0u8; 4];
+        self.g.hw.vram_read(off, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    /// A word of a target: VRAM, or the large system-memory buffer.
+    fn word(&self, sys: bool, at: u64) -> u32 {
+        if sys {
+            self.big.u32_at(at - self.iova - BIG_OFF)
+        } else {
+            self.vram_u32(at)
+        }
+    }
+
+    fn shape(&self, f: &Fill) -> String {
+        shape(f, |a| self.word(f.sys, a))
+    }
+
+    fn drain(&self) {
+        for e in &self.efd {
+            e.wait(0);
+        }
+    }
+
+    /// Back to a known state after whatever came before: memory decoding
+    /// and bus mastering on, VFIO_DEVICE_RESET, MSI-X to our eventfds.
+    fn recover(&self) -> Result<(), String> {
+        let dev = &self.g.hw.dev;
+        let cfg = (CONFIG_REGION as u64) << 40;
+        dev.pwrite_raw(cfg | 4, &[0x06, 0x00])
+            .map_err(|e| format!("config COMMAND: {e}"))?;
+        dev.reset().map_err(|e| format!("VFIO_DEVICE_RESET: {e}"))?;
+        for index in [vfio::IRQ_INTX, vfio::IRQ_MSI, vfio::IRQ_MSIX] {
+            let _ = dev.disable_irqs(index);
+        }
+        dev.set_irq_eventfds(vfio::IRQ_MSIX, &[self.efd[0].raw(), self.efd[1].raw()])
+            .map_err(|e| format!("SET_IRQS MSI-X: {e}"))?;
+        self.drain();
+        ensure!(
+            self.state() == IDLE,
+            "after VFIO_DEVICE_RESET: {}",
+            self.describe()
+        );
+        Ok(())
+    }
+
+    /// Ring base: copy 0 or 1 of ring `ring`, in VRAM or in the control
+    /// buffer.
+    fn ring_base(&self, ring: usize, copy: u64, sys: bool) -> u64 {
+        let off = ring as u64 * 0x8000 + copy * 0x4000;
+        if sys {
+            self.iova + SYS_RINGS + off
+        } else {
+            off
+        }
+    }
+
+    fn configure_ring(&self, ring: usize, base: u64, sys: bool) {
+        self.wr(RegId::WRingCtrl, ring, u64::from(sys));
+        self.wr(RegId::WRingBase, ring, base);
+        self.wr(RegId::WRingSize, ring, ENTRIES as u64);
+    }
+
+    /// Commands into ring slots 0.. at `base`.
+    fn put(&self, base: u64, sys: bool, cmds: &[Command]) {
+        for (i, c) in cmds.iter().enumerate() {
+            let at = base + (i * COMMAND_BYTES) as u64;
+            if sys {
+                self.g.hw.sys_write(at, &c.encode());
+            } else {
+                self.g.hw.vram_write(at, &c.encode());
+            }
+        }
+    }
+
+    /// Start `cmds` from a fresh VRAM ring 0.
+    fn start(&self, cmds: &[Command], mmap: bool) {
+        self.configure_ring(0, 0, false);
+        self.put(0, false, cmds);
+        self.doorbell(0, cmds.len() as u64, mmap);
+    }
+
+    /// Run `cmds` on a fresh VRAM ring 0: all must complete.
+    fn run(&self, cmds: &[Command]) -> Result<(), String> {
+        self.start(cmds, false);
+        let st = self.g.wait_settled(0, T);
+        ensure!(st == IDLE, "{} commands: {}", cmds.len(), self.describe());
+        Ok(())
+    }
+
+    /// Wait for the partition to settle: it must end IDLE.
+    fn settle(&self, what: &str) -> Result<(), String> {
+        let st = self.g.wait_settled(0, T);
+        ensure!(st == IDLE, "{what}: {}", self.describe());
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Ring,
+    Big,
+    Unmap,
+    Reset,
+}
+
+const KINDS: [Kind; 4] = [Kind::Ring, Kind::Big, Kind::Unmap, Kind::Reset];
+
+/// Timing-dependent counts: benches, not checks.
+#[derive(Default)]
+struct Stats {
+    refused_ring_writes: u64,
+    rewinds: u64,
+    big_mib: u64,
+    invalidations: u64,
+    invalidations_busy: u64,
+    unmaps: u64,
+    unmaps_busy: u64,
+    resets: u64,
+    resets_mid_command: u64,
+    storm_resets: u64,
+}
+
+#[derive(Default)]
+struct KindResult {
+    runs: u64,
+    on: BTreeMap<String, u64>,
+    failed: u64,
+    first_failure: Option<String>,
+    ms: u128,
+}
+
+/// Doorbell rewinds and ring reconfiguration while the ring's commands run.
+/// The stream is idempotent and stored at two ring bases, so that whatever
+/// the device accepts (it may accept a write once the ring is empty) the
+/// commands run from slot 0 or from HEAD: the targets done always form a
+/// prefix of the stream, and none is half done.
+fn ep_ring(v: &Vg, nth: u64, e: &mut Rng, st: &mut Stats) -> Result<(), String> {
+    v.recover()?;
+    let ring = e.below(2) as usize;
+    let sys_ring = nth % 3 == 2;
+    let (b1, b2) = (
+        v.ring_base(ring, 0, sys_ring),
+        v.ring_base(ring, 1, sys_ring),
+    );
+    let n = 1 + e.below(3);
+    let per = ((v.fb - DATA) / MIB / n - 1).clamp(1, 24);
+    let mut fills = Vec::new();
+    let mut at = DATA;
+    for _ in 0..n {
+        let len = MIB * (1 + e.below(per));
+        fills.push(Fill::new(false, at, len, e));
+        at += len + MIB;
+    }
+    if e.below(3) == 0 {
+        let len = MIB * (1 + e.below(v.big.len as u64 / MIB));
+        let pos = e.below(fills.len() as u64 + 1) as usize;
+        fills.insert(pos, Fill::new(true, v.iova + BIG_OFF, len, e));
+    }
+    let guard = e.pattern();
+    let mut prep = Vec::new();
+    for f in &fills {
+        if f.sys {
+            v.big.fill(0, f.len, f.old);
+        } else {
+            prep.push(Command::fill(Loc::Vram(f.at), f.len, f.old));
+            prep.push(Command::fill(Loc::Vram(f.at + f.len), GUARD, guard));
+        }
+    }
+    v.g.hw.vram_write(RES, &[0u8; 16]);
+    v.run(&prep)?;
+
+    let mut cmds: Vec<Command> = fills.iter().map(Fill::cmd).collect();
+    let c = fills[e.below(fills.len() as u64) as usize];
+    cmds.push(Command::crc32(Loc::Vram(RES), c.loc(), c.len));
+    let fence = e.next() | 1;
+    cmds.push(Command::fence(Loc::Vram(RES + 8), fence, e.coin()));
+    let count = cmds.len() as u64;
+    v.configure_ring(ring, b1, sys_ring);
+    v.put(b1, sys_ring, &cmds);
+    v.put(b2, sys_ring, &cmds);
+    v.doorbell(ring, count, e.coin());
+    // Until the first command is under way (its first word landed).
+    let t0 = Instant::now();
+    let f0 = fills[0];
+    while v.word(f0.sys, f0.at) != f0.new && v.state() != IDLE && t0.elapsed() < T {
+        std::thread::sleep(Duration::from_micros(50));
+    }
+
+    for _ in 0..2 + e.below(7) {
+        match e.below(9) {
+            0..=2 => {
+                let head = v.rd(RegId::WRingHead, ring);
+                v.doorbell(ring, head, e.coin());
+                st.rewinds += 1;
+            }
+            3 => v.doorbell(ring, count, e.coin()),
+            4 => v.wr(RegId::WRingSize, ring, 0),
+            5 => v.wr(RegId::WRingSize, ring, ENTRIES as u64),
+            6 => v.wr(RegId::WRingBase, ring, if e.coin() { b1 } else { b2 }),
+            7 => {
+                v.wr(RegId::WRingCtrl, ring, u64::from(!sys_ring));
+                v.wr(RegId::WRingCtrl, ring, u64::from(sys_ring));
+            }
+            _ => std::thread::sleep(Duration::from_micros(e.below(1500))),
+        }
+    }
+
+    v.settle("after the ring writes")?;
+    let (head, tail) = (v.rd(RegId::WRingHead, ring), v.rd(RegId::WRingTail, ring));
+    ensure!(head == tail, "IDLE with HEAD {head} TAIL {tail}");
+    let before: Vec<String> = fills.iter().map(|f| v.shape(f)).collect();
+    for (i, s) in before.iter().enumerate() {
+        ensure!(
+            all_p(s) || s.chars().all(|c| c == 'Q'),
+            "target {i} half done ({s}): a command was cut short or ran twice at once; all: {before:?}"
+        );
+    }
+    let done: Vec<bool> = before.iter().map(|s| all_p(s)).collect();
+    ensure!(
+        !done.windows(2).any(|w| !w[0] && w[1]),
+        "commands done out of ring order: {before:?}"
+    );
+    // IDLE means idle: nothing moves afterwards.
+    std::thread::sleep(Duration::from_millis(10));
+    let after: Vec<String> = fills.iter().map(|f| v.shape(f)).collect();
+    ensure!(
+        after == before,
+        "targets changed after the partition read IDLE: {before:?} -> {after:?}"
+    );
+    for f in fills.iter().filter(|f| !f.sys) {
+        let g = Fill {
+            at: f.at + f.len,
+            len: GUARD,
+            new: guard,
+            old: !guard,
+            sys: false,
+        };
+        let s = v.shape(&g);
+        ensure!(all_p(&s), "the guard after target {:#x} changed", f.at);
+    }
+    st.refused_ring_writes += v.rd(RegId::WAccessErrors, 0);
+
+    // All of it once more from a fresh ring: exact results.
+    v.configure_ring(ring, b1, sys_ring);
+    v.doorbell(ring, count, false);
+    v.settle("the stream again")?;
+    for (i, f) in fills.iter().enumerate() {
+        let s = v.shape(f);
+        ensure!(all_p(&s), "target {i} after the stream ran again: {s}");
+    }
+    let crc = v.vram_u64(RES);
+    ensure!(
+        crc == pattern_crc(c.new, c.len) as u64,
+        "CRC32 of {} MiB: {crc:#x}, want {:#x}",
+        c.len / MIB,
+        pattern_crc(c.new, c.len)
+    );
+    ensure!(v.vram_u64(RES + 8) == fence, "fence value");
+    Ok(())
+}
+
+/// FILL / COPY / CRC32 of many MiB on each of `vs` (two at once sometimes),
+/// the bystander reading its whole slice meanwhile (three busy partitions on
+/// two engines: time slices end inside commands); sometimes pinned pages
+/// are unmapped under the running commands, each unmap stopping them at a
+/// chunk boundary. Results must be exact.
+fn ep_big(
+    vs: &[&Vg],
+    byst: Option<(&Vg, u32)>,
+    c: &Container,
+    e: &mut Rng,
+    st: &mut Stats,
+) -> Result<(), String> {
+    let res = big_inner(vs, byst, c, e, st);
+    // Whatever failed, the bystander is idle and the scratch pages mapped
+    // again for the next episode (EEXIST for those still mapped).
+    if let Some((b, _)) = byst {
+        b.g.wait_settled(0, T);
+    }
+    for v in vs {
+        for p in 0..SCRATCH_PAGES {
+            let _ = c.map_dma(
+                v.scratch.vaddr(p * PAGE),
+                v.iova + SCRATCH_OFF + p * PAGE,
+                PAGE,
+            );
+        }
+    }
+    res
+}
+
+fn big_inner(
+    vs: &[&Vg],
+    byst: Option<(&Vg, u32)>,
+    c: &Container,
+    e: &mut Rng,
+    st: &mut Stats,
+) -> Result<(), String> {
+    struct Job<'a> {
+        v: &'a Vg,
+        crc: u32,
+        len: u64,
+        fence: u64,
+        sys_copy: Option<Fill>,
+        scratch: u32,
+    }
+    let unmaps = e.coin();
+    let mut jobs = Vec::new();
+    for &v in vs {
+        v.recover()?;
+        let mut cmds = Vec::new();
+        let scratch = e.pattern() | 1;
+        if unmaps {
+            v.scratch.fill(0, SCRATCH_PAGES * PAGE, 0);
+            cmds.push(Command::fill(
+                Loc::Sys(v.iova + SCRATCH_OFF),
+                SCRATCH_PAGES * PAGE,
+                scratch,
+            ));
+        }
+        let p = e.pattern();
+        let (a, mut sys_copy) = (DATA, None);
+        let len;
+        if e.coin() {
+            // VRAM: FILL, COPY, CRC32 of both copies.
+            let half = ((v.fb - DATA) / MIB / 2 - 1).min(48);
+            len = MIB * (half / 2 + 1 + e.below(half - half / 2));
+            let b = a + len;
+            cmds.extend([
+                Command::fill(Loc::Vram(a), len, p),
+                Command::copy(Loc::Vram(b), Loc::Vram(a), len),
+                Command::crc32(Loc::Vram(RES), Loc::Vram(b), len),
+                Command::crc32(Loc::Vram(RES + 8), Loc::Vram(a), len),
+            ]);
+            st.big_mib += 4 * len / MIB;
+        } else {
+            // System memory, the whole large buffer: FILL it, COPY VRAM
+            // into it and back out, CRC32 of both.
+            len = v.big.len as u64;
+            let (sys, c) = (Loc::Sys(v.iova + BIG_OFF), a + len);
+            let f = Fill {
+                sys: true,
+                at: v.iova + BIG_OFF,
+                len,
+                new: p,
+                old: !p,
+            };
+            cmds.extend([
+                Command::fill(sys, len, f.old),
+                Command::fill(Loc::Vram(c), len, p),
+                Command::copy(sys, Loc::Vram(c), len),
+                Command::crc32(Loc::Vram(RES), sys, len),
+                Command::copy(Loc::Vram(a), sys, len),
+                Command::crc32(Loc::Vram(RES + 8), Loc::Vram(a), len),
+            ]);
+            sys_copy = Some(f);
+            st.big_mib += 6 * len / MIB;
+        }
+        let fence = e.next() | 1;
+        cmds.push(Command::fence(Loc::Vram(RES + 16), fence, true));
+        v.g.hw.vram_write(RES, &[0u8; 24]);
+        v.start(&cmds, e.coin());
+        jobs.push(Job {
+            v,
+            crc: pattern_crc(p, len),
+            len,
+            fence,
+            sys_copy,
+            scratch,
+        });
+    }
+    let blen = byst.map(|(b, _)| b.fb - DATA).unwrap_or(0);
+    if let Some((b, _)) = byst {
+        b.g.hw.vram_write(RES, &[0u8; 24]);
+        b.start(
+            &[
+                Command::crc32(Loc::Vram(RES), Loc::Vram(DATA), blen),
+                Command::crc32(Loc::Vram(RES + 8), Loc::Vram(DATA), blen),
+                Command::fence(Loc::Vram(RES + 16), 1, false),
+            ],
+            false,
+        );
+    }
+    if unmaps {
+        // Once the scratch FILL is done its pages are pinned and no command
+        // uses them again: each unmap costs the running ones a stop at a
+        // chunk boundary and fresh translations, nothing else.
+        for j in &jobs {
+            let t0 = Instant::now();
+            while j.v.scratch.u32_at(SCRATCH_PAGES * PAGE - 4) != j.scratch {
+                ensure!(
+                    t0.elapsed() < T,
+                    "the scratch FILL did not finish: {}",
+                    j.v.describe()
+                );
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        for i in 0..1 + e.below(SCRATCH_PAGES) {
+            std::thread::sleep(Duration::from_micros(e.below(2000)));
+            let j = &jobs[i as usize % jobs.len()];
+            let page = i / jobs.len() as u64;
+            let busy = matches!(j.v.state(), BUSY | XLATE_WAIT);
+            c.unmap_dma(j.v.iova + SCRATCH_OFF + page * PAGE, PAGE)
+                .map_err(|e| format!("UNMAP_DMA of a scratch page: {e}"))?;
+            st.invalidations += 1;
+            st.invalidations_busy += u64::from(busy);
+        }
+    }
+    for j in &jobs {
+        j.v.settle("the large commands")?;
+        for slot in [RES, RES + 8] {
+            let got = j.v.vram_u64(slot);
+            ensure!(
+                got == j.crc as u64,
+                "{}: CRC32 of {} MiB at result {:#x}: {got:#x}, want {:#x}",
+                j.v.label,
+                j.len / MIB,
+                slot,
+                j.crc
+            );
+        }
+        ensure!(j.v.vram_u64(RES + 16) == j.fence, "{}: fence", j.v.label);
+        if let Some(f) = &j.sys_copy {
+            let s = j.v.shape(f);
+            ensure!(all_p(&s), "{}: the copy into system memory: {s}", j.v.label);
+        }
+    }
+    if let Some((b, crc)) = byst {
+        b.settle("the bystander's CRC32s")?;
+        for slot in [RES, RES + 8] {
+            ensure!(
+                b.vram_u64(slot) == crc as u64,
+                "the bystander's VRAM changed (CRC32 {:#x}, want {crc:#x})",
+                b.vram_u64(slot)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// VFIO_IOMMU_UNMAP_DMA of pieces of a buffer that commands are writing,
+/// reading or fetching their ring from. After the unmap returns those pages
+/// are the VMM's alone: a canary written then must be intact at the end of
+/// the episode, whatever the device did meanwhile (it goes on into other
+/// memory mapped at the same addresses, is reset, or faults).
+fn ep_unmap(v: &Vg, c: &Container, nth: u64, e: &mut Rng, st: &mut Stats) -> Result<(), String> {
+    let res = unmap_inner(v, c, nth, e, st);
+    // The area is unmapped between episodes, whatever happened.
+    let _ = c.unmap_dma(v.iova + UNMAP_OFF, U_BYTES);
+    res
+}
+
+fn unmap_inner(v: &Vg, c: &Container, nth: u64, e: &mut Rng, st: &mut Stats) -> Result<(), String> {
+    v.recover()?;
+    let xi = e.below(2) as usize;
+    let (x, y) = (v.ubuf[xi], v.ubuf[1 - xi]);
+    let base = v.iova + UNMAP_OFF;
+    for p in 0..PIECES {
+        c.map_dma(x.vaddr(p * PIECE), base + p * PIECE, PIECE)
+            .map_err(|e| format!("MAP_DMA: {e}"))?;
+    }
+    x.fill(0, U_BYTES, e.pattern());
+    y.fill(0, U_BYTES, e.pattern());
+    // What the commands do with the buffer: write it (FILL, COPY into it),
+    // read it (COPY out of it, CRC32), or fetch their ring from it.
+    let kind = nth % 5;
+    let prepin = e.below(3) != 0;
+    let a = e.below(PIECES);
+    let b = a + 1 + e.below(PIECES - a);
+    let reps = if prepin {
+        4 + e.below(26)
+    } else {
+        1 + e.below(2)
+    };
+    let pd = e.pattern();
+    v.run(&[Command::fill(Loc::Vram(DATA), U_BYTES, pd)])?;
+    if prepin {
+        // Every page pinned before the race, so the commands run at speed.
+        let q = e.pattern();
+        v.run(&[Command::fill(Loc::Sys(base), U_BYTES, q)])?;
+    }
+    let sys = Loc::Sys(base);
+    let mut cmds = Vec::new();
+    for _ in 0..reps {
+        cmds.push(match kind {
+            0 => Command::fill(sys, U_BYTES, pd ^ 0x5a5a_5a5a),
+            1 => Command::copy(sys, Loc::Vram(DATA), U_BYTES),
+            2 => Command::copy(Loc::Vram(DATA + U_BYTES), sys, U_BYTES),
+            3 => Command::crc32(Loc::Vram(RES), sys, U_BYTES),
+            _ => Command::fill(Loc::Vram(DATA), MIB, pd),
+        });
+        if prepin {
+            // Long VRAM work in between: the partition is still busy
+            // when the unmap comes, with commands on the buffer to go.
+            let len = MIB * (1 + e.below(8));
+            cmds.push(Command::fill(Loc::Vram(DATA + 2 * U_BYTES), len, pd));
+        }
+    }
+    cmds.push(Command::fence(Loc::Vram(RES + 8), 1, true));
+    let mmap = e.coin();
+    if kind == 4 {
+        // The ring itself in the pieces to go; the memory mapped there
+        // afterwards holds the same commands (a VMM that moved it).
+        let off = a * PIECE;
+        for buf in [x, y] {
+            for (i, cmd) in cmds.iter().enumerate() {
+                buf.write(off + (i * COMMAND_BYTES) as u64, &cmd.encode());
+            }
+        }
+        v.configure_ring(0, base + off, true);
+        v.doorbell(0, cmds.len() as u64, mmap);
+    } else {
+        v.start(&cmds, mmap);
+    }
+    if e.below(4) == 0 {
+        std::thread::sleep(Duration::from_micros(e.below(1000)));
+    }
+    if e.below(3) == 0 {
+        // The old attack: a rewind made a busy partition read IDLE, and
+        // the host unpinned what the engine kept writing.
+        let head = v.rd(RegId::WRingHead, 0);
+        v.doorbell(0, head, e.coin());
+        st.rewinds += 1;
+    }
+    let busy = matches!(v.state(), BUSY | XLATE_WAIT);
+    let head_before = v.rd(RegId::WRingHead, 0);
+    c.unmap_dma(base + a * PIECE, (b - a) * PIECE)
+        .map_err(|e| format!("UNMAP_DMA under running commands: {e}"))?;
+    let nonce = e.next();
+    let canary: Vec<u8> = (a * PIECE..b * PIECE)
+        .step_by(8)
+        .flat_map(|o| (nonce ^ o).to_le_bytes())
+        .collect();
+    x.write(a * PIECE, &canary);
+    st.unmaps += 1;
+    st.unmaps_busy += u64::from(busy);
+
+    let remap = || -> Result<(), String> {
+        for p in a..b {
+            c.map_dma(y.vaddr(p * PIECE), base + p * PIECE, PIECE)
+                .map_err(|e| format!("MAP_DMA again: {e}"))?;
+        }
+        Ok(())
+    };
+    // Then: nothing, the VMM maps other memory there, or a reset after
+    // a while (commands left running meanwhile).
+    let after = e.pick(&[0, 0, 0, 1, 1, 1, 2, 3]);
+    let head_after = v.rd(RegId::WRingHead, 0);
+    if after >= 2 {
+        std::thread::sleep(Duration::from_micros(e.below(2000)));
+    }
+    match after {
+        0 => {}
+        1 => remap()?,
+        2 => {
+            remap()?;
+            v.g.hw
+                .dev
+                .reset()
+                .map_err(|e| format!("VFIO_DEVICE_RESET: {e}"))?;
+        }
+        _ => {
+            v.wr(RegId::WReset, 0, 1);
+            remap()?;
+        }
+    }
+    let s = v.g.wait_settled(0, T);
+    trace(|| {
+        format!(
+            "  unmap: kind {kind} prepin {prepin} reps {reps} pieces {a}..{b} busy {busy} \
+             HEAD {head_before} -> {head_after} of {}, then {after}: {}",
+            cmds.len(),
+            v.describe()
+        )
+    });
+    ensure!(
+        s == IDLE || (s == FAULTED && v.fault() == FaultCode::XlateCancelled as u8),
+        "after the unmap: {}",
+        v.describe()
+    );
+    std::thread::sleep(Duration::from_millis(5));
+    let check_canary = |when: &str| -> Result<(), String> {
+        let mut now = vec![0u8; canary.len()];
+        x.read(a * PIECE, &mut now);
+        let changed = now.iter().zip(&canary).filter(|(p, q)| p != q).count();
+        ensure!(
+            changed == 0,
+            "{changed} bytes of the unmapped buffer changed after UNMAP_DMA returned ({when}; pieces {a}..{b}, command kind {kind}, busy at the unmap: {busy})"
+        );
+        Ok(())
+    };
+    check_canary("the commands settled")?;
+    if kind == 2 {
+        // Nothing read the pages after the unmap either: no canary word in
+        // what the copies wrote.
+        let mut got = vec![0u8; U_BYTES as usize];
+        v.g.hw.vram_read(DATA + U_BYTES, &mut got);
+        let leaked = got
+            .chunks(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap()) ^ nonce)
+            .filter(|o| (a * PIECE..b * PIECE).contains(o) && o % 8 == 0)
+            .count();
+        ensure!(
+            leaked == 0,
+            "{leaked} words of the unmapped buffer were read after UNMAP_DMA returned"
+        );
+    }
+
+    // The memory mapped at those addresses now works, and only it is used.
+    v.recover()?;
+    if after == 0 {
+        remap()?;
+    }
+    let p2 = e.pattern();
+    v.run(&[
+        Command::fill(sys, U_BYTES, p2),
+        Command::crc32(Loc::Vram(RES), sys, U_BYTES),
+    ])?;
+    ensure!(
+        v.vram_u64(RES) == pattern_crc(p2, U_BYTES) as u64,
+        "CRC32 of the re-mapped buffer"
+    );
+    let stale = x.count_not(0, a * PIECE, p2)
+        + x.count_not(b * PIECE, U_BYTES - b * PIECE, p2)
+        + y.count_not(a * PIECE, (b - a) * PIECE, p2);
+    ensure!(stale == 0, "{stale} words of the mapped memory not filled");
+    check_canary("after DMA to the re-mapped addresses")
+}
+
+/// A reset at a seeded point of a stream of FILLs and fences with
+/// interrupts: once it returns, the rings, fence value and statistics are
+/// reset and stay so, the FILL it cut short keeps the chunks done (a
+/// prefix), and nothing moves any more.
+fn ep_reset(v: &Vg, nth: u64, e: &mut Rng, st: &mut Stats) -> Result<(), String> {
+    if nth % 3 == 2 {
+        return reset_storm(v, e, st);
+    }
+    v.recover()?;
+    v.wr(RegId::WIntrMask, 0, intr_all());
+    let vlen = MIB * (4 + e.below(((v.fb - DATA) / MIB - 4).min(28)));
+    let slen = MIB * (1 + e.below(v.big.len as u64 / MIB));
+    let mut fills = [
+        Fill::new(false, DATA, vlen, e),
+        Fill::new(true, v.iova + BIG_OFF, slen, e),
+    ];
+    if e.coin() {
+        fills.swap(0, 1);
+    }
+    v.run(&[Command::fill(
+        Loc::Vram(DATA),
+        vlen,
+        fills.iter().find(|f| !f.sys).unwrap().old,
+    )])?;
+    v.big
+        .fill(0, slen, fills.iter().find(|f| f.sys).unwrap().old);
+    v.g.hw.vram_write(RES, &[0u8; 48]);
+    let cmds = [
+        Command::fence(Loc::Vram(RES), 1, true),
+        fills[0].cmd(),
+        Command::fence(Loc::Vram(RES + 8), 2, true),
+        fills[1].cmd(),
+        Command::fence(Loc::Vram(RES + 16), 3, true),
+        Command::crc32(Loc::Vram(RES + 24), fills[0].loc(), fills[0].len),
+        Command::fence(Loc::Vram(RES + 32), 4, true),
+    ];
+    v.start(&cmds, e.coin());
+    match e.below(3) {
+        0 => {}
+        1 => {
+            let k = 1 + e.below(4);
+            let t0 = Instant::now();
+            while v.rd(RegId::WFenceValue, 0) < k && v.state() == BUSY && t0.elapsed() < T {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+        _ => std::thread::sleep(Duration::from_micros(e.below(4000))),
+    }
+    match e.below(3) {
+        0 => {
+            v.g.hw
+                .dev
+                .reset()
+                .map_err(|e| format!("VFIO_DEVICE_RESET: {e}"))?
+        }
+        1 => v.wr(RegId::WReset, 0, 1),
+        _ => {
+            v.wr(RegId::WReset, 0, 1);
+            v.g.hw
+                .dev
+                .reset()
+                .map_err(|e| format!("VFIO_DEVICE_RESET: {e}"))?;
+        }
+    }
+    let regs_reset = |when: &str| -> Result<(), String> {
+        let vals = [
+            ("FENCE_VALUE", v.rd(RegId::WFenceValue, 0)),
+            ("STAT_COMMANDS", v.rd(RegId::WStatCommands, 0)),
+            ("STAT_BYTES", v.rd(RegId::WStatBytes, 0)),
+            ("RING_HEAD", v.rd(RegId::WRingHead, 0)),
+            ("RING_TAIL", v.rd(RegId::WRingTail, 0)),
+            ("RING_SIZE", v.rd(RegId::WRingSize, 0)),
+            ("FAULT_STATUS", v.rd(RegId::WFaultStatus, 0)),
+        ];
+        ensure!(v.state() == IDLE, "{when}: {}", v.describe());
+        for (name, val) in vals {
+            ensure!(val == 0, "{when}: {name} = {val:#x}");
+        }
+        Ok(())
+    };
+    let snapshot = || {
+        let shapes: Vec<String> = fills.iter().map(|f| v.shape(f)).collect();
+        let words: Vec<u64> = (0..5).map(|i| v.vram_u64(RES + 8 * i)).collect();
+        (shapes, words)
+    };
+    regs_reset("right after the reset")?;
+    let (shapes, words) = snapshot();
+    for (i, s) in shapes.iter().enumerate() {
+        ensure!(
+            is_prefix(s),
+            "FILL {i} after the reset: {s} (not a prefix of whole chunks)"
+        );
+    }
+    ensure!(
+        (words[1] != 2 || all_p(&shapes[0]))
+            && (words[2] != 3 || all_p(&shapes[1]))
+            && (!shapes[1].contains('P') || words[1] == 2)
+            && (!shapes[0].contains('P') || words[0] == 1),
+        "out of ring order: fences {words:?}, targets {shapes:?}"
+    );
+    st.resets += 1;
+    st.resets_mid_command += u64::from(shapes.iter().any(|s| s.contains('P') && s.contains('Q')));
+    std::thread::sleep(Duration::from_millis(20));
+    regs_reset("20 ms after the reset")?;
+    let later = snapshot();
+    ensure!(
+        later == (shapes.clone(), words.clone()),
+        "memory changed after the reset returned: {shapes:?} {words:?} -> {later:?}"
+    );
+    works_with_interrupt(v)
+}
+
+/// After a reset: a fence with an interrupt completes and signals the
+/// engine vector's eventfd.
+fn works_with_interrupt(v: &Vg) -> Result<(), String> {
+    v.drain();
+    v.wr(RegId::WIntrMask, 0, intr_all());
+    v.run(&[Command::fence(Loc::Vram(RES + 40), 77, true)])?;
+    ensure!(v.vram_u64(RES + 40) == 77, "fence after the reset");
+    ensure!(
+        v.efd[0].wait(T.as_millis() as i32) >= 1,
+        "no interrupt after the reset"
+    );
+    Ok(())
+}
+
+/// Resets from a second thread (VFIO_DEVICE_RESET and window RESET through
+/// another fd) while the VMM thread keeps restarting its ring with FILLs
+/// and fences that interrupt.
+fn reset_storm(v: &Vg, e: &mut Rng, st: &mut Stats) -> Result<(), String> {
+    v.recover()?;
+    let plan: Vec<(u64, bool)> = (0..3 + e.below(6))
+        .map(|_| (200 + e.below(3000), e.coin()))
+        .collect();
+    let iters = 20 + e.below(40);
+    let mmap = e.coin();
+    let pattern = e.pattern();
+    let d = &v.g.hw.dev;
+    let file = d
+        .file
+        .try_clone()
+        .map_err(|e| format!("dup the device fd: {e}"))?;
+    let other = Device {
+        file,
+        flags: d.flags,
+        num_regions: d.num_regions,
+        num_irqs: d.num_irqs,
+    };
+    let reset_at = v.g.hw.bar0.offset + regs::window_offset(RegId::WReset, 0);
+    let n = plan.len() as u64;
+    let errors = std::thread::scope(|s| {
+        let h = s.spawn(move || {
+            let mut errors = Vec::new();
+            for (us, vfio_reset) in plan {
+                std::thread::sleep(Duration::from_micros(us));
+                let r = if vfio_reset {
+                    other.reset()
+                } else {
+                    other.pwrite_raw(reset_at, &1u32.to_le_bytes()).map(|_| ())
+                };
+                if let Err(e) = r {
+                    errors.push(e.to_string());
+                }
+            }
+            errors
+        });
+        for i in 0..iters {
+            v.wr(RegId::WIntrMask, 0, intr_all());
+            v.start(
+                &[
+                    Command::fill(Loc::Vram(DATA), MIB * (1 + i % 4), pattern),
+                    Command::fence(Loc::Vram(RES), i + 1, true),
+                    Command::fill(Loc::Vram(DATA + 4 * MIB), MIB, pattern),
+                    Command::fence(Loc::Vram(RES + 8), i + 1, true),
+                ],
+                mmap,
+            );
+            for _ in 0..3 {
+                v.drain();
+                std::hint::black_box(v.state());
+            }
+        }
+        h.join()
+            .unwrap_or_else(|_| vec!["the reset thread died".into()])
+    });
+    ensure!(errors.is_empty(), "resets failed: {errors:?}");
+    st.storm_resets += n;
+    let s = v.g.wait_settled(0, T);
+    ensure!(
+        s == IDLE,
+        "after {n} resets racing {iters} submissions: {}",
+        v.describe()
+    );
+    v.recover()?;
+    let quiet = [RegId::WFenceValue, RegId::WStatCommands, RegId::WRingSize];
+    std::thread::sleep(Duration::from_millis(10));
+    for id in quiet {
+        ensure!(
+            v.rd(id, 0) == 0,
+            "{:?} = {:#x} 10 ms after a reset",
+            id,
+            v.rd(id, 0)
+        );
+    }
+    works_with_interrupt(v)
+}
+
+/// Framebuffer bytes of a type, from its description ("framebuffer=128M").
+fn fb_of(t: &VgpuType) -> u64 {
+    let s = t.desc_value("framebuffer").unwrap_or("0");
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().unwrap_or(0);
+    match unit {
+        "G" => n << 30,
+        "M" => n << 20,
+        "K" => n << 10,
+        _ => n,
+    }
+}
+
+/// Create the vGPUs: the smallest type, the largest one still available
+/// beside it, and a bystander of the smallest type again (the ones the
+/// GPU has room for).
+fn create_vgpus(gpu: &Gpu) -> Result<Vec<(String, &'static str)>, String> {
+    let types = |gpu: &Gpu| -> Result<Vec<VgpuType>, String> {
+        let mut t = gpu.types().map_err(|e| e.to_string())?;
+        t.retain(|t| t.available > 0 && fb_of(t) > 0);
+        t.sort_by_key(fb_of);
+        Ok(t)
+    };
+    let mut made = Vec::new();
+    let small = types(gpu)?
+        .into_iter()
+        .next()
+        .ok_or("no vGPU type available")?;
+    gpu.create(&small.id, UUIDS[0]).map_err(|e| e.to_string())?;
+    made.push((small.id.clone(), UUIDS[0]));
+    if let Some(large) = types(gpu)?.into_iter().rfind(|t| fb_of(t) > fb_of(&small)) {
+        gpu.create(&large.id, UUIDS[1]).map_err(|e| e.to_string())?;
+        made.push((large.id.clone(), UUIDS[1]));
+    }
+    if let Some(b) = types(gpu)?.into_iter().next() {
+        gpu.create(&b.id, UUIDS[2]).map_err(|e| e.to_string())?;
+        made.push((b.id.clone(), UUIDS[2]));
+    }
+    Ok(made)
+}
+
+fn open_vg(
+    container: &Container,
+    uuid: &'static str,
+    index: u64,
+    label: String,
+) -> Result<Vg, String> {
+    let v = Vgpu::get(uuid).map_err(|e| e.to_string())?;
+    let group = container
+        .add_group(v.iommu_group.ok_or("no iommu group")?, index == 0)
+        .map_err(|e| format!("group: {e}"))?;
+    let dev = Device::open(&group, uuid).map_err(|e| format!("device: {e}"))?;
+    let bar0 = dev.region(0).map_err(|e| format!("BAR0: {e}"))?;
+    let bar2 = dev.region(2).map_err(|e| format!("BAR2: {e}"))?;
+    let vram = dev
+        .mmap(&bar2, 0, bar2.size as usize)
+        .map_err(|e| format!("BAR2 mmap: {e}"))?;
+    let bells = dev
+        .mmap(&bar0, regs::DOORBELL_PAGE, PAGE as usize)
+        .map_err(|e| format!("doorbell page mmap: {e}"))?;
+    let fb = bar2.size;
+    let iova = AREA + index * AREA_STRIDE;
+    let ctrl = Buf::new(CTRL_BYTES)?;
+    let big = Buf::new(BIG_BYTES)?;
+    let scratch = Buf::new((SCRATCH_PAGES * PAGE) as usize)?;
+    let ubuf = [Buf::new(U_BYTES as usize)?, Buf::new(U_BYTES as usize)?];
+    let map = |b: &Buf, off: u64, len: u64| {
+        container
+            .map_dma(b.vaddr(0), iova + off, len)
+            .map_err(|e| format!("MAP_DMA at {:#x}: {e}", iova + off))
+    };
+    map(&ctrl, 0, CTRL_BYTES as u64)?;
+    map(&big, BIG_OFF, big.len as u64)?;
+    for p in 0..SCRATCH_PAGES {
+        container
+            .map_dma(scratch.vaddr(p * PAGE), iova + SCRATCH_OFF + p * PAGE, PAGE)
+            .map_err(|e| format!("MAP_DMA scratch: {e}"))?;
+    }
+    // SAFETY: the control buffer is CTRL_BYTES long and never unmapped.
+    let hw = unsafe { VfioVgpu::new(dev, bar0, bar2, vram, ctrl.ptr, iova, CTRL_BYTES) };
+    Ok(Vg {
+        label,
+        uuid,
+        g: Driver::new(hw),
+        bells,
+        fb,
+        iova,
+        big,
+        scratch,
+        ubuf,
+        ctrl,
+        efd: [
+            EventFd::new().map_err(|e| e.to_string())?,
+            EventFd::new().map_err(|e| e.to_string())?,
+        ],
+        _group: group,
+    })
+}
+
+/// One episode of the plan: before random operation `at`, the `nth` of
+/// its kind, on `targets[target]`, driven by its own seed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Episode {
+    at: u64,
+    kind: Kind,
+    nth: u64,
+    target: usize,
+    seed: u64,
+}
+
+/// The episodes, spread evenly over the random operations: each group of
+/// four has one of each kind in a seeded order; the episodes of a kind
+/// alternate between the vGPUs.
+fn plan(seed: u64, ops: u64, episodes: u64, targets: u64) -> Vec<Episode> {
+    let mut rng = Rng((seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15) | 1);
+    let mut kinds = KINDS;
+    let mut count = [0u64; 4];
+    let flip: Vec<u64> = KINDS.iter().map(|_| rng.below(targets)).collect();
+    (0..episodes)
+        .map(|j| {
+            if j % 4 == 0 {
+                for i in (1..kinds.len()).rev() {
+                    kinds.swap(i, rng.below(i as u64 + 1) as usize);
+                }
+            }
+            let kind = kinds[j as usize % 4];
+            let nth = count[kind as usize];
+            count[kind as usize] += 1;
+            Episode {
+                at: (j + 1) * ops / (episodes + 1),
+                kind,
+                nth,
+                target: ((nth + flip[kind as usize]) % targets.max(1)) as usize,
+                seed: rng.next(),
+            }
+        })
+        .collect()
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let ops: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3000);
@@ -80,52 +1384,151 @@ fn main() {
         .next()
         .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
         .unwrap_or(0x5eed_c4a0_5eed_c4a0);
+    let episodes: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(ops / 400);
     let mut r = Report::default();
 
+    let gpu = Gpu::find(None);
+    let made = gpu
+        .as_ref()
+        .map_err(|e| e.to_string())
+        .and_then(create_vgpus);
     let setup = || -> Result<_, String> {
-        let gpu = Gpu::find(None).map_err(|e| e.to_string())?;
-        let ty = gpu
-            .types()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .max_by_key(|t| t.available)
-            .ok_or("no vGPU types")?;
-        gpu.create(&ty.id, UUID).map_err(|e| e.to_string())?;
-        let v = Vgpu::get(UUID).map_err(|e| e.to_string())?;
+        let gpu = gpu.as_ref().map_err(|e| e.to_string())?;
+        let made = made.as_ref().map_err(|e| e.clone())?;
         let container = Container::open().map_err(|e| format!("container: {e}"))?;
-        let group = container
-            .add_group(v.iommu_group.ok_or("no iommu group")?, true)
-            .map_err(|e| format!("group: {e}"))?;
-        let dev = Device::open(&group, UUID).map_err(|e| format!("device: {e}"))?;
-        Ok((container, group, dev))
+        let mut vgs = Vec::new();
+        for (i, (ty, uuid)) in made.iter().enumerate() {
+            let t = gpu.find_type(ty).map_err(|e| e.to_string())?;
+            let label = t.desc_value("framebuffer").unwrap_or("?").to_string();
+            vgs.push(open_vg(&container, uuid, i as u64, label)?);
+        }
+        Ok((container, vgs))
     };
-    let (container, _group, dev) = match setup() {
+    let destroy_all = || {
+        for u in UUIDS {
+            let _ = Vgpu::destroy(u);
+        }
+    };
+    let (container, vgs) = match setup() {
         Ok(x) => x,
         Err(e) => {
-            println!("FAIL chaos: set up a vGPU through VFIO: {e}");
-            let _ = Vgpu::destroy(UUID);
+            println!("FAIL chaos: set up the vGPUs through VFIO: {e}");
+            destroy_all();
             std::process::exit(1);
         }
     };
-    let dma = match vfio::dma_buffer(DMA_BYTES) {
-        Ok(p) => p,
+    let dma = match Buf::new(DMA_BYTES) {
+        Ok(b) => b,
         Err(e) => {
             println!("FAIL allocate the DMA buffer: {e}");
             std::process::exit(1);
         }
     };
+    // Episodes run on the small vGPU (the random operations' target too)
+    // and the large one; the bystander holds a pattern in all its VRAM.
+    let targets: Vec<&Vg> = vgs.iter().filter(|v| v.uuid != UUIDS[2]).collect();
+    let byst: Option<(&Vg, u32)> = vgs.iter().find(|v| v.uuid == UUIDS[2]).map(|b| {
+        let p = (seed as u32) ^ 0xb157_a0de;
+        let ok = b
+            .recover()
+            .and_then(|_| b.run(&[Command::fill(Loc::Vram(DATA), b.fb - DATA, p)]));
+        if let Err(e) = ok {
+            println!("FAIL chaos: the bystander's pattern: {e}");
+            std::process::exit(1);
+        }
+        (b, pattern_crc(p, b.fb - DATA))
+    });
+    // The large system-memory buffers, pinned once (the two vGPUs' faults
+    // are serviced side by side).
+    let t0 = Instant::now();
+    let pinned = targets
+        .iter()
+        .try_for_each(|v| {
+            v.recover()?;
+            let fill = Command::fill(Loc::Sys(v.iova + BIG_OFF), v.big.len as u64, 0);
+            v.start(&[fill], false);
+            Ok::<(), String>(())
+        })
+        .and_then(|_| {
+            targets
+                .iter()
+                .try_for_each(|v| v.settle("pinning the large buffer"))
+        });
+    if let Err(e) = pinned {
+        println!("FAIL chaos: pin the large system-memory buffers: {e}");
+        std::process::exit(1);
+    }
+    let pages: u64 = targets.iter().map(|v| v.big.len as u64 / PAGE).sum();
+    bench(
+        "vfio_chaos_first_touch_us_per_page",
+        t0.elapsed().as_micros() as u64 / pages,
+    );
+
+    let small = &vgs[0];
+    let (dev, bar0, bar2, vram) = (
+        &small.g.hw.dev,
+        &small.g.hw.bar0,
+        &small.g.hw.bar2,
+        &small.g.hw.vram,
+    );
     let sizes: Vec<u64> = (0..dev.num_regions)
         .map(|i| dev.region(i).map_or(0, |r| r.size))
         .collect();
-    let bar0 = dev.region(0).expect("BAR0");
-    let bar2 = dev.region(2).expect("BAR2");
-    let vram = dev.mmap(&bar2, 0, bar2.size as usize).expect("BAR2 mmap");
     let efds: Vec<EventFd> = (0..3).map(|_| EventFd::new().expect("eventfd")).collect();
     let mut t = Tally::default();
     let mut rng = Rng(seed | 1);
+    let plan = plan(seed, ops, episodes, targets.len() as u64);
+    let mut results: BTreeMap<Kind, KindResult> = BTreeMap::new();
+    let mut st = Stats::default();
+    let mut next = 0;
     let start = Instant::now();
 
-    for _ in 0..ops {
+    for i in 0..=ops {
+        while next < plan.len() && plan[next].at <= i {
+            let Episode {
+                kind, nth, target, ..
+            } = plan[next];
+            let mut e = Rng(plan[next].seed | 1);
+            let v = targets[target];
+            let t0 = Instant::now();
+            let res = match kind {
+                Kind::Ring => ep_ring(v, nth, &mut e, &mut st),
+                Kind::Big => {
+                    let vs: Vec<&Vg> = if nth % 3 == 1 {
+                        targets.clone()
+                    } else {
+                        vec![v]
+                    };
+                    ep_big(&vs, byst, &container, &mut e, &mut st)
+                }
+                Kind::Unmap => ep_unmap(v, &container, nth, &mut e, &mut st),
+                Kind::Reset => ep_reset(v, nth, &mut e, &mut st),
+            };
+            trace(|| {
+                format!(
+                    "episode {next} {kind:?} on {}: {} ms, {res:?}",
+                    v.label,
+                    t0.elapsed().as_millis()
+                )
+            });
+            let kr = results.entry(kind).or_default();
+            kr.ms += t0.elapsed().as_millis();
+            kr.runs += 1;
+            *kr.on.entry(v.label.clone()).or_default() += 1;
+            if let Err(why) = res {
+                kr.failed += 1;
+                if kr.first_failure.is_none() {
+                    kr.first_failure = Some(format!("episode {next} on {}: {why}", v.label));
+                }
+            }
+            next += 1;
+        }
+        if i == ops {
+            break;
+        }
         match rng.below(13) {
             // region reads and writes anywhere, any size
             0 | 1 => {
@@ -201,9 +1604,7 @@ fn main() {
                 let pages = 1 + rng.below(DMA_BYTES as u64 / PAGE - first);
                 let (iova, size) = (IOVA + first * PAGE, pages * PAGE);
                 if rng.below(2) == 0 {
-                    // SAFETY: inside the buffer.
-                    let vaddr = unsafe { dma.add((first * PAGE) as usize) } as u64;
-                    t.note(container.map_dma(vaddr, iova, size));
+                    t.note(container.map_dma(dma.vaddr(first * PAGE), iova, size));
                 } else {
                     t.note(container.unmap_dma(iova, size));
                 }
@@ -214,7 +1615,7 @@ fn main() {
                 let entries = rng.pick(&[16u64, 64]);
                 let w = |id: RegId, elem: usize, v: u64, size: usize| {
                     let off = regs::window_offset(id, elem);
-                    dev.write(&bar0, off, &v.to_le_bytes()[..size])
+                    dev.write(bar0, off, &v.to_le_bytes()[..size])
                 };
                 t.note(w(RegId::WRingCtrl, 0, 0, 4));
                 t.note(w(RegId::WRingBase, 0, ring, 8));
@@ -253,64 +1654,190 @@ fn main() {
             }
             _ => {
                 let off = regs::window_offset(RegId::WDoorbell, rng.below(3) as usize);
-                t.note(dev.write(&bar0, off, &(rng.next() as u32).to_le_bytes()));
+                t.note(dev.write(bar0, off, &(rng.next() as u32).to_le_bytes()));
             }
         }
     }
-    // Figures that vary with timing (the engine races the VMM) stay out of
+    // Figures that vary with timing (the engines race the VMM) stay out of
     // the check lines, which the transcript snapshot pins down.
     bench("vfio_chaos_ms", start.elapsed().as_millis());
+    bench(
+        "vfio_chaos_episodes_ms",
+        results.values().map(|k| k.ms).sum::<u128>(),
+    );
     bench("vfio_chaos_refused", format!("{}/{}", t.refused, t.ops));
+    bench(
+        "vfio_chaos_ring_refused_writes",
+        format!("{} ({} rewinds)", st.refused_ring_writes, st.rewinds),
+    );
+    bench("vfio_chaos_big_mib", st.big_mib);
+    bench(
+        "vfio_chaos_invalidations_while_busy",
+        format!("{}/{}", st.invalidations_busy, st.invalidations),
+    );
+    bench(
+        "vfio_chaos_unmaps_while_busy",
+        format!("{}/{}", st.unmaps_busy, st.unmaps),
+    );
+    bench(
+        "vfio_chaos_resets_mid_command",
+        format!(
+            "{}/{} (+{} from a second thread)",
+            st.resets_mid_command, st.resets, st.storm_resets
+        ),
+    );
 
     // Afterwards the vGPU works again: reset, map the buffer, FILL + FENCE.
-    // SAFETY: the DMA buffer is DMA_BYTES long and never unmapped.
-    let g = Driver::new(unsafe { VfioVgpu::new(dev, bar0, bar2, vram, dma, IOVA, DMA_BYTES) });
     r.check(
         &format!("chaos: {ops} random VFIO operations (seed {seed:#x}), then the vGPU works after a reset"),
         || {
             let _ = container.unmap_dma(IOVA, DMA_BYTES as u64);
             container
-                .map_dma(dma as u64, IOVA, DMA_BYTES as u64)
+                .map_dma(dma.vaddr(0), IOVA, DMA_BYTES as u64)
                 .map_err(|e| format!("map the DMA buffer again: {e}"))?;
-            // The config-space garbage may have turned memory decoding off.
-            let cfg = (CONFIG_REGION as u64) << 40;
-            g.hw.dev
-                .pwrite_raw(cfg | 4, &[0x06, 0x00])
-                .map_err(|e| format!("config COMMAND: {e}"))?;
-            g.hw.dev.reset().map_err(|e| format!("VFIO_DEVICE_RESET: {e}"))?;
-            let st = g.state(0);
-            ensure!(
-                st == PartitionState::Idle as u8,
-                "after reset: state {st}, want IDLE"
-            );
-            g.ring_in_vram(0, 0, 0, 64);
-            g.hw.sys_write(IOVA + 0x1000, &[0u8; 16]);
-            g.submit(
-                0,
-                0,
-                &[
-                    Command::fill(Loc::Vram(0x10000), 4096, 0xc4a0_c4a0),
-                    Command::copy(Loc::Sys(IOVA + 0x1000), Loc::Vram(0x10000), 8),
-                    Command::fence(Loc::Sys(IOVA + 0x1008), 77, false),
-                ],
-            );
-            let st = g.wait_settled(0, Duration::from_secs(20));
+            small.recover()?;
+            dma.write(0x1000, &[0u8; 16]);
+            small.run(&[
+                Command::fill(Loc::Vram(0x10000), 4096, 0xc4a0_c4a0),
+                Command::copy(Loc::Sys(IOVA + 0x1000), Loc::Vram(0x10000), 8),
+                Command::fence(Loc::Sys(IOVA + 0x1008), 77, false),
+            ])?;
             let mut b = [0u8; 16];
-            g.hw.sys_read(IOVA + 0x1000, &mut b);
+            dma.read(0x1000, &mut b);
             ensure!(
-                st == PartitionState::Idle as u8
-                    && b[..8] == [0xa0, 0xc4, 0xa0, 0xc4, 0xa0, 0xc4, 0xa0, 0xc4]
+                b[..8] == [0xa0, 0xc4, 0xa0, 0xc4, 0xa0, 0xc4, 0xa0, 0xc4]
                     && u64::from_le_bytes(b[8..].try_into().unwrap()) == 77,
-                "state {st}, buffer {b:02x?}"
+                "buffer {b:02x?}"
             );
             Ok(String::new())
         },
     );
-    drop(g);
-    r.check("chaos: the vGPU is destroyed after all that", || {
-        Vgpu::destroy(UUID).map_err(|e| e.to_string())?;
-        ensure!(Vgpu::get(UUID).is_err(), "still listed");
+    let names = [
+        (
+            Kind::Ring,
+            "chaos: doorbell rewinds and ring writes under running commands (trapped and mmap'ed): refused, nothing cut short, rerun or out of order",
+        ),
+        (
+            Kind::Big,
+            "chaos: FILL/COPY/CRC32 of many MiB in VRAM and system memory beside other work and unmaps: exact",
+        ),
+        (
+            Kind::Unmap,
+            "chaos: DMA unmap under running commands: no byte of the unmapped buffer changes or is read after it returns; re-mapped memory works",
+        ),
+        (
+            Kind::Reset,
+            "chaos: VFIO and window resets racing completions: nothing moves after a reset returns, the vGPU works",
+        ),
+    ];
+    for (kind, name) in names {
+        let Some(kr) = results.get(&kind) else {
+            continue;
+        };
+        r.check(name, || {
+            let on: Vec<String> = kr.on.iter().map(|(l, n)| format!("{n} on {l}")).collect();
+            if let Some(f) = &kr.first_failure {
+                return Err(format!(
+                    "{} of {} episodes failed (seed {seed:#x}), first: {f}",
+                    kr.failed, kr.runs
+                ));
+            }
+            Ok(format!("{} episodes ({})", kr.runs, on.join(", ")))
+        });
+    }
+    r.check(
+        "chaos: every vGPU works afterwards, the bystander's VRAM is intact",
+        || {
+            if let Some((b, crc)) = byst {
+                b.configure_ring(0, 0, false);
+                b.run(&[Command::crc32(Loc::Vram(RES), Loc::Vram(DATA), b.fb - DATA)])?;
+                ensure!(
+                    b.vram_u64(RES) == crc as u64,
+                    "the bystander's VRAM changed"
+                );
+            }
+            for v in &vgs {
+                v.recover()?;
+                v.ctrl.write(0x1000, &[0u8; 16]);
+                v.run(&[
+                    Command::fill(Loc::Vram(WORK), 4096, 0x600d_600d),
+                    Command::copy(Loc::Sys(v.iova + 0x1000), Loc::Vram(WORK), 8),
+                    Command::fence(Loc::Sys(v.iova + 0x1008), 77, false),
+                ])
+                .map_err(|e| format!("{} ({}): {e}", v.label, v.uuid))?;
+                let mut b = [0u8; 16];
+                v.ctrl.read(0x1000, &mut b);
+                ensure!(
+                    b[..8] == [0x0d, 0x60, 0x0d, 0x60, 0x0d, 0x60, 0x0d, 0x60]
+                        && u64::from_le_bytes(b[8..].try_into().unwrap()) == 77,
+                    "{}: buffer {b:02x?}",
+                    v.label
+                );
+            }
+            let labels: Vec<&str> = vgs.iter().map(|v| v.label.as_str()).collect();
+            Ok(labels.join(", "))
+        },
+    );
+    drop(vgs);
+    r.check("chaos: the vGPUs are destroyed after all that", || {
+        for u in UUIDS {
+            if Vgpu::get(u).is_ok() {
+                Vgpu::destroy(u).map_err(|e| e.to_string())?;
+            }
+            ensure!(Vgpu::get(u).is_err(), "{u} still listed");
+        }
         Ok(String::new())
     });
     std::process::exit(r.finish());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_crc_is_the_crc_of_the_bytes() {
+        for (p, len) in [
+            (0u32, 0u64),
+            (0x1234_5678, 4),
+            (0xdead_beef, 12),
+            (7, 4096),
+            (0xc4a0_0001, 3 << 20),
+        ] {
+            let bytes: Vec<u8> = p
+                .to_le_bytes()
+                .iter()
+                .cycle()
+                .take(len as usize)
+                .copied()
+                .collect();
+            assert_eq!(pattern_crc(p, len), crc32fast::hash(&bytes), "{p:#x} {len}");
+        }
+    }
+
+    #[test]
+    fn shapes() {
+        let f = Fill {
+            sys: false,
+            at: 0,
+            len: 3 * MIB,
+            new: 1,
+            old: 2,
+        };
+        assert_eq!(shape(&f, |a| if a < MIB { 1 } else { 2 }), "PQQ");
+        assert_eq!(shape(&f, |a| if a < MIB + 8192 { 1 } else { 2 }), "PxQ");
+        assert!(is_prefix("PPQ") && is_prefix("QQ") && is_prefix("PP") && !is_prefix("QP"));
+    }
+
+    #[test]
+    fn plan_has_every_kind_equally_and_is_seeded() {
+        let p = plan(5, 20000, 32, 2);
+        for k in KINDS {
+            let of: Vec<&Episode> = p.iter().filter(|e| e.kind == k).collect();
+            assert_eq!(of.len(), 8);
+            assert_eq!(of.iter().filter(|e| e.target == 0).count(), 4);
+        }
+        assert!(p.windows(2).all(|w| w[0].at < w[1].at));
+        assert_eq!(p, plan(5, 20000, 32, 2));
+    }
 }

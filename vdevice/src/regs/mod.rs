@@ -675,7 +675,7 @@ pub static REGISTERS: &[Register] = &[
     reg!(InjectDelayUs, "INJECT_DELAY_US", Global, 0x0a0, 4, Rw, Reset::Value(10_000), 0xffff_ffff, NONE,
         "Delay of an interrupt injected with LATE_IRQ, in microseconds."),
     reg!(SchedTimesliceUs, "SCHED_TIMESLICE_US", Global, 0x0a4, 4, Rw, Reset::Value(2_000), 0xffff_ffff, NONE,
-        "Longest time an engine runs one partition before it picks the next (checked between commands); 0 reads back as 1."),
+        "Longest time an engine runs one partition before it picks the next (checked between commands and between the 1 MiB chunks of a long command); 0 reads back as 1."),
     // ---- Partition table ------------------------------------------------
     reg!(PtCtrl, "CTRL", PartitionTable, 0x00, 4, Rw, V0, 0x7,
         fields!(PtCtrl { ENABLE, XLATE, XLATE_REPLAY }),

@@ -109,6 +109,36 @@ impl Irq for RecordingIrq {
     }
 }
 
+/// xorshift64*: enough randomness for seeded tests, no dependency,
+/// replayable from a seed (the state must not be 0: `new` makes sure).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform-ish in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+    pub fn coin(&mut self) -> bool {
+        self.below(2) == 0
+    }
+    pub fn pattern(&mut self) -> u32 {
+        self.next() as u32
+    }
+}
+
 /// System memory whose device writes can be held: after `hold_from(n)`,
 /// the device's n-th write (counting from 0) and every later one wait in
 /// the engine until `release()`. Tests use it to catch a command mid-flight

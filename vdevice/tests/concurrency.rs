@@ -16,34 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vdevice::command::{Command, Loc, COMMAND_BYTES};
 use vdevice::regs::{PartitionState, PtCtrl, RegId};
-use vdevice::testing::Harness;
+use vdevice::testing::{Harness, Rng};
 use vdevice::DeviceConfig;
 
 const MIB: u64 = 1 << 20;
 const VRAM: u64 = 64 * MIB;
 const PARTS: usize = 4;
 const SYSMEM: usize = 16 << 20;
-
-/// xorshift64*: small, seeded, good enough to pick operations.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
 
 /// Slice bases and sizes that overlap each other often.
 const BASES: [u64; 6] = [0, 4 * MIB, 8 * MIB, 16 * MIB, 32 * MIB, 60 * MIB];

@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use vdevice::command::{Command, Loc, COMMAND_BYTES};
 use vdevice::driver::{Driver, Hardware};
 use vdevice::regs::{self, FaultCode, FaultStatus, PartIntr, PartitionState, RegId};
+use vdevice::testing::Rng;
 use vgpu_guest_tests::vfio::{self, Container, Device, EventFd, VfioVgpu, CONFIG_REGION};
 use vgpu_guest_tests::{bench, ensure, Report};
 use vgpuctl::{Gpu, Vgpu, VgpuType};
@@ -83,30 +84,6 @@ const WORK: u64 = 0x2_0000;
 const DATA: u64 = MIB;
 const GUARD: u64 = 0x1_0000;
 const ENTRIES: u32 = 64;
-
-/// xorshift64*: enough randomness, no dependency, replayable from a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-    fn coin(&mut self) -> bool {
-        self.below(2) == 0
-    }
-    fn pattern(&mut self) -> u32 {
-        self.next() as u32
-    }
-}
 
 /// An offset into the device fd: region index in bits 40+ (vfio-pci's
 /// layout, which vgpu_vfio follows), sometimes a region that does not exist,

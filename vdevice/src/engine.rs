@@ -152,6 +152,8 @@ fn release(shared: &Shared, p: usize, busy_ns: u64, weight: u32, end: SliceEnd) 
 #[derive(Clone, Copy)]
 struct Job {
     flight: InFlight,
+    /// The ring slot of the command (its ring's HEAD while it is in flight).
+    head: u32,
     ring_base: u64,
     ring_sysmem: bool,
     vram_base: u64,
@@ -222,7 +224,7 @@ fn run_slice(shared: &Shared, part: &Partition) -> (u64, u32, SliceEnd) {
                         return (busy_ns, weight, SliceEnd::Idle);
                     }
                     st.next_ring = r.wrapping_add(1) % RINGS_PER_PARTITION;
-                    let f = InFlight::new(r, st.rings[r].head);
+                    let f = InFlight::new(r);
                     st.exec = Some(f);
                     f
                 }
@@ -230,6 +232,7 @@ fn run_slice(shared: &Shared, part: &Partition) -> (u64, u32, SliceEnd) {
             let ring = &st.rings[flight.ring];
             Job {
                 flight,
+                head: ring.head,
                 ring_base: ring.base,
                 ring_sysmem: ring.sysmem,
                 vram_base: st.vram_base,
@@ -275,11 +278,7 @@ fn run_slice(shared: &Shared, part: &Partition) -> (u64, u32, SliceEnd) {
                     let ring = &mut st.rings[ring_ix];
                     // Reconfiguring the ring was refused while the command
                     // ran, so its size is the one HEAD was taken from.
-                    ring.head = flight
-                        .head
-                        .wrapping_add(1)
-                        .checked_rem(ring.size)
-                        .unwrap_or(0);
+                    ring.head = job.head.wrapping_add(1).checked_rem(ring.size).unwrap_or(0);
                     st.stat_commands = st.stat_commands.wrapping_add(1);
                     st.stat_bytes = st.stat_bytes.wrapping_add(done.bytes);
                     if let Some((value, intr)) = done.fence {
@@ -400,7 +399,7 @@ impl Exec<'_> {
     fn fetch(&mut self) -> Result<Command, Stop> {
         let j = self.job;
         // HEAD < RING_SIZE <= 65536: the product fits easily.
-        let off = u64::from(self.flight.head).wrapping_mul(COMMAND_BYTES as u64);
+        let off = u64::from(self.job.head).wrapping_mul(COMMAND_BYTES as u64);
         let Some(cmd_addr) = j.ring_base.checked_add(off) else {
             return Err(if j.ring_sysmem {
                 Stop::XlateMiss {

@@ -15,7 +15,7 @@ help:
 	@echo "make test-nested the whole stack with two L2 guests, with snapshots"
 	@echo "make test-trace  the MMIO tracer: decoded trace of the RM's probe and a vGPU, snapshot"
 	@echo "                 (make run-nested TRACE=1 or make shell-l1 TRACE=1 trace any run)"
-	@echo "make bench       model benchmarks (copy engine vs memcpy, register dispatch)"
+	@echo "make bench       model benchmarks (copy engine vs memcpy, register dispatch, reset and fence latency under a hog)"
 	@echo "make fuzz        cargo fuzz on the model (FUZZ_SECONDS=60)"
 	@echo "make fuzz-qemu   QEMU's generic-fuzz on -device vgpu-pci, clang + ASan/UBSan (FUZZ_SECONDS=60;"
 	@echo "                 the first run builds QEMU with clang: long; not part of make test)"

@@ -286,6 +286,25 @@ impl Hardware for MappedGpu {
     }
 }
 
+/// Best (shortest) of `reps` timed runs of `f`, in seconds.
+pub fn best_of(reps: u32, mut f: impl FnMut()) -> f64 {
+    (0..reps.max(1))
+        .map(|_| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+/// One named check of a test program: `run` proves what `name` says on the
+/// program's context `C`, returning a detail for the transcript or why it
+/// failed. A program is a table of these, run in order by [`Report::run`].
+pub struct Check<C> {
+    pub name: &'static str,
+    pub run: fn(&mut C) -> Result<String, String>,
+}
+
 /// A benchmark figure, one line `bench name value`.
 pub fn bench(name: &str, value: impl Display) {
     println!("bench {name} {value}");
@@ -318,6 +337,15 @@ impl Report {
                 false
             }
         }
+    }
+
+    /// Run a table of checks in order; false if any failed.
+    pub fn run<C>(&mut self, ctx: &mut C, checks: &[Check<C>]) -> bool {
+        let mut all = true;
+        for c in checks {
+            all &= self.check(c.name, || (c.run)(ctx));
+        }
+        all
     }
 
     pub fn note(&self, text: impl Display) {

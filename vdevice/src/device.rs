@@ -172,7 +172,7 @@ impl PartState {
     pub fn state(&self) -> PartitionState {
         if !self.ctrl.enable() {
             PartitionState::Disabled
-        } else if self.fault.code() != FaultCode::None as u8 {
+        } else if self.fault.code() != FaultCode::None {
             PartitionState::Faulted
         } else if self.xlate_wait.is_some() {
             PartitionState::XlateWait
@@ -237,7 +237,7 @@ impl PartState {
         vector_base: u32,
     ) -> Option<Delivery> {
         self.fault = FaultStatus::new()
-            .with_code(code as u8)
+            .with_code(code)
             .with_ring(ring as u8)
             .with_write(write);
         self.fault_addr = addr;
@@ -751,7 +751,7 @@ impl Shared {
         g.access_error_info = AccessErrorInfo::new()
             .with_size(size.min(15) as u8)
             .with_write(write)
-            .with_reason(e as u8)
+            .with_reason(e)
             .with_bar(bar.min(7));
         g.access_error_offset = offset;
         drop(g);
@@ -832,7 +832,7 @@ impl Shared {
                     RegId::FaultLogInfo => g.fault_log.front().map_or(0, |e| {
                         FaultLogInfo::new()
                             .with_partition(e.partition as u8)
-                            .with_code(e.code as u8)
+                            .with_code(e.code)
                             .with_ring(e.ring as u8)
                             .with_write(e.write)
                             .with_valid(true)
@@ -865,8 +865,8 @@ impl Shared {
                 match d.reg.id {
                     RegId::PtCtrl => st.ctrl.into_bits() as u64,
                     RegId::PtState => PtState::new()
-                        .with_state(st.state() as u8)
-                        .with_inject(st.inject as u8)
+                        .with_state(st.state())
+                        .with_inject(st.inject)
                         .into_bits() as u64,
                     RegId::PtVramBase => st.vram_base,
                     RegId::PtVramSize => st.vram_size,
@@ -874,7 +874,7 @@ impl Shared {
                     RegId::PtXlateDirEntries => st.xlate_dir_entries as u64,
                     RegId::PtWeight => st.weight as u64,
                     RegId::PtMsixBase => part.vector_base() as u64,
-                    RegId::PtInject => st.inject as u64,
+                    RegId::PtInject => st.inject.into_bits() as u64,
                     _ => 0,
                 }
             }
@@ -891,9 +891,7 @@ impl Shared {
                         .into_bits() as u64,
                     RegId::WOpcodes => 0x7f,
                     RegId::WVramSize => st.vram_size,
-                    RegId::WStatus => {
-                        PartStatus::new().with_state(st.state() as u8).into_bits() as u64
-                    }
+                    RegId::WStatus => PartStatus::new().with_state(st.state()).into_bits() as u64,
                     RegId::WIndex => d.instance as u64,
                     RegId::WIntrStatus => st.intr_status as u64,
                     RegId::WIntrMask => st.intr_mask as u64,
@@ -968,9 +966,9 @@ impl Shared {
         Ok(())
     }
 
-    fn xlate_resume(&self, p: usize, action: u8) -> AccessResult<()> {
+    fn xlate_resume(&self, p: usize, action: ResumeAction) -> AccessResult<()> {
         let part = &self.parts[p];
-        if !matches!(action, RESUME_RETRY | RESUME_CANCEL) || part.st.lock().xlate_wait.is_none() {
+        if matches!(action, ResumeAction::Unknown(_)) || part.st.lock().xlate_wait.is_none() {
             return Err(AccessError::BadValue);
         }
         // Drop the partition's queued entries before the engine can run
@@ -982,12 +980,12 @@ impl Shared {
         // A reset may have ended the wait meanwhile.
         let wait = st.xlate_wait.ok_or(AccessError::BadValue)?;
         match action {
-            RESUME_RETRY => {
+            ResumeAction::Retry => {
                 st.xlate_wait = None;
                 drop(st);
                 self.kick(p);
             }
-            RESUME_CANCEL => {
+            ResumeAction::Cancel => {
                 let d = st.set_fault(
                     FaultCode::XlateCancelled,
                     wait.addr,
@@ -1068,7 +1066,7 @@ impl Shared {
             RegId::PtInject => {
                 let kind = u8::try_from(v)
                     .ok()
-                    .and_then(InjectKind::from_bits)
+                    .and_then(InjectKind::known)
                     .ok_or(AccessError::BadValue)?;
                 part.st.lock().inject = kind;
             }

@@ -89,7 +89,7 @@ impl<H: Hardware> Driver<H> {
         self.write_off(regs::offset_of(id, instance, elem), value, w);
     }
 
-    pub fn state(&self, p: usize) -> u8 {
+    pub fn state(&self, p: usize) -> PartitionState {
         regs::PartStatus::from_bits(self.reg(RegId::WStatus, p, 0) as u32).state()
     }
 
@@ -103,7 +103,7 @@ impl<H: Hardware> Driver<H> {
             0,
             ctrl.with_enable(true).into_bits() as u64,
         );
-        self.state(p) == PartitionState::Idle as u8
+        self.state(p) == PartitionState::Idle
     }
 
     /// As `try_enable`, panicking when the device refuses.
@@ -177,19 +177,24 @@ impl<H: Hardware> Driver<H> {
     }
 
     /// Poll STATUS until the partition leaves BUSY; returns the state.
-    pub fn wait_not_busy(&self, p: usize, timeout: Duration) -> u8 {
-        self.wait_while(p, timeout, |s| s == PartitionState::Busy as u8)
+    pub fn wait_not_busy(&self, p: usize, timeout: Duration) -> PartitionState {
+        self.wait_while(p, timeout, |s| s == PartitionState::Busy)
     }
 
     /// Like `wait_not_busy`, but also waits out XLATE_WAIT: the host's fault
     /// service decides between RETRY (back to BUSY) and CANCEL (FAULTED).
-    pub fn wait_settled(&self, p: usize, timeout: Duration) -> u8 {
+    pub fn wait_settled(&self, p: usize, timeout: Duration) -> PartitionState {
         self.wait_while(p, timeout, |s| {
-            s == PartitionState::Busy as u8 || s == PartitionState::XlateWait as u8
+            s == PartitionState::Busy || s == PartitionState::XlateWait
         })
     }
 
-    fn wait_while(&self, p: usize, timeout: Duration, moving: impl Fn(u8) -> bool) -> u8 {
+    fn wait_while(
+        &self,
+        p: usize,
+        timeout: Duration,
+        moving: impl Fn(PartitionState) -> bool,
+    ) -> PartitionState {
         let deadline = Instant::now() + timeout;
         loop {
             let s = self.state(p);

@@ -162,11 +162,7 @@ fn run_seed(seed: u64, time: Duration) {
     }
     for p in 0..PARTS {
         let s = h.wait_not_busy(p, Duration::from_secs(10));
-        assert_eq!(
-            s,
-            PartitionState::Idle as u8,
-            "seed {seed:#x}: partition {p}"
-        );
+        assert_eq!(s, PartitionState::Idle, "seed {seed:#x}: partition {p}");
         assert_eq!(h.reg(RegId::WFenceValue, p, 0), 0x600d);
     }
     assert!(h.dev.threads_alive());

@@ -31,23 +31,23 @@ fn harness() -> Harness {
     h
 }
 
-fn fault_code(h: &Harness, p: usize) -> u8 {
+fn fault_code(h: &Harness, p: usize) -> FaultCode {
     FaultStatus::from_bits(h.reg(RegId::WFaultStatus, p, 0) as u32).code()
 }
 
 fn inject(h: &Harness, p: usize, kind: InjectKind) {
-    h.set(RegId::PtInject, p, 0, kind as u64);
-    assert_eq!(h.reg(RegId::PtInject, p, 0), kind as u64);
+    h.set(RegId::PtInject, p, 0, kind.into_bits() as u64);
+    assert_eq!(h.reg(RegId::PtInject, p, 0), kind.into_bits() as u64);
 }
 
 fn reset_and_check_recovers(h: &Harness, p: usize) {
     h.set(RegId::WReset, p, 0, 1);
     h.forget_rings(p);
-    assert_eq!(h.state(p), PartitionState::Idle as u8);
-    assert_eq!(fault_code(h, p), 0);
+    assert_eq!(h.state(p), PartitionState::Idle);
+    assert_eq!(fault_code(h, p), FaultCode::None);
     h.ring_in_vram(p, 0, 0, 64);
     h.submit(p, 0, &[Command::fence(Loc::Vram(0x8000), 0x600d, false)]);
-    assert_eq!(h.wait_not_busy(p, T), PartitionState::Idle as u8);
+    assert_eq!(h.wait_not_busy(p, T), PartitionState::Idle);
     assert_eq!(h.reg(RegId::WFenceValue, p, 0), 0x600d);
 }
 
@@ -57,11 +57,11 @@ fn engine_hang_stalls_only_that_partition_until_reset() {
     inject(&h, 0, InjectKind::EngineHang);
     h.submit(0, 0, &[Command::fence(Loc::Vram(0x8000), 1, true)]);
     h.submit(1, 0, &[Command::fence(Loc::Vram(0x8000), 2, false)]);
-    assert_eq!(h.wait_not_busy(1, T), PartitionState::Idle as u8);
+    assert_eq!(h.wait_not_busy(1, T), PartitionState::Idle);
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(
         h.state(0),
-        PartitionState::Busy as u8,
+        PartitionState::Busy,
         "hung partition looks busy"
     );
     assert_eq!(h.reg(RegId::WRingHead, 0, 0), 0);
@@ -78,8 +78,8 @@ fn dma_error_faults_with_the_address() {
         0,
         &[Command::copy(Loc::Vram(0x10000), Loc::Sys(0x1000), 64)],
     );
-    assert_eq!(h.wait_not_busy(0, T), PartitionState::Faulted as u8);
-    assert_eq!(fault_code(&h, 0), FaultCode::DmaError as u8);
+    assert_eq!(h.wait_not_busy(0, T), PartitionState::Faulted);
+    assert_eq!(fault_code(&h, 0), FaultCode::DmaError);
     assert_eq!(h.reg(RegId::WFaultAddr, 0, 0), 0x1000);
     assert!(h.irq.wait_for(regs::partition_vector_base(0) + 1, 1, T));
     // a real bus error (beyond fake memory) gives the same code
@@ -89,8 +89,8 @@ fn dma_error_faults_with_the_address() {
         0,
         &[Command::copy(Loc::Vram(0x10000), Loc::Sys(64 * MIB), 64)],
     );
-    assert_eq!(h.wait_not_busy(0, T), PartitionState::Faulted as u8);
-    assert_eq!(fault_code(&h, 0), FaultCode::DmaError as u8);
+    assert_eq!(h.wait_not_busy(0, T), PartitionState::Faulted);
+    assert_eq!(fault_code(&h, 0), FaultCode::DmaError);
 }
 
 #[test]
@@ -102,21 +102,17 @@ fn ecc_error_faults_the_next_vram_read_and_reaches_the_fault_log() {
         0,
         &[Command::crc32(Loc::Vram(0x10000), Loc::Vram(0x20000), 256)],
     );
-    assert_eq!(h.wait_not_busy(1, T), PartitionState::Faulted as u8);
+    assert_eq!(h.wait_not_busy(1, T), PartitionState::Faulted);
     // The command fetch itself is the first VRAM read of a VRAM ring.
-    assert_eq!(fault_code(&h, 1), FaultCode::EccError as u8);
+    assert_eq!(fault_code(&h, 1), FaultCode::EccError);
     assert_eq!(h.reg(RegId::FaultLogCount, 0, 0), 1);
     let e = FaultLogInfo::from_bits(h.reg(RegId::FaultLogInfo, 0, 0) as u32);
     assert!(e.valid());
     assert_eq!(e.partition(), 1);
-    assert_eq!(e.code(), FaultCode::EccError as u8);
+    assert_eq!(e.code(), FaultCode::EccError);
     h.set(RegId::FaultLogPop, 0, 0, 1);
     assert_eq!(h.reg(RegId::FaultLogCount, 0, 0), 0);
-    assert_eq!(
-        h.state(0),
-        PartitionState::Idle as u8,
-        "partition 0 untouched"
-    );
+    assert_eq!(h.state(0), PartitionState::Idle, "partition 0 untouched");
     reset_and_check_recovers(&h, 1);
 }
 
@@ -179,7 +175,7 @@ fn reset_during_work_quiesces_and_keeps_the_slice() {
     h.submit(0, 0, &cmds);
     std::thread::sleep(Duration::from_millis(2));
     h.set(RegId::WReset, 0, 0, 1);
-    assert_eq!(h.state(0), PartitionState::Idle as u8);
+    assert_eq!(h.state(0), PartitionState::Idle);
     assert_eq!(
         h.reg(RegId::WRingSize, 0, 0),
         0,
@@ -212,7 +208,7 @@ fn device_reset_during_work_clears_everything_and_scrubs_vram() {
     std::thread::sleep(Duration::from_millis(2));
     h.set(RegId::DeviceReset, 0, 0, 1);
     for p in 0..2 {
-        assert_eq!(h.state(p), PartitionState::Disabled as u8);
+        assert_eq!(h.state(p), PartitionState::Disabled);
         assert_eq!(h.reg(RegId::PtVramSize, p, 0), 0);
     }
     assert_eq!(h.reg(RegId::IntrMask, 0, 0), 0);
@@ -229,8 +225,8 @@ fn garbage_commands_fault_with_bad_command_and_the_ring_stops_on_them() {
     garbage[0] = 0x42;
     h.submit(0, 0, &[Command::nop(), Command::nop()]);
     h.submit_raw(0, 0, &[garbage]);
-    assert_eq!(h.wait_not_busy(0, T), PartitionState::Faulted as u8);
-    assert_eq!(fault_code(&h, 0), FaultCode::BadCommand as u8);
+    assert_eq!(h.wait_not_busy(0, T), PartitionState::Faulted);
+    assert_eq!(fault_code(&h, 0), FaultCode::BadCommand);
     assert_eq!(h.reg(RegId::WFaultCmd, 0, 0), 2);
     assert_eq!(h.reg(RegId::WRingHead, 0, 0), 2);
     assert_eq!(h.reg(RegId::WFaultAddr, 0, 0), 2 * COMMAND_BYTES as u64);
@@ -251,8 +247,8 @@ fn out_of_slice_vram_faults_only_the_offender() {
         0,
         &[Command::copy(Loc::Vram(8 * MIB - 32), Loc::Vram(0), 64)],
     );
-    assert_eq!(h.wait_not_busy(0, T), PartitionState::Faulted as u8);
-    assert_eq!(fault_code(&h, 0), FaultCode::VramOutOfBounds as u8);
+    assert_eq!(h.wait_not_busy(0, T), PartitionState::Faulted);
+    assert_eq!(fault_code(&h, 0), FaultCode::VramOutOfBounds);
     assert_eq!(h.reg(RegId::WFaultAddr, 0, 0), 8 * MIB - 32);
     let mut b = [0u8; 64];
     h.dev.vram().read(8 * MIB, &mut b);
@@ -260,10 +256,10 @@ fn out_of_slice_vram_faults_only_the_offender() {
     // and no partial write into its own slice either
     h.dev.vram().read(8 * MIB - 32, &mut b[..32]);
     assert_eq!(&b[..32], &[0u8; 32]);
-    assert_eq!(h.state(1), PartitionState::Idle as u8);
+    assert_eq!(h.state(1), PartitionState::Idle);
 }
 
-fn last_access_error(h: &Harness) -> (u8, u64) {
+fn last_access_error(h: &Harness) -> (AccessError, u64) {
     let info = AccessErrorInfo::from_bits(h.dev.read(REG_BAR, 0x64, 4) as u32);
     (info.reason(), h.dev.read(REG_BAR, 0x68, 8))
 }
@@ -275,18 +271,15 @@ fn bad_register_accesses_have_defined_results() {
     let count = |h: &Harness| h.reg(RegId::AccessErrorCount, 0, 0);
     // wrong width: reads all ones, writes ignored
     assert_eq!(h.dev.read(REG_BAR, scratch, 2), 0xffff);
-    assert_eq!(
-        last_access_error(&h),
-        (AccessError::BadWidth as u8, scratch)
-    );
+    assert_eq!(last_access_error(&h), (AccessError::BadWidth, scratch));
     h.dev.write(REG_BAR, scratch, 0x12, 1);
     assert_eq!(h.reg(RegId::Scratch, 0, 0), 0);
     // misaligned
     assert_eq!(h.dev.read(REG_BAR, scratch + 2, 4), 0xffff_ffff);
-    assert_eq!(last_access_error(&h).0, AccessError::Misaligned as u8);
+    assert_eq!(last_access_error(&h).0, AccessError::Misaligned);
     // unmapped: hole in a block, beyond the configured partitions, beyond the BAR
     assert_eq!(h.dev.read(REG_BAR, 0xffc, 4), 0xffff_ffff);
-    assert_eq!(last_access_error(&h).0, AccessError::Unmapped as u8);
+    assert_eq!(last_access_error(&h).0, AccessError::Unmapped);
     let w5 = regs::offset_of(RegId::WScratch, 5, 0);
     assert_eq!(h.dev.read(REG_BAR, w5, 4), 0xffff_ffff);
     assert_eq!(h.dev.read(REG_BAR, 1 << 30, 8), u64::MAX);
@@ -296,7 +289,7 @@ fn bad_register_accesses_have_defined_results() {
     let before = count(&h);
     h.set(RegId::Id, 0, 0, 0);
     assert_eq!(h.reg(RegId::Id, 0, 0), regs::DEVICE_MAGIC as u64);
-    assert_eq!(last_access_error(&h).0, AccessError::ReadOnly as u8);
+    assert_eq!(last_access_error(&h).0, AccessError::ReadOnly);
     assert_eq!(count(&h), before + 1);
     // 8-byte access to a 4-byte register
     assert_eq!(
@@ -308,7 +301,7 @@ fn bad_register_accesses_have_defined_results() {
     assert_eq!(h.reg(RegId::WDoorbell, 0, 0), 0);
     // bad values: doorbell past the ring, zero weight, bad ring size, unknown injection
     h.set(RegId::WDoorbell, 0, 0, 64);
-    assert_eq!(last_access_error(&h).0, AccessError::BadValue as u8);
+    assert_eq!(last_access_error(&h).0, AccessError::BadValue);
     assert_eq!(h.reg(RegId::WRingTail, 0, 0), 0);
     h.set(RegId::PtWeight, 0, 0, 0);
     assert_eq!(h.reg(RegId::PtWeight, 0, 0), 1);
@@ -373,7 +366,7 @@ fn slices_must_be_valid_and_disjoint_and_scrub_needs_a_disabled_partition() {
     assert_eq!(b, [0; 16]);
     // doorbell on a disabled partition is refused
     h.set(RegId::WDoorbell, 2, 0, 0);
-    assert_eq!(last_access_error(&h).0, AccessError::Disabled as u8);
+    assert_eq!(last_access_error(&h).0, AccessError::Disabled);
 }
 
 #[test]

@@ -31,11 +31,11 @@ fn gated(partitions: usize, engines: usize, sysmem: usize) -> (Harness, Arc<Gate
     (h, gate)
 }
 
-fn last_access_error(h: &Harness) -> u8 {
+fn last_access_error(h: &Harness) -> AccessError {
     AccessErrorInfo::from_bits(h.reg(RegId::AccessErrorInfo, 0, 0) as u32).reason()
 }
 
-fn fault_code(h: &Harness, p: usize) -> u8 {
+fn fault_code(h: &Harness, p: usize) -> FaultCode {
     FaultStatus::from_bits(h.reg(RegId::WFaultStatus, p, 0) as u32).code()
 }
 
@@ -53,19 +53,19 @@ fn doorbell_rewind_and_ring_off_under_a_running_command_are_refused() {
     assert!(gate.wait_held(T), "the FILL never reached its third chunk");
 
     h.set(RegId::WDoorbell, 0, 0, 0);
-    assert_eq!(last_access_error(&h), AccessError::Busy as u8);
+    assert_eq!(last_access_error(&h), AccessError::Busy);
     assert_eq!(h.reg(RegId::WRingTail, 0, 0), 1, "TAIL moved onto HEAD");
     h.set(RegId::WRingSize, 0, 0, 0);
-    assert_eq!(last_access_error(&h), AccessError::Busy as u8);
+    assert_eq!(last_access_error(&h), AccessError::Busy);
     assert_eq!(h.reg(RegId::WRingSize, 0, 0), 64);
     h.set(RegId::WRingBase, 0, 0, 0x10000);
-    assert_eq!(last_access_error(&h), AccessError::Busy as u8);
+    assert_eq!(last_access_error(&h), AccessError::Busy);
     assert_eq!(h.reg(RegId::WRingBase, 0, 0), 0);
-    assert_eq!(h.state(0), PartitionState::Busy as u8);
+    assert_eq!(h.state(0), PartitionState::Busy);
     h.dev.check_invariants().unwrap();
 
     gate.release();
-    assert_eq!(h.wait_not_busy(0, T), PartitionState::Idle as u8);
+    assert_eq!(h.wait_not_busy(0, T), PartitionState::Idle);
     assert_eq!(h.reg(RegId::WRingHead, 0, 0), 1);
     assert_eq!(h.reg(RegId::WStatCommands, 0, 0), 1);
     assert!(h.mem.read_bytes(0, 8 << 20).iter().all(|&b| b == 0xa5));
@@ -95,7 +95,7 @@ fn doorbell_may_withdraw_commands_not_yet_taken() {
     h.set(RegId::WDoorbell, 0, 0, 2); // withdraw the second fence
     assert_eq!(h.reg(RegId::WRingTail, 0, 0), 2);
     gate.release();
-    assert_eq!(h.wait_not_busy(0, T), PartitionState::Idle as u8);
+    assert_eq!(h.wait_not_busy(0, T), PartitionState::Idle);
     assert_eq!(h.reg(RegId::WFenceValue, 0, 0), 7);
     assert_eq!(h.reg(RegId::WRingHead, 0, 0), 2);
 }
@@ -119,7 +119,7 @@ fn no_write_reaches_a_page_after_invalidate_returns() {
     gate.hold_from(2);
     h.submit(0, 0, &[Command::fill(Loc::Sys(0), LEN, 0x1111_1111)]);
     assert!(gate.wait_held(T));
-    assert_eq!(h.state(0), PartitionState::Busy as u8);
+    assert_eq!(h.state(0), PartitionState::Busy);
 
     // The RM's unmap: clear every PTE of the range...
     for t in 0..(LEN / (2 * MIB)) {
@@ -151,8 +151,8 @@ fn no_write_reaches_a_page_after_invalidate_returns() {
     let canary = vec![0x5au8; LEN as usize];
     h.mem.write_bytes(BUS, &canary);
 
-    assert_eq!(h.wait_settled(0, T), PartitionState::Faulted as u8);
-    assert_eq!(fault_code(&h, 0), FaultCode::SysmemUnmapped as u8);
+    assert_eq!(h.wait_settled(0, T), PartitionState::Faulted);
+    assert_eq!(fault_code(&h, 0), FaultCode::SysmemUnmapped);
     assert!(
         h.mem.read_bytes(BUS, LEN as usize) == canary,
         "the device wrote a page after the unmap returned"
@@ -177,7 +177,7 @@ fn replay_resumes_at_the_missing_chunk() {
     let mut faults = 0u64;
     let mut mapped = Vec::new();
     let deadline = Instant::now() + T;
-    while h.state(0) != PartitionState::Idle as u8 {
+    while h.state(0) != PartitionState::Idle {
         assert!(Instant::now() < deadline, "replay never finished");
         if h.reg(RegId::XlateFaultCount, 0, 0) == 0 {
             std::thread::yield_now();

@@ -122,18 +122,18 @@ proptest! {
             let batch = &raw[next..];
             h.submit_raw(0, 0, batch);
             let mut st = h.wait_not_busy(0, Duration::from_secs(20));
-            if st == PartitionState::XlateWait as u8 {
+            if st == PartitionState::XlateWait {
                 // the host refuses to map anything: cancel
                 h.set(RegId::XlateResume, 0, 0, 1 << 8);
                 st = h.state(0);
             }
-            prop_assert!(st == PartitionState::Idle as u8 || st == PartitionState::Faulted as u8, "state {}", st);
-            if st == PartitionState::Idle as u8 {
+            prop_assert!(st == PartitionState::Idle || st == PartitionState::Faulted, "state {}", st);
+            if st == PartitionState::Idle {
                 break;
             }
             next += h.reg(RegId::WFaultCmd, 0, 0) as usize + 1;
         }
-        prop_assert_eq!(h.state(1), PartitionState::Disabled as u8);
+        prop_assert_eq!(h.state(1), PartitionState::Disabled);
 
         // Writes: everything outside the slice and the writable pages is untouched.
         let mut vram = vec![0u8; 16 * MIB as usize];

@@ -107,7 +107,7 @@ fn two_partitions_run_at_once_each_in_its_own_slice() {
         );
     }
     for p in 0..2 {
-        assert_eq!(h.wait_not_busy(p, T), PartitionState::Idle as u8);
+        assert_eq!(h.wait_not_busy(p, T), PartitionState::Idle);
     }
     let mut b = [0u8; 4];
     h.dev.vram().read(MIB + 12, &mut b);
@@ -130,9 +130,9 @@ fn semaphore_on_one_ring_released_by_the_other() {
     );
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(h.reg(RegId::WRingHead, 0, 0), 0, "ring 0 must stall");
-    assert_eq!(h.state(0), PartitionState::Busy as u8);
+    assert_eq!(h.state(0), PartitionState::Busy);
     h.submit(0, 1, &[Command::fence(Loc::Vram(0x3000), 2, false)]);
-    assert_eq!(h.wait_not_busy(0, T), PartitionState::Idle as u8);
+    assert_eq!(h.wait_not_busy(0, T), PartitionState::Idle);
     let mut b = [0u8; 8];
     h.dev.vram().read(0x3008, &mut b);
     assert_eq!(u64::from_le_bytes(b), 99);
@@ -179,7 +179,7 @@ fn ring_in_system_memory_through_translation() {
             Command::fence(Loc::Sys(0x3800), 5, false),
         ],
     );
-    assert_eq!(h.wait_not_busy(0, T), PartitionState::Idle as u8);
+    assert_eq!(h.wait_not_busy(0, T), PartitionState::Idle);
     assert_eq!(h.mem.read_bytes(0x40_3000, 16), b"hello, partition");
     assert_eq!(h.mem.read_u64(0x40_3800), 5);
 }
@@ -205,7 +205,7 @@ fn replayable_translation_fault_is_serviced_by_the_host() {
     h.ring_in_vram(0, 0, 0, 16);
     h.submit(0, 0, &[Command::fence(Loc::Sys(0x5000), 77, false)]);
     assert!(h.irq.wait_for(regs::HOST_VECTOR_XLATE, 1, T));
-    assert_eq!(h.state(0), PartitionState::XlateWait as u8);
+    assert_eq!(h.state(0), PartitionState::XlateWait);
     assert_eq!(h.reg(RegId::XlateFaultCount, 0, 0), 1);
     let info = regs::XlateFaultInfo::from_bits(h.reg(RegId::XlateFaultInfo, 0, 0) as u32);
     assert!(info.valid() && info.write());
@@ -219,7 +219,7 @@ fn replayable_translation_fault_is_serviced_by_the_host() {
     );
     h.set(RegId::XlateFaultPop, 0, 0, 1);
     h.set(RegId::XlateResume, 0, 0, 0);
-    assert_eq!(h.wait_not_busy(0, T), PartitionState::Idle as u8);
+    assert_eq!(h.wait_not_busy(0, T), PartitionState::Idle);
     assert_eq!(h.mem.read_u64(0x50_0000), 77);
     assert_eq!(h.reg(RegId::WStatFaults, 0, 0), 0);
 }
@@ -260,17 +260,17 @@ fn replayed_copy_across_many_pages_faults_once_per_page() {
     let mut maps = Vec::new();
     let deadline = std::time::Instant::now() + T;
     let mut stuck_since = None;
-    while h.state(0) != PartitionState::Idle as u8 {
+    while h.state(0) != PartitionState::Idle {
         assert!(
             std::time::Instant::now() < deadline,
             "copy never finished: state {} after {} faults",
             h.state(0),
             maps.len()
         );
-        assert_ne!(h.state(0), PartitionState::Faulted as u8);
+        assert_ne!(h.state(0), PartitionState::Faulted);
         if h.reg(RegId::XlateFaultCount, 0, 0) == 0 {
             // Waiting with nothing queued for long means a lost fault.
-            if h.state(0) == PartitionState::XlateWait as u8 {
+            if h.state(0) == PartitionState::XlateWait {
                 let since = *stuck_since.get_or_insert_with(std::time::Instant::now);
                 assert!(
                     since.elapsed() < Duration::from_secs(2),
@@ -312,18 +312,20 @@ fn cancelled_translation_fault_faults_the_partition() {
     );
     h.ring_in_vram(0, 0, 0, 16);
     h.submit(0, 0, &[Command::fence(Loc::Sys(0x9000), 1, false)]);
-    while h.state(0) != PartitionState::XlateWait as u8 {
+    while h.state(0) != PartitionState::XlateWait {
         std::thread::sleep(Duration::from_millis(1));
     }
     h.set(
         RegId::XlateResume,
         0,
         0,
-        regs::XlateResume::new().with_action(1).into_bits() as u64,
+        regs::XlateResume::new()
+            .with_action(regs::ResumeAction::Cancel)
+            .into_bits() as u64,
     );
-    assert_eq!(h.state(0), PartitionState::Faulted as u8);
+    assert_eq!(h.state(0), PartitionState::Faulted);
     let fs = regs::FaultStatus::from_bits(h.reg(RegId::WFaultStatus, 0, 0) as u32);
-    assert_eq!(fs.code(), regs::FaultCode::XlateCancelled as u8);
+    assert_eq!(fs.code(), regs::FaultCode::XlateCancelled);
     assert_eq!(h.reg(RegId::XlateFaultCount, 0, 0), 0);
 }
 

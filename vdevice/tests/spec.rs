@@ -28,10 +28,10 @@ fn spec_md_names_every_fault_code_opcode_and_injection() {
     let spec =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("SPEC.md")).unwrap();
     let prose = &spec[..spec.find(BEGIN).unwrap()];
-    for (_, name) in vdevice::regs::FAULT_VALUES
+    for (_, name) in vdevice::regs::FaultCode::VALUES
         .iter()
-        .chain(vdevice::regs::INJECT_VALUES)
-        .chain(vdevice::regs::ACCESS_ERROR_VALUES)
+        .chain(vdevice::regs::InjectKind::VALUES)
+        .chain(vdevice::regs::AccessError::VALUES)
     {
         assert!(
             prose.contains(&format!("`{name}`")),

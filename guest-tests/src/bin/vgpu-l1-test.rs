@@ -24,19 +24,12 @@ fn vram_u64(g: &Gpu, abs: u64) -> u64 {
     g.hw.vram.read(abs, 8)
 }
 
-fn fault_code(g: &Gpu, p: usize) -> u8 {
+fn fault_code(g: &Gpu, p: usize) -> FaultCode {
     FaultStatus::from_bits(g.reg(RegId::WFaultStatus, p, 0) as u32).code()
 }
 
-fn state_name(s: u8) -> &'static str {
-    regs::STATE_VALUES
-        .iter()
-        .find(|(v, _)| *v == s as u64)
-        .map_or("?", |(_, n)| n)
-}
-
 /// Run a batch on ring 0 of partition p and wait until it leaves BUSY.
-fn run(g: &Gpu, p: usize, cmds: &[Command]) -> u8 {
+fn run(g: &Gpu, p: usize, cmds: &[Command]) -> PartitionState {
     g.submit(p, 0, cmds);
     g.wait_not_busy(p, T)
 }
@@ -154,17 +147,11 @@ fn main() {
                 "ID changed"
             );
             let info = AccessErrorInfo::from_bits(g.reg(RegId::AccessErrorInfo, 0, 0) as u32);
-            ensure!(
-                info.reason() == AccessError::ReadOnly as u8,
-                "reason {info:?}"
-            );
+            ensure!(info.reason() == AccessError::ReadOnly, "reason {info:?}");
             let b = g.hw.regs.read(regs::offset_of(RegId::Scratch, 0, 0), 1);
             ensure!(b == 0xff, "1-byte read gave {b:#x}, want all ones");
             let info = AccessErrorInfo::from_bits(g.reg(RegId::AccessErrorInfo, 0, 0) as u32);
-            ensure!(
-                info.reason() == AccessError::BadWidth as u8,
-                "reason {info:?}"
-            );
+            ensure!(info.reason() == AccessError::BadWidth, "reason {info:?}");
             ensure!(
                 g.reg(RegId::AccessErrorCount, 0, 0) == errs + 2,
                 "error count"
@@ -231,7 +218,7 @@ fn main() {
                 Command::fence(Loc::Vram(0x8008), 7, true),
             ],
         );
-        ensure!(st == PartitionState::Idle as u8, "state {}", state_name(st));
+        ensure!(st == PartitionState::Idle, "state {}", st);
         let mut data = vec![0u8; 0x10000];
         g.hw.vram.copy_out(b0 + 0x40000, &mut data);
         ensure!(
@@ -266,7 +253,7 @@ fn main() {
         ensure!(vram_u64(&g, b0 + 0x9008) == 0, "ring 0 did not wait");
         g.submit(0, 1, &[Command::fence(Loc::Vram(0x9000), 1, false)]);
         let st = g.wait_not_busy(0, T);
-        ensure!(st == PartitionState::Idle as u8, "state {}", state_name(st));
+        ensure!(st == PartitionState::Idle, "state {}", st);
         ensure!(vram_u64(&g, b0 + 0x9008) == 3, "ring 0 did not resume");
         Ok(String::new())
     });
@@ -285,7 +272,7 @@ fn main() {
                 Command::fence(Loc::Sys(page + 512), 0xfeed, false),
             ],
         );
-        ensure!(st == PartitionState::Idle as u8, "state {}", state_name(st));
+        ensure!(st == PartitionState::Idle, "state {}", st);
         let dma = g.hw.dma.lock().unwrap();
         ensure!(
             &dma.bytes()[PAGE + 100..PAGE + 100 + msg.len()] == msg,
@@ -340,9 +327,9 @@ fn main() {
                 ],
             );
             ensure!(
-                st == PartitionState::Idle as u8,
+                st == PartitionState::Idle,
                 "state {} fault {}",
-                state_name(st),
+                st,
                 fault_code(&g, 1)
             );
             let d = g.hw.dma.lock().unwrap();
@@ -365,13 +352,9 @@ fn main() {
             g.set(RegId::IntrMask, 0, 0, 0xf);
             g.hw.vram.write(b0 + 0xc000, 0x1111, 8);
             let st = run(&g, 1, &[Command::copy(Loc::Vram(slice), Loc::Vram(0), 8)]);
+            ensure!(st == PartitionState::Faulted, "state {}", st);
             ensure!(
-                st == PartitionState::Faulted as u8,
-                "state {}",
-                state_name(st)
-            );
-            ensure!(
-                fault_code(&g, 1) == FaultCode::VramOutOfBounds as u8,
+                fault_code(&g, 1) == FaultCode::VramOutOfBounds,
                 "code {}",
                 fault_code(&g, 1)
             );
@@ -388,11 +371,7 @@ fn main() {
                 "partition 0 VRAM changed"
             );
             let st = run(&g, 0, &[Command::fence(Loc::Vram(0x8008), 8, false)]);
-            ensure!(
-                st == PartitionState::Idle as u8,
-                "partition 0 {}",
-                state_name(st)
-            );
+            ensure!(st == PartitionState::Idle, "partition 0 {}", st);
             let gi = regs::GlobalIntr::from_bits(g.reg(RegId::IntrStatus, 0, 0) as u32);
             ensure!(gi.partition_fault(), "host INTR_STATUS {gi:?}");
             Ok(String::new())
@@ -412,25 +391,17 @@ fn main() {
                 1,
                 &[Command::fence(Loc::Sys(31 * PAGE as u64), 1, false)],
             );
+            ensure!(st == PartitionState::Faulted, "read-only: {}", st);
             ensure!(
-                st == PartitionState::Faulted as u8,
-                "read-only: {}",
-                state_name(st)
-            );
-            ensure!(
-                fault_code(&g, 1) == FaultCode::SysmemReadOnly as u8,
+                fault_code(&g, 1) == FaultCode::SysmemReadOnly,
                 "code {}",
                 fault_code(&g, 1)
             );
             ring(&g);
             let st = run(&g, 1, &[Command::fence(Loc::Sys(0x80_0000), 1, false)]);
+            ensure!(st == PartitionState::Faulted, "unmapped: {}", st);
             ensure!(
-                st == PartitionState::Faulted as u8,
-                "unmapped: {}",
-                state_name(st)
-            );
-            ensure!(
-                fault_code(&g, 1) == FaultCode::SysmemUnmapped as u8,
+                fault_code(&g, 1) == FaultCode::SysmemUnmapped,
                 "code {}",
                 fault_code(&g, 1)
             );
@@ -439,23 +410,15 @@ fn main() {
             garbage[0] = 0xee;
             g.submit_raw(1, 0, &[garbage]);
             let st = g.wait_not_busy(1, T);
+            ensure!(st == PartitionState::Faulted, "garbage: {}", st);
             ensure!(
-                st == PartitionState::Faulted as u8,
-                "garbage: {}",
-                state_name(st)
-            );
-            ensure!(
-                fault_code(&g, 1) == FaultCode::BadCommand as u8,
+                fault_code(&g, 1) == FaultCode::BadCommand,
                 "code {}",
                 fault_code(&g, 1)
             );
             ring(&g);
             let st = run(&g, 1, &[Command::fence(Loc::Sys(0), 9, false)]);
-            ensure!(
-                st == PartitionState::Idle as u8,
-                "after reset: {}",
-                state_name(st)
-            );
+            ensure!(st == PartitionState::Idle, "after reset: {}", st);
             Ok(String::new())
         },
     );
@@ -476,11 +439,7 @@ fn main() {
             g.ring_in_sysmem(1, 0, part_ring_addr, ring_page, 64);
             g.submit(1, 0, &[Command::fence(Loc::Sys(0x40_0000), 0x77, false)]);
             let st = g.wait_not_busy(1, T);
-            ensure!(
-                st == PartitionState::XlateWait as u8,
-                "state {}",
-                state_name(st)
-            );
+            ensure!(st == PartitionState::XlateWait, "state {}", st);
             ensure!(
                 g.reg(RegId::XlateFaultAddr, 0, 0) == 0x40_0000,
                 "XLATE_FAULT_ADDR"
@@ -493,11 +452,7 @@ fn main() {
             g.set(RegId::XlateFaultPop, 0, 0, 1);
             g.set(RegId::XlateResume, 0, 0, 1);
             let st = g.wait_not_busy(1, T);
-            ensure!(
-                st == PartitionState::Idle as u8,
-                "after resume {}",
-                state_name(st)
-            );
+            ensure!(st == PartitionState::Idle, "after resume {}", st);
             let d = g.hw.dma.lock().unwrap();
             ensure!(
                 d.bytes()[5 * PAGE..5 * PAGE + 8] == 0x77u64.to_le_bytes(),
@@ -514,7 +469,7 @@ fn main() {
             (InjectKind::EngineHang, PartitionState::Busy),
         ] {
             reset_partition(&g, 0, 0);
-            g.set(RegId::PtInject, 0, 0, kind as u64);
+            g.set(RegId::PtInject, 0, 0, kind.into_bits() as u64);
             g.submit(
                 0,
                 0,
@@ -526,16 +481,12 @@ fn main() {
             );
             std::thread::sleep(Duration::from_millis(20));
             let st = g.wait_not_busy(0, Duration::from_millis(200));
-            ensure!(st == want as u8, "{kind:?}: state {}", state_name(st));
-            out.push(format!("{kind:?}->{}", state_name(st)));
+            ensure!(st == want, "{kind:?}: state {}", st);
+            out.push(format!("{kind:?}->{}", st));
         }
         reset_partition(&g, 0, 0);
         let st = run(&g, 0, &[Command::nop()]);
-        ensure!(
-            st == PartitionState::Idle as u8,
-            "after reset {}",
-            state_name(st)
-        );
+        ensure!(st == PartitionState::Idle, "after reset {}", st);
         Ok(out.join(" "))
     });
 
@@ -549,7 +500,7 @@ fn main() {
             ensure!(g.hw.vram.read(b1 + 0x100, 8) == 0, "slice not scrubbed");
             g.set(RegId::DeviceReset, 0, 0, 1);
             ensure!(
-                g.state(0) == PartitionState::Disabled as u8,
+                g.state(0) == PartitionState::Disabled,
                 "partition 0 still enabled"
             );
             ensure!(g.reg(RegId::Scratch, 0, 0) == 0, "scratch kept");

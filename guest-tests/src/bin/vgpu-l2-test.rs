@@ -99,24 +99,10 @@ fn errno_name(e: i32) -> String {
     }
 }
 
-fn fault_name(code: u8) -> &'static str {
-    regs::FAULT_VALUES
-        .iter()
-        .find(|(v, _)| *v == code as u64)
-        .map_or("?", |(_, n)| n)
-}
-
-fn state_name(s: u8) -> &'static str {
-    regs::STATE_VALUES
-        .iter()
-        .find(|(v, _)| *v == s as u64)
-        .map_or("?", |(_, n)| n)
-}
-
 fn fault_desc(status: u32, addr: u64) -> String {
     let s = FaultStatus::from_bits(status);
     let rw = if s.write() { "write" } else { "read" };
-    format!("{} ring {} {rw} @{addr:#x}", fault_name(s.code()), s.ring())
+    format!("{} ring {} {rw} @{addr:#x}", s.code(), s.ring())
 }
 
 /// A failed WAIT_FENCE; the fault fields are meaningful with EIO only.
@@ -278,7 +264,7 @@ impl Window {
         )
     }
 
-    fn state(&self) -> u8 {
+    fn state(&self) -> PartitionState {
         PartStatus::from_bits(self.get(RegId::WStatus) as u32).state()
     }
 }
@@ -580,7 +566,7 @@ fn expect_fault(
     codes: &[FaultCode],
     addr: Option<u64>,
     write: bool,
-) -> Result<u8, String> {
+) -> Result<FaultCode, String> {
     let e = match c.gpu.wait(ring, fence, WAIT_MS) {
         Ok(()) => return Err(format!("fence {fence} signalled: no fault")),
         Err(e) => e,
@@ -594,10 +580,10 @@ fn expect_fault(
         .unwrap_or_else(|| c.win.at(RegId::WRingBase, ring as usize) + cmd * COMMAND_BYTES as u64);
     let code = codes
         .iter()
-        .find(|&&k| k as u8 == got.code())
+        .find(|&&k| k == got.code())
         .unwrap_or(&codes[0]);
     let want = FaultStatus::new()
-        .with_code(*code as u8)
+        .with_code(*code)
         .with_ring(ring as u8)
         .with_write(write)
         .into_bits();
@@ -608,11 +594,7 @@ fn expect_fault(
         fault_desc(want, want_addr)
     );
     let st = c.win.state();
-    ensure!(
-        st == PartitionState::Faulted as u8,
-        "STATUS {}",
-        state_name(st)
-    );
+    ensure!(st == PartitionState::Faulted, "STATUS {}", st);
     let (ws, wa) = (c.win.get(RegId::WFaultStatus), c.win.get(RegId::WFaultAddr));
     ensure!(
         ws == want as u64 && wa == want_addr,
@@ -824,11 +806,7 @@ fn main() {
                 irq_name(want_irq)
             );
             let st = c.win.state();
-            ensure!(
-                st == PartitionState::Idle as u8,
-                "STATUS {}",
-                state_name(st)
-            );
+            ensure!(st == PartitionState::Idle, "STATUS {}", st);
             Ok(format!(
                 "partition {index}, CAPS {caps:#x}, {}",
                 irq_name(c.info.irq_mode)
@@ -1146,9 +1124,9 @@ fn main() {
                 "ring 1 ran past SEM_WAIT before the release"
             );
             ensure!(
-                st == PartitionState::Busy as u8,
+                st == PartitionState::Busy,
                 "STATUS {} while ring 1 waits",
-                state_name(st)
+                st
             );
             match c.gpu.wait(1, f1, 0) {
                 Err(e) if e.errno == libc::ETIMEDOUT => {}
@@ -1222,11 +1200,7 @@ fn main() {
             let info0 = c.gpu.info()?;
             c.gpu.reset()?;
             let st = c.win.state();
-            ensure!(
-                st == PartitionState::Idle as u8,
-                "STATUS {}",
-                state_name(st)
-            );
+            ensure!(st == PartitionState::Idle, "STATUS {}", st);
             let regs_now = [
                 c.win.get(RegId::WFaultStatus),
                 c.win.get(RegId::WFaultAddr),
@@ -1312,7 +1286,7 @@ fn main() {
                     c.vram.read(V_FAULT_DST, 8) == sentinel,
                     "faulting COPY from {addr:#x} wrote VRAM"
                 );
-                seen.push(format!("{addr:#x} {}", fault_name(code)));
+                seen.push(format!("{addr:#x} {}", code));
             }
             c.gpu.run(0, &[Command::nop()])?;
             Ok(seen.join(", "))

@@ -283,25 +283,6 @@ fn all_p(s: &str) -> bool {
     s.chars().all(|c| c == 'P')
 }
 
-fn state_name(s: u8) -> &'static str {
-    regs::STATE_VALUES
-        .iter()
-        .find(|(v, _)| *v == s as u64)
-        .map_or("?", |(_, n)| n)
-}
-
-fn fault_name(c: u8) -> &'static str {
-    regs::FAULT_VALUES
-        .iter()
-        .find(|(v, _)| *v == c as u64)
-        .map_or("?", |(_, n)| n)
-}
-
-const IDLE: u8 = PartitionState::Idle as u8;
-const BUSY: u8 = PartitionState::Busy as u8;
-const FAULTED: u8 = PartitionState::Faulted as u8;
-const XLATE_WAIT: u8 = PartitionState::XlateWait as u8;
-
 fn intr_all() -> u64 {
     PartIntr::new()
         .with_fence(true)
@@ -337,21 +318,21 @@ impl Vg {
         self.g.set(id, 0, elem, v)
     }
 
-    fn state(&self) -> u8 {
+    fn state(&self) -> PartitionState {
         self.g.state(0)
     }
 
-    fn fault(&self) -> u8 {
+    fn fault(&self) -> FaultCode {
         FaultStatus::from_bits(self.rd(RegId::WFaultStatus, 0) as u32).code()
     }
 
     fn describe(&self) -> String {
         let st = self.state();
-        let mut s = state_name(st).to_string();
-        if st == FAULTED {
+        let mut s = st.to_string();
+        if st == PartitionState::Faulted {
             s += &format!(
                 " ({} at {:#x})",
-                fault_name(self.fault()),
+                self.fault(),
                 self.rd(RegId::WFaultAddr, 0)
             );
         }
@@ -416,7 +397,7 @@ impl Vg {
             .map_err(|e| format!("SET_IRQS MSI-X: {e}"))?;
         self.drain();
         ensure!(
-            self.state() == IDLE,
+            self.state() == PartitionState::Idle,
             "after VFIO_DEVICE_RESET: {}",
             self.describe()
         );
@@ -463,14 +444,19 @@ impl Vg {
     fn run(&self, cmds: &[Command]) -> Result<(), String> {
         self.start(cmds, false);
         let st = self.g.wait_settled(0, T);
-        ensure!(st == IDLE, "{} commands: {}", cmds.len(), self.describe());
+        ensure!(
+            st == PartitionState::Idle,
+            "{} commands: {}",
+            cmds.len(),
+            self.describe()
+        );
         Ok(())
     }
 
     /// Wait for the partition to settle: it must end IDLE.
     fn settle(&self, what: &str) -> Result<(), String> {
         let st = self.g.wait_settled(0, T);
-        ensure!(st == IDLE, "{what}: {}", self.describe());
+        ensure!(st == PartitionState::Idle, "{what}: {}", self.describe());
         Ok(())
     }
 }
@@ -562,7 +548,7 @@ fn ep_ring(v: &Vg, nth: u64, e: &mut Rng, st: &mut Stats) -> Result<(), String> 
     // Until the first command is under way (its first word landed).
     let t0 = Instant::now();
     let f0 = fills[0];
-    while v.word(f0.sys, f0.at) != f0.new && v.state() != IDLE && t0.elapsed() < T {
+    while v.word(f0.sys, f0.at) != f0.new && v.state() != PartitionState::Idle && t0.elapsed() < T {
         std::thread::sleep(Duration::from_micros(50));
     }
 
@@ -587,7 +573,10 @@ fn ep_ring(v: &Vg, nth: u64, e: &mut Rng, st: &mut Stats) -> Result<(), String> 
 
     v.settle("after the ring writes")?;
     let (head, tail) = (v.rd(RegId::WRingHead, ring), v.rd(RegId::WRingTail, ring));
-    ensure!(head == tail, "IDLE with HEAD {head} TAIL {tail}");
+    ensure!(
+        head == tail,
+        "PartitionState::Idle with HEAD {head} TAIL {tail}"
+    );
     let before: Vec<String> = fills.iter().map(|f| v.shape(f)).collect();
     for (i, s) in before.iter().enumerate() {
         ensure!(
@@ -605,7 +594,7 @@ fn ep_ring(v: &Vg, nth: u64, e: &mut Rng, st: &mut Stats) -> Result<(), String> 
     let after: Vec<String> = fills.iter().map(|f| v.shape(f)).collect();
     ensure!(
         after == before,
-        "targets changed after the partition read IDLE: {before:?} -> {after:?}"
+        "targets changed after the partition read PartitionState::Idle: {before:?} -> {after:?}"
     );
     for f in fills.iter().filter(|f| !f.sys) {
         let g = Fill {
@@ -780,7 +769,10 @@ fn big_inner(
             std::thread::sleep(Duration::from_micros(e.below(2000)));
             let j = &jobs[i as usize % jobs.len()];
             let page = i / jobs.len() as u64;
-            let busy = matches!(j.v.state(), BUSY | XLATE_WAIT);
+            let busy = matches!(
+                j.v.state(),
+                PartitionState::Busy | PartitionState::XlateWait
+            );
             c.unmap_dma(j.v.iova + SCRATCH_OFF + page * PAGE, PAGE)
                 .map_err(|e| format!("UNMAP_DMA of a scratch page: {e}"))?;
             st.invalidations += 1;
@@ -903,7 +895,7 @@ fn unmap_inner(v: &Vg, c: &Container, nth: u64, e: &mut Rng, st: &mut Stats) -> 
         v.doorbell(0, head, e.coin());
         st.rewinds += 1;
     }
-    let busy = matches!(v.state(), BUSY | XLATE_WAIT);
+    let busy = matches!(v.state(), PartitionState::Busy | PartitionState::XlateWait);
     let head_before = v.rd(RegId::WRingHead, 0);
     c.unmap_dma(base + a * PIECE, (b - a) * PIECE)
         .map_err(|e| format!("UNMAP_DMA under running commands: {e}"))?;
@@ -955,7 +947,8 @@ fn unmap_inner(v: &Vg, c: &Container, nth: u64, e: &mut Rng, st: &mut Stats) -> 
         )
     });
     ensure!(
-        s == IDLE || (s == FAULTED && v.fault() == FaultCode::XlateCancelled as u8),
+        s == PartitionState::Idle
+            || (s == PartitionState::Faulted && v.fault() == FaultCode::XlateCancelled),
         "after the unmap: {}",
         v.describe()
     );
@@ -1050,7 +1043,10 @@ fn ep_reset(v: &Vg, nth: u64, e: &mut Rng, st: &mut Stats) -> Result<(), String>
         1 => {
             let k = 1 + e.below(4);
             let t0 = Instant::now();
-            while v.rd(RegId::WFenceValue, 0) < k && v.state() == BUSY && t0.elapsed() < T {
+            while v.rd(RegId::WFenceValue, 0) < k
+                && v.state() == PartitionState::Busy
+                && t0.elapsed() < T
+            {
                 std::thread::sleep(Duration::from_micros(50));
             }
         }
@@ -1082,7 +1078,11 @@ fn ep_reset(v: &Vg, nth: u64, e: &mut Rng, st: &mut Stats) -> Result<(), String>
             ("RING_SIZE", v.rd(RegId::WRingSize, 0)),
             ("FAULT_STATUS", v.rd(RegId::WFaultStatus, 0)),
         ];
-        ensure!(v.state() == IDLE, "{when}: {}", v.describe());
+        ensure!(
+            v.state() == PartitionState::Idle,
+            "{when}: {}",
+            v.describe()
+        );
         for (name, val) in vals {
             ensure!(val == 0, "{when}: {name} = {val:#x}");
         }
@@ -1197,7 +1197,7 @@ fn reset_storm(v: &Vg, e: &mut Rng, st: &mut Stats) -> Result<(), String> {
     st.storm_resets += n;
     let s = v.g.wait_settled(0, T);
     ensure!(
-        s == IDLE,
+        s == PartitionState::Idle,
         "after {n} resets racing {iters} submissions: {}",
         v.describe()
     );

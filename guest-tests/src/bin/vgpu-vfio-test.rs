@@ -43,22 +43,8 @@ fn vram_u64(g: &Vgpu2, off: u64) -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn state_name(s: u8) -> &'static str {
-    regs::STATE_VALUES
-        .iter()
-        .find(|(v, _)| *v == s as u64)
-        .map_or("?", |(_, n)| n)
-}
-
-fn fault_code(g: &Vgpu2) -> u8 {
+fn fault_code(g: &Vgpu2) -> FaultCode {
     FaultStatus::from_bits(g.reg(RegId::WFaultStatus, 0, 0) as u32).code()
-}
-
-fn fault_name(c: u8) -> &'static str {
-    regs::FAULT_VALUES
-        .iter()
-        .find(|(v, _)| *v == c as u64)
-        .map_or("?", |(_, n)| n)
 }
 
 fn open_vgpu(
@@ -113,10 +99,10 @@ fn read_only_mapping(a: &Vgpu2, pattern: &[u8]) -> Result<(), String> {
     );
     let st = a.wait_settled(0, T);
     ensure!(
-        st == PartitionState::Idle as u8,
+        st == PartitionState::Idle,
         "read: state {} fault {}",
-        state_name(st),
-        fault_name(fault_code(a))
+        st,
+        fault_code(a)
     );
     let mut got = vec![0u8; len as usize];
     a.hw.vram_read(0x40000, &mut got);
@@ -132,13 +118,13 @@ fn read_only_mapping(a: &Vgpu2, pattern: &[u8]) -> Result<(), String> {
         let addr = a.reg(RegId::WFaultAddr, 0, 0);
         reset_vgpu(a)?;
         ensure!(
-            st == PartitionState::Faulted as u8
-                && fs.code() == FaultCode::SysmemReadOnly as u8
+            st == PartitionState::Faulted
+                && fs.code() == FaultCode::SysmemReadOnly
                 && fs.write()
                 && addr == at,
             "write to {what}: state {} fault {} write {} at {addr:#x}",
-            state_name(st),
-            fault_name(fs.code()),
+            st,
+            fs.code(),
             fs.write()
         );
     }
@@ -156,9 +142,9 @@ fn neighbour_fault(a: &Vgpu2, b: &Vgpu2) -> Result<f64, String> {
     );
     let st = a.wait_not_busy(0, T);
     ensure!(
-        st == PartitionState::XlateWait as u8,
+        st == PartitionState::XlateWait,
         "the held-up vGPU: state {}",
-        state_name(st)
+        st
     );
     let t0 = Instant::now();
     b.submit(
@@ -170,15 +156,15 @@ fn neighbour_fault(a: &Vgpu2, b: &Vgpu2) -> Result<f64, String> {
     let ms = t0.elapsed().as_secs_f64() * 1000.0;
     let a_state = a.state(0);
     ensure!(
-        st == PartitionState::Idle as u8 && sys_u64(b, IOVA + 0x51000) == 0xb,
+        st == PartitionState::Idle && sys_u64(b, IOVA + 0x51000) == 0xb,
         "the other vGPU: state {} fault {} after {ms:.0} ms",
-        state_name(st),
-        fault_name(fault_code(b))
+        st,
+        fault_code(b)
     );
     ensure!(
-        a_state == PartitionState::XlateWait as u8,
+        a_state == PartitionState::XlateWait,
         "the other vGPU's fault was serviced only after the held-up one ({ms:.0} ms; held-up vGPU {})",
-        state_name(a_state)
+        a_state
     );
     Ok(ms)
 }
@@ -201,10 +187,10 @@ fn unmap_in_flight(container: &Container, a: &Vgpu2) -> Result<String, String> {
     );
     let st = a.wait_settled(0, T);
     ensure!(
-        st == PartitionState::Idle as u8,
+        st == PartitionState::Idle,
         "pinning the buffer: state {} fault {}",
-        state_name(st),
-        fault_name(fault_code(a))
+        st,
+        fault_code(a)
     );
     let before = a.reg(RegId::WStatCommands, 0, 0);
     let copies: Vec<Command> = (0..COPIES)
@@ -217,7 +203,7 @@ fn unmap_in_flight(container: &Container, a: &Vgpu2) -> Result<String, String> {
         })
         .collect();
     a.submit(0, 0, &copies);
-    let busy = a.state(0) == PartitionState::Busy as u8;
+    let busy = a.state(0) == PartitionState::Busy;
     container
         .unmap_dma(IOVA, len)
         .map_err(|e| format!("UNMAP_DMA: {e}"))?;
@@ -237,10 +223,10 @@ fn unmap_in_flight(container: &Container, a: &Vgpu2) -> Result<String, String> {
         "{changed} bytes written after the unmap returned ({done} of {COPIES} copies done by then)"
     );
     ensure!(
-        st == PartitionState::Faulted as u8 && fault_code(a) == FaultCode::XlateCancelled as u8,
+        st == PartitionState::Faulted && fault_code(a) == FaultCode::XlateCancelled,
         "after the unmap: state {} fault {}",
-        state_name(st),
-        fault_name(fault_code(a))
+        st,
+        fault_code(a)
     );
     bench("unmap_in_flight_copies_done", done);
     Ok(String::new())
@@ -485,11 +471,7 @@ fn main() {
             a.reg(RegId::WIndex, 0, 0) != b.reg(RegId::WIndex, 0, 0),
             "same partition"
         );
-        ensure!(
-            a.state(0) == PartitionState::Idle as u8,
-            "state {}",
-            state_name(a.state(0))
-        );
+        ensure!(a.state(0) == PartitionState::Idle, "state {}", a.state(0));
         a.set(RegId::WScratch, 0, 0, 0x5ca1ab1e);
         ensure!(
             a.reg(RegId::WScratch, 0, 0) == 0x5ca1ab1e && b.reg(RegId::WScratch, 0, 0) == 0,
@@ -546,14 +528,14 @@ fn main() {
             ensure!(
                 n >= 1,
                 "no interrupt on the eventfd (state {}, fault {})",
-                state_name(st),
-                fault_name(fault_code(&a))
+                st,
+                fault_code(&a)
             );
             ensure!(
-                st == PartitionState::Idle as u8,
+                st == PartitionState::Idle,
                 "state {} fault {}",
-                state_name(st),
-                fault_name(fault_code(&a))
+                st,
+                fault_code(&a)
             );
             ensure!(sys_u64(&a, IOVA + 0x20008) == 42, "fence not in memory");
             let mut data = vec![0u8; 0x10000];
@@ -575,16 +557,15 @@ fn main() {
             b.submit(0, 0, &[Command::copy(Loc::Vram(fb), Loc::Vram(0), 64)]);
             let st = b.wait_not_busy(0, T);
             ensure!(
-                st == PartitionState::Faulted as u8
-                    && fault_code(&b) == FaultCode::VramOutOfBounds as u8,
+                st == PartitionState::Faulted && fault_code(&b) == FaultCode::VramOutOfBounds,
                 "B: {} {}",
-                state_name(st),
-                fault_name(fault_code(&b))
+                st,
+                fault_code(&b)
             );
             ensure!(
-                a.state(0) == PartitionState::Idle as u8,
+                a.state(0) == PartitionState::Idle,
                 "A disturbed: {}",
-                state_name(a.state(0))
+                a.state(0)
             );
             a.submit(
                 0,
@@ -593,11 +574,11 @@ fn main() {
             );
             let n = efd[1].wait(T.as_millis() as i32);
             let st = a.wait_not_busy(0, T);
-            ensure!(st == PartitionState::Faulted as u8, "A: {}", state_name(st));
+            ensure!(st == PartitionState::Faulted, "A: {}", st);
             ensure!(
-                fault_code(&a) == FaultCode::XlateCancelled as u8,
+                fault_code(&a) == FaultCode::XlateCancelled,
                 "A fault {}",
-                fault_name(fault_code(&a))
+                fault_code(&a)
             );
             ensure!(n >= 1, "no fault interrupt");
             Ok(String::new())
@@ -606,11 +587,7 @@ fn main() {
     r.check("reset: VFIO_DEVICE_RESET recovers a faulted vGPU", || {
         for g in [&a, &b] {
             g.hw.dev.reset().map_err(|e| format!("reset: {e}"))?;
-            ensure!(
-                g.state(0) == PartitionState::Idle as u8,
-                "state {}",
-                state_name(g.state(0))
-            );
+            ensure!(g.state(0) == PartitionState::Idle, "state {}", g.state(0));
             ensure!(g.reg(RegId::WRingSize, 0, 0) == 0, "ring kept");
             g.forget_rings(0);
             g.ring_in_vram(0, 0, 0, 64);
@@ -647,10 +624,10 @@ fn main() {
             );
             let st = a.wait_settled(0, T);
             ensure!(
-                st == PartitionState::Idle as u8,
+                st == PartitionState::Idle,
                 "state {} fault {}",
-                state_name(st),
-                fault_name(fault_code(&a))
+                st,
+                fault_code(&a)
             );
             ensure!(sys_u64(&a, page + 8) == 7, "fence not in memory");
             Ok(String::new())
@@ -689,10 +666,10 @@ fn main() {
             let ms = res?;
             let st = a.wait_settled(0, T);
             ensure!(
-                st == PartitionState::Idle as u8 && sys_u64(&a, IOVA + 0x50000) == 0xa,
+                st == PartitionState::Idle && sys_u64(&a, IOVA + 0x50000) == 0xa,
                 "the held-up vGPU did not finish: {} fault {}",
-                state_name(st),
-                fault_name(fault_code(&a))
+                st,
+                fault_code(&a)
             );
             bench("xlate_fault_beside_held_up_ms", format!("{ms:.1}"));
             Ok(String::new())
@@ -711,20 +688,13 @@ fn main() {
     );
     r.check("DMA unmap: pages dropped, later access faults", || {
         a.submit(0, 0, &[Command::fence(Loc::Sys(IOVA + 0x3000), 9, false)]);
-        ensure!(
-            a.wait_settled(0, T) == PartitionState::Idle as u8,
-            "before unmap"
-        );
+        ensure!(a.wait_settled(0, T) == PartitionState::Idle, "before unmap");
         container
             .unmap_dma(IOVA, DMA_BYTES as u64)
             .map_err(|e| format!("UNMAP_DMA: {e}"))?;
         a.submit(0, 0, &[Command::fence(Loc::Sys(IOVA + 0x3000), 10, false)]);
         let st = a.wait_settled(0, T);
-        ensure!(
-            st == PartitionState::Faulted as u8,
-            "after unmap: {}",
-            state_name(st)
-        );
+        ensure!(st == PartitionState::Faulted, "after unmap: {}", st);
         ensure!(sys_u64(&a, IOVA + 0x3000) == 9, "device wrote after unmap");
         a.hw.dev.reset().map_err(|e| e.to_string())?;
         Ok(String::new())

@@ -115,8 +115,14 @@ pub fn c_header() -> String {
         ),
         ("VGPU_XLATE_VALID", 1),
         ("VGPU_XLATE_WRITABLE", 2),
-        ("VGPU_XLATE_RESUME_RETRY", RESUME_RETRY as u64),
-        ("VGPU_XLATE_RESUME_CANCEL", RESUME_CANCEL as u64),
+        (
+            "VGPU_XLATE_RESUME_RETRY",
+            ResumeAction::Retry.into_bits() as u64,
+        ),
+        (
+            "VGPU_XLATE_RESUME_CANCEL",
+            ResumeAction::Cancel.into_bits() as u64,
+        ),
         ("VGPU_COMMAND_BYTES", crate::command::COMMAND_BYTES as u64),
     ];
     for (n, v) in consts {
@@ -166,10 +172,10 @@ pub fn c_header() -> String {
         }
     }
     let enums: &[(&str, &[(u64, &str)])] = &[
-        ("VGPU_STATE_", STATE_VALUES),
-        ("VGPU_FAULT_", FAULT_VALUES),
-        ("VGPU_ACCESS_ERROR_", ACCESS_ERROR_VALUES),
-        ("VGPU_INJECT_", INJECT_VALUES),
+        ("VGPU_STATE_", PartitionState::VALUES),
+        ("VGPU_FAULT_", FaultCode::VALUES),
+        ("VGPU_ACCESS_ERROR_", AccessError::VALUES),
+        ("VGPU_INJECT_", InjectKind::VALUES),
     ];
     o.push_str("\n/* Enumerated field values */\n");
     for (prefix, values) in enums {

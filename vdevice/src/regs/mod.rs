@@ -98,7 +98,8 @@ pub struct GlobalIntr {
 #[bitfield(u32)]
 pub struct FaultLogInfo {
     pub partition: u8,
-    pub code: u8,
+    #[bits(8)]
+    pub code: FaultCode,
     #[bits(4)]
     pub ring: u8,
     pub write: bool,
@@ -115,7 +116,7 @@ pub struct AccessErrorInfo {
     #[bits(3)]
     __: u8,
     #[bits(4)]
-    pub reason: u8,
+    pub reason: AccessError,
     #[bits(3)]
     pub bar: u8,
     #[bits(17)]
@@ -135,7 +136,7 @@ pub struct XlateFaultInfo {
 pub struct XlateResume {
     pub partition: u8,
     #[bits(2)]
-    pub action: u8,
+    pub action: ResumeAction,
     #[bits(22)]
     __: u32,
 }
@@ -152,11 +153,11 @@ pub struct PtCtrl {
 #[bitfield(u32)]
 pub struct PtState {
     #[bits(4)]
-    pub state: u8,
+    pub state: PartitionState,
     #[bits(4)]
     __: u8,
     #[bits(4)]
-    pub inject: u8,
+    pub inject: InjectKind,
     #[bits(20)]
     __: u32,
 }
@@ -164,7 +165,7 @@ pub struct PtState {
 #[bitfield(u32)]
 pub struct PtInject {
     #[bits(4)]
-    pub kind: u8,
+    pub kind: InjectKind,
     #[bits(28)]
     __: u32,
 }
@@ -196,7 +197,7 @@ pub struct Opcodes {
 #[bitfield(u32)]
 pub struct PartStatus {
     #[bits(4)]
-    pub state: u8,
+    pub state: PartitionState,
     #[bits(28)]
     __: u32,
 }
@@ -212,7 +213,8 @@ pub struct PartIntr {
 
 #[bitfield(u32)]
 pub struct FaultStatus {
-    pub code: u8,
+    #[bits(8)]
+    pub code: FaultCode,
     #[bits(4)]
     pub ring: u8,
     pub write: bool,
@@ -252,112 +254,131 @@ pub struct XlatePte {
 // Enumerated field values
 // ---------------------------------------------------------------------------
 
-/// Partition state (PT_STATE.STATE, STATUS.STATE).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum PartitionState {
-    Disabled = 0,
-    Idle = 1,
-    Busy = 2,
-    Faulted = 3,
-    XlateWait = 4,
+/// Declares the values of an enumerated register field once: the enum, its
+/// numbers, its names in the manual and a catch-all for numbers the manual
+/// does not define (what a driver may read from a newer device, or what a
+/// tenant may write). Bitfields use the enum as their field type.
+macro_rules! value_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$vmeta:meta])* $var:ident = $val:literal => $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $var,)+
+            /// A number this manual does not define.
+            Unknown(u8),
+        }
+
+        impl $name {
+            /// Every defined value, in numeric order.
+            pub const ALL: &'static [Self] = &[$(Self::$var),+];
+            /// (number, name) of every defined value, for tables and decoders.
+            pub const VALUES: &'static [(u64, &'static str)] = &[$(($val, $text)),+];
+
+            pub const fn from_bits(v: u8) -> Self {
+                match v {
+                    $($val => Self::$var,)+
+                    other => Self::Unknown(other),
+                }
+            }
+
+            pub const fn into_bits(self) -> u8 {
+                match self {
+                    $(Self::$var => $val,)+
+                    Self::Unknown(v) => v,
+                }
+            }
+
+            /// The value's name in the manual; "UNKNOWN" for other numbers.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Self::$var => $text,)+
+                    Self::Unknown(_) => "UNKNOWN",
+                }
+            }
+
+            /// The defined value with this number, if any.
+            pub const fn known(v: u8) -> Option<Self> {
+                match Self::from_bits(v) {
+                    Self::Unknown(_) => None,
+                    k => Some(k),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self {
+                    Self::Unknown(v) => write!(f, "UNKNOWN({v})"),
+                    k => f.write_str(k.name()),
+                }
+            }
+        }
+    };
 }
 
-pub const STATE_VALUES: &[(u64, &str)] = &[
-    (0, "DISABLED"),
-    (1, "IDLE"),
-    (2, "BUSY"),
-    (3, "FAULTED"),
-    (4, "XLATE_WAIT"),
-];
-
-/// Fault codes (FAULT_STATUS.CODE, FAULT_LOG_INFO.CODE).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum FaultCode {
-    None = 0,
-    VramOutOfBounds = 1,
-    SysmemUnmapped = 2,
-    SysmemReadOnly = 3,
-    BadCommand = 4,
-    DmaError = 5,
-    EccError = 6,
-    XlateCancelled = 7,
-}
-
-pub const FAULT_VALUES: &[(u64, &str)] = &[
-    (0, "NONE"),
-    (1, "VRAM_OOB"),
-    (2, "SYSMEM_UNMAPPED"),
-    (3, "SYSMEM_READ_ONLY"),
-    (4, "BAD_COMMAND"),
-    (5, "DMA_ERROR"),
-    (6, "ECC_ERROR"),
-    (7, "XLATE_CANCELLED"),
-];
-
-/// Why a register access was rejected (ACCESS_ERROR_INFO.REASON).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum AccessError {
-    Unmapped = 1,
-    BadWidth = 2,
-    Misaligned = 3,
-    ReadOnly = 4,
-    BadValue = 5,
-    Disabled = 6,
-    Busy = 7,
-}
-
-pub const ACCESS_ERROR_VALUES: &[(u64, &str)] = &[
-    (0, "NONE"),
-    (1, "UNMAPPED"),
-    (2, "BAD_WIDTH"),
-    (3, "MISALIGNED"),
-    (4, "READ_ONLY"),
-    (5, "BAD_VALUE"),
-    (6, "DISABLED"),
-    (7, "BUSY"),
-];
-
-/// Fault-injection kinds (PT_INJECT.KIND).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum InjectKind {
-    None = 0,
-    EngineHang = 1,
-    DmaError = 2,
-    EccError = 3,
-    DropIrq = 4,
-    LateIrq = 5,
-}
-
-pub const INJECT_VALUES: &[(u64, &str)] = &[
-    (0, "NONE"),
-    (1, "ENGINE_HANG"),
-    (2, "DMA_ERROR"),
-    (3, "ECC_ERROR"),
-    (4, "DROP_IRQ"),
-    (5, "LATE_IRQ"),
-];
-
-impl InjectKind {
-    pub fn from_bits(v: u8) -> Option<Self> {
-        Some(match v {
-            0 => Self::None,
-            1 => Self::EngineHang,
-            2 => Self::DmaError,
-            3 => Self::EccError,
-            4 => Self::DropIrq,
-            5 => Self::LateIrq,
-            _ => return None,
-        })
+value_enum! {
+    /// Partition state (PT_STATE.STATE, STATUS.STATE).
+    pub enum PartitionState {
+        Disabled = 0 => "DISABLED",
+        Idle = 1 => "IDLE",
+        Busy = 2 => "BUSY",
+        Faulted = 3 => "FAULTED",
+        XlateWait = 4 => "XLATE_WAIT",
     }
 }
 
-pub const RESUME_VALUES: &[(u64, &str)] = &[(0, "RETRY"), (1, "CANCEL")];
-pub const RESUME_RETRY: u8 = 0;
-pub const RESUME_CANCEL: u8 = 1;
+value_enum! {
+    /// Fault codes (FAULT_STATUS.CODE, FAULT_LOG_INFO.CODE).
+    pub enum FaultCode {
+        None = 0 => "NONE",
+        VramOutOfBounds = 1 => "VRAM_OOB",
+        SysmemUnmapped = 2 => "SYSMEM_UNMAPPED",
+        SysmemReadOnly = 3 => "SYSMEM_READ_ONLY",
+        BadCommand = 4 => "BAD_COMMAND",
+        DmaError = 5 => "DMA_ERROR",
+        EccError = 6 => "ECC_ERROR",
+        XlateCancelled = 7 => "XLATE_CANCELLED",
+    }
+}
+
+value_enum! {
+    /// Why a register access was rejected (ACCESS_ERROR_INFO.REASON).
+    pub enum AccessError {
+        None = 0 => "NONE",
+        Unmapped = 1 => "UNMAPPED",
+        BadWidth = 2 => "BAD_WIDTH",
+        Misaligned = 3 => "MISALIGNED",
+        ReadOnly = 4 => "READ_ONLY",
+        BadValue = 5 => "BAD_VALUE",
+        Disabled = 6 => "DISABLED",
+        Busy = 7 => "BUSY",
+    }
+}
+
+value_enum! {
+    /// Fault-injection kinds (PT_INJECT.KIND).
+    pub enum InjectKind {
+        None = 0 => "NONE",
+        EngineHang = 1 => "ENGINE_HANG",
+        DmaError = 2 => "DMA_ERROR",
+        EccError = 3 => "ECC_ERROR",
+        DropIrq = 4 => "DROP_IRQ",
+        LateIrq = 5 => "LATE_IRQ",
+    }
+}
+
+value_enum! {
+    /// How the host resolves a translation wait (XLATE_RESUME.ACTION).
+    pub enum ResumeAction {
+        Retry = 0 => "RETRY",
+        Cancel = 1 => "CANCEL",
+    }
+}
 
 // ---------------------------------------------------------------------------
 // The table
@@ -647,7 +668,7 @@ pub static REGISTERS: &[Register] = &[
     reg!(FaultLogPop, "FAULT_LOG_POP", Global, 0x044, 4, Wo, V0, 1, NONE,
         "Write 1: drop the head entry of the fault log."),
     reg!(FaultLogInfo, "FAULT_LOG_INFO", Global, 0x048, 4, Ro, V0, 0,
-        fields!(FaultLogInfo { PARTITION, CODE = FAULT_VALUES, RING, WRITE, VALID }),
+        fields!(FaultLogInfo { PARTITION, CODE = FaultCode::VALUES, RING, WRITE, VALID }),
         "Head entry of the fault log (VALID=0 when empty)."),
     reg!(FaultLogAddr, "FAULT_LOG_ADDR", Global, 0x050, 8, Ro, V0, 0, NONE,
         "Faulting address of the head entry (partition VRAM offset or partition system-memory address)."),
@@ -656,7 +677,7 @@ pub static REGISTERS: &[Register] = &[
     reg!(AccessErrorCount, "ACCESS_ERROR_COUNT", Global, 0x060, 4, Ro, V0, 0, NONE,
         "Rejected register accesses since reset (any block)."),
     reg!(AccessErrorInfo, "ACCESS_ERROR_INFO", Global, 0x064, 4, Ro, V0, 0,
-        fields!(AccessErrorInfo { SIZE, WRITE, REASON = ACCESS_ERROR_VALUES, BAR }),
+        fields!(AccessErrorInfo { SIZE, WRITE, REASON = AccessError::VALUES, BAR }),
         "The most recent rejected access."),
     reg!(AccessErrorOffset, "ACCESS_ERROR_OFFSET", Global, 0x068, 8, Ro, V0, 0, NONE,
         "BAR offset of the most recent rejected access."),
@@ -670,7 +691,7 @@ pub static REGISTERS: &[Register] = &[
     reg!(XlateFaultAddr, "XLATE_FAULT_ADDR", Global, 0x090, 8, Ro, V0, 0, NONE,
         "Start of the partition system-memory page that missed translation (head entry)."),
     reg!(XlateResume, "XLATE_RESUME", Global, 0x098, 4, Wo, V0, 0x3ff,
-        fields!(XlateResume { PARTITION, ACTION = RESUME_VALUES }),
+        fields!(XlateResume { PARTITION, ACTION = ResumeAction::VALUES }),
         "Resolve partition PARTITION's translation wait: RETRY replays the command from its start, CANCEL faults it with XLATE_CANCELLED."),
     reg!(InjectDelayUs, "INJECT_DELAY_US", Global, 0x0a0, 4, Rw, Reset::Value(10_000), 0xffff_ffff, NONE,
         "Delay of an interrupt injected with LATE_IRQ, in microseconds."),
@@ -681,7 +702,7 @@ pub static REGISTERS: &[Register] = &[
         fields!(PtCtrl { ENABLE, XLATE, XLATE_REPLAY }),
         "ENABLE: the partition may run (refused with BAD_VALUE unless its VRAM slice is valid and overlaps no enabled slice; clearing it quiesces and resets the partition). XLATE: system-memory addresses go through the translation table (else they are bus addresses). XLATE_REPLAY: a translation miss waits for the host (else it faults)."),
     reg!(PtState, "STATE", PartitionTable, 0x04, 4, Ro, V0, 0,
-        fields!(PtState { STATE = STATE_VALUES, INJECT = INJECT_VALUES }),
+        fields!(PtState { STATE = PartitionState::VALUES, INJECT = InjectKind::VALUES }),
         "Partition state and the armed fault injection."),
     reg!(PtVramBase, "VRAM_BASE", PartitionTable, 0x08, 8, Rw, V0, !0xffff,
         NONE, "Start of the VRAM slice, 64 KiB aligned; writable only while disabled."),
@@ -702,7 +723,7 @@ pub static REGISTERS: &[Register] = &[
     reg!(PtMsixBase, "MSIX_BASE", PartitionTable, 0x34, 4, Ro, Reset::Config("2 + 2 * partition"), 0, NONE,
         "First MSI-X vector of the partition (engine vector; fault vector is +1)."),
     reg!(PtInject, "INJECT", PartitionTable, 0x38, 4, Rw, V0, 0xf,
-        fields!(PtInject { KIND = INJECT_VALUES }),
+        fields!(PtInject { KIND = InjectKind::VALUES }),
         "Arm one fault injection; reads the armed kind, 0 once it has fired. Unknown kinds are refused (BAD_VALUE)."),
     // ---- Partition window ------------------------------------------------
     reg!(WId, "ID", Window, 0x000, 4, Ro, Reset::Value(WINDOW_MAGIC as u64), 0, NONE,
@@ -719,7 +740,7 @@ pub static REGISTERS: &[Register] = &[
     reg!(WVramSize, "VRAM_SIZE", Window, 0x010, 8, Ro, Reset::Config("PT VRAM_SIZE"), 0, NONE,
         "Size of this partition's VRAM; VRAM addresses in commands are offsets in 0..VRAM_SIZE."),
     reg!(WStatus, "STATUS", Window, 0x018, 4, Ro, V0, 0,
-        fields!(PartStatus { STATE = STATE_VALUES }), "Partition state."),
+        fields!(PartStatus { STATE = PartitionState::VALUES }), "Partition state."),
     reg!(WIndex, "INDEX", Window, 0x01c, 4, Ro, Reset::Config("partition"), 0, NONE,
         "Index of this partition."),
     reg!(WIntrStatus, "INTR_STATUS", Window, 0x020, 4, Rw1c, V0, PART_INTR_BITS,
@@ -729,7 +750,7 @@ pub static REGISTERS: &[Register] = &[
         fields!(PartIntr { FENCE, FAULT, IDLE }),
         "1 enables a cause. Enabling a cause that is already pending raises its vector."),
     reg!(WFaultStatus, "FAULT_STATUS", Window, 0x028, 4, Ro, V0, 0,
-        fields!(FaultStatus { CODE = FAULT_VALUES, RING, WRITE }),
+        fields!(FaultStatus { CODE = FaultCode::VALUES, RING, WRITE }),
         "Why the partition faulted; cleared by partition reset."),
     reg!(WFaultAddr, "FAULT_ADDR", Window, 0x030, 8, Ro, V0, 0, NONE,
         "Faulting address (VRAM offset or system-memory address of the partition)."),
@@ -847,6 +868,45 @@ mod tests {
             true,
         );
         assert_eq!(s, "PT[2].CTRL <- 0x3 {ENABLE=1 XLATE=1 XLATE_REPLAY=0}");
+    }
+
+    #[test]
+    fn value_enums_round_trip_their_numbers_and_names() {
+        fn check<T: Copy + PartialEq + std::fmt::Debug>(
+            all: &[T],
+            values: &[(u64, &str)],
+            from: fn(u8) -> T,
+            into: fn(T) -> u8,
+            name: fn(T) -> &'static str,
+        ) {
+            assert_eq!(all.len(), values.len());
+            for (&k, &(v, n)) in all.iter().zip(values) {
+                assert_eq!(into(k) as u64, v);
+                assert_eq!(from(v as u8), k);
+                assert_eq!(name(k), n);
+            }
+        }
+        check(
+            PartitionState::ALL,
+            PartitionState::VALUES,
+            PartitionState::from_bits,
+            PartitionState::into_bits,
+            PartitionState::name,
+        );
+        check(
+            FaultCode::ALL,
+            FaultCode::VALUES,
+            FaultCode::from_bits,
+            FaultCode::into_bits,
+            FaultCode::name,
+        );
+        assert_eq!(FaultCode::from_bits(200), FaultCode::Unknown(200));
+        assert_eq!(FaultCode::Unknown(200).to_string(), "UNKNOWN(200)");
+        assert_eq!(InjectKind::known(9), None);
+        assert_eq!(InjectKind::known(4), Some(InjectKind::DropIrq));
+        let st = PtState::from_bits(0x0503);
+        assert_eq!(st.state(), PartitionState::Faulted);
+        assert_eq!(st.inject(), InjectKind::LateIrq);
     }
 
     #[test]

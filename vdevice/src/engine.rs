@@ -186,6 +186,10 @@ struct Done {
     fence: Option<(u64, bool)>,
 }
 
+/// Runs partition `part` for one timeslice: picks a command (`next_job`),
+/// executes it, applies the outcome (`apply`), until the slice ends.
+/// Returns the engine time used, the weight to charge it at, and why the
+/// slice ended.
 fn run_slice(shared: &Shared, part: &Partition) -> (u64, u32, SliceEnd) {
     let start = Instant::now();
     let slice = Duration::from_micros(u64::from(
@@ -199,48 +203,9 @@ fn run_slice(shared: &Shared, part: &Partition) -> (u64, u32, SliceEnd) {
         if part.abort.load(Ordering::SeqCst) {
             return (busy_ns, weight, SliceEnd::Aborted);
         }
-        let job = {
-            let mut st = part.st.lock();
-            weight = st.weight;
-            if !st.runnable() {
-                return (busy_ns, weight, SliceEnd::Idle);
-            }
-            let flight = match st.exec {
-                // A command that was preempted, invalidated under or
-                // replayed goes on where it stopped.
-                Some(f) => f,
-                None => {
-                    let first = st.next_ring;
-                    let ring = (0..RINGS_PER_PARTITION)
-                        .map(|i| first.wrapping_add(i) % RINGS_PER_PARTITION)
-                        .find(|&r| st.rings[r].has_work() && !stalled[r]);
-                    let Some(r) = ring else {
-                        return (busy_ns, weight, SliceEnd::Waiting);
-                    };
-                    if st.inject == InjectKind::EngineHang {
-                        // The engine context wedges: nothing completes until reset.
-                        st.inject = InjectKind::None;
-                        st.hung = true;
-                        return (busy_ns, weight, SliceEnd::Idle);
-                    }
-                    st.next_ring = r.wrapping_add(1) % RINGS_PER_PARTITION;
-                    let f = InFlight::new(r);
-                    st.exec = Some(f);
-                    f
-                }
-            };
-            let ring = &st.rings[flight.ring];
-            Job {
-                flight,
-                head: ring.head,
-                ring_base: ring.base,
-                ring_sysmem: ring.sysmem,
-                vram_base: st.vram_base,
-                vram_size: st.vram_size,
-                xlate: st.xlate_config(),
-                replay: st.ctrl.xlate_replay(),
-                inject: st.inject,
-            }
+        let job = match next_job(part, &stalled, &mut weight) {
+            Ok(job) => job,
+            Err(end) => return (busy_ns, weight, end),
         };
         let t0 = Instant::now();
         let mut exec = Exec {
@@ -254,103 +219,185 @@ fn run_slice(shared: &Shared, part: &Partition) -> (u64, u32, SliceEnd) {
             bounce: Vec::new(),
         };
         let result = exec.run();
-        let flight = exec.flight;
-        let ring_ix = flight.ring;
         let dt = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
         busy_ns = busy_ns.saturating_add(dt);
-
-        // The result is always applied: a reset waits for the engine to
-        // let go of the partition (quiesce) and then discards it.
-        let mut deliveries: [Option<Delivery>; 2] = [None, None];
-        let mut fault_entry = None;
-        let mut xlate_entry = None;
-        let mut end = None;
-        {
-            let mut st = part.st.lock();
-            st.stat_busy_ns = st.stat_busy_ns.wrapping_add(dt);
-            if exec.injection_fired && st.inject == job.inject {
-                st.inject = InjectKind::None;
-            }
-            let vb = part.vector_base();
-            match result {
-                Ok(done) => {
-                    st.exec = None;
-                    let ring = &mut st.rings[ring_ix];
-                    // Reconfiguring the ring was refused while the command
-                    // ran, so its size is the one HEAD was taken from.
-                    ring.head = job.head.wrapping_add(1).checked_rem(ring.size).unwrap_or(0);
-                    st.stat_commands = st.stat_commands.wrapping_add(1);
-                    st.stat_bytes = st.stat_bytes.wrapping_add(done.bytes);
-                    if let Some((value, intr)) = done.fence {
-                        st.fence_value = value;
-                        if intr {
-                            deliveries[0] = st.event(PartIntr::new().with_fence(true), vb);
-                        }
-                    }
-                    if !st.rings.iter().any(|r| r.has_work()) {
-                        deliveries[1] = st.event(PartIntr::new().with_idle(true), vb);
-                    }
-                }
-                Err(Stop::SemNotReady) => {
-                    st.exec = None;
-                    stalled[ring_ix] = true;
-                }
-                Err(Stop::Aborted) => {
-                    st.exec = Some(flight);
-                    end = Some(SliceEnd::Aborted);
-                }
-                Err(Stop::Preempted) => {
-                    st.exec = Some(flight);
-                    end = Some(SliceEnd::More);
-                }
-                Err(Stop::XlateMiss { addr, write }) if job.replay => {
-                    st.exec = Some(flight);
-                    st.xlate_wait = Some(XlateWait {
-                        addr,
-                        write,
-                        ring: ring_ix,
-                    });
-                    xlate_entry = Some(XlateFaultEntry {
-                        partition: part.index,
-                        addr,
-                        write,
-                    });
-                }
-                Err(Stop::XlateMiss { addr, write }) => {
-                    let code = FaultCode::SysmemUnmapped;
-                    deliveries[0] = st.set_fault(code, addr, ring_ix, write, vb);
-                    fault_entry = Some((code, addr, write));
-                }
-                Err(Stop::Fault { code, addr, write }) => {
-                    deliveries[0] = st.set_fault(code, addr, ring_ix, write, vb);
-                    fault_entry = Some((code, addr, write));
-                }
-            }
-        }
-        for d in deliveries {
-            shared.deliver(part.index, d);
-        }
-        if let Some(end) = end {
+        let outcome = Outcome {
+            flight: exec.flight,
+            result,
+            busy_ns: dt,
+            injection_fired: exec.injection_fired,
+        };
+        if let Some(end) = apply(shared, part, &job, outcome, &mut stalled) {
             return (busy_ns, weight, end);
-        }
-        if let Some((code, addr, write)) = fault_entry {
-            shared.log_fault(FaultLogEntry {
-                partition: part.index,
-                code,
-                ring: ring_ix,
-                write,
-                addr,
-            });
-            return (busy_ns, weight, SliceEnd::Idle);
-        }
-        if let Some(e) = xlate_entry {
-            shared.push_xlate_fault(e);
-            return (busy_ns, weight, SliceEnd::Idle);
         }
         if Instant::now() >= deadline {
             return (busy_ns, weight, SliceEnd::More);
         }
     }
+}
+
+/// Picks the partition's next command, under its lock: the command in
+/// flight if one was preempted, invalidated under or replayed (it goes on
+/// where it stopped), else the next ring with work in round-robin order,
+/// skipping rings stalled on a semaphore in this slice. `weight` is set to
+/// the partition's current weight. Err: why the slice ends instead.
+fn next_job(
+    part: &Partition,
+    stalled: &[bool; RINGS_PER_PARTITION],
+    weight: &mut u32,
+) -> Result<Job, SliceEnd> {
+    let mut st = part.st.lock();
+    *weight = st.weight;
+    if !st.runnable() {
+        return Err(SliceEnd::Idle);
+    }
+    let flight = match st.exec {
+        Some(f) => f,
+        None => {
+            let first = st.next_ring;
+            let ring = (0..RINGS_PER_PARTITION)
+                .map(|i| first.wrapping_add(i) % RINGS_PER_PARTITION)
+                .find(|&r| st.rings[r].has_work() && !stalled[r]);
+            let Some(r) = ring else {
+                return Err(SliceEnd::Waiting);
+            };
+            if st.inject == InjectKind::EngineHang {
+                // The engine context wedges: nothing completes until reset.
+                st.inject = InjectKind::None;
+                st.hung = true;
+                return Err(SliceEnd::Idle);
+            }
+            st.next_ring = r.wrapping_add(1) % RINGS_PER_PARTITION;
+            let f = InFlight::new(r);
+            st.exec = Some(f);
+            f
+        }
+    };
+    let ring = &st.rings[flight.ring];
+    Ok(Job {
+        flight,
+        head: ring.head,
+        ring_base: ring.base,
+        ring_sysmem: ring.sysmem,
+        vram_base: st.vram_base,
+        vram_size: st.vram_size,
+        xlate: st.xlate_config(),
+        replay: st.ctrl.xlate_replay(),
+        inject: st.inject,
+    })
+}
+
+/// What one run of a command left behind.
+struct Outcome {
+    /// The command and its progress as the engine left them.
+    flight: InFlight,
+    result: Result<Done, Stop>,
+    busy_ns: u64,
+    injection_fired: bool,
+}
+
+/// Applies a command's outcome to its partition: completion (HEAD moves,
+/// statistics, fence, interrupts), a semaphore stall, progress kept for a
+/// preempted or aborted command, a replayable translation wait, or a fault.
+/// The outcome is always applied: a reset waits for the engine to let go of
+/// the partition (quiesce) and then discards it. Interrupts are delivered
+/// and the host's logs written after the partition's lock is dropped.
+/// Some(end): the slice ends here.
+fn apply(
+    shared: &Shared,
+    part: &Partition,
+    job: &Job,
+    out: Outcome,
+    stalled: &mut [bool; RINGS_PER_PARTITION],
+) -> Option<SliceEnd> {
+    let ring_ix = out.flight.ring;
+    let mut deliveries: [Option<Delivery>; 2] = [None, None];
+    let mut fault_entry = None;
+    let mut xlate_entry = None;
+    let mut end = None;
+    {
+        let mut st = part.st.lock();
+        st.stat_busy_ns = st.stat_busy_ns.wrapping_add(out.busy_ns);
+        if out.injection_fired && st.inject == job.inject {
+            st.inject = InjectKind::None;
+        }
+        let vb = part.vector_base();
+        match out.result {
+            Ok(done) => {
+                st.exec = None;
+                let ring = &mut st.rings[ring_ix];
+                // Reconfiguring the ring was refused while the command
+                // ran, so its size is the one HEAD was taken from.
+                ring.head = job.head.wrapping_add(1).checked_rem(ring.size).unwrap_or(0);
+                st.stat_commands = st.stat_commands.wrapping_add(1);
+                st.stat_bytes = st.stat_bytes.wrapping_add(done.bytes);
+                if let Some((value, intr)) = done.fence {
+                    st.fence_value = value;
+                    if intr {
+                        deliveries[0] = st.event(PartIntr::new().with_fence(true), vb);
+                    }
+                }
+                if !st.rings.iter().any(|r| r.has_work()) {
+                    deliveries[1] = st.event(PartIntr::new().with_idle(true), vb);
+                }
+            }
+            Err(Stop::SemNotReady) => {
+                st.exec = None;
+                stalled[ring_ix] = true;
+            }
+            Err(Stop::Aborted) => {
+                st.exec = Some(out.flight);
+                end = Some(SliceEnd::Aborted);
+            }
+            Err(Stop::Preempted) => {
+                st.exec = Some(out.flight);
+                end = Some(SliceEnd::More);
+            }
+            Err(Stop::XlateMiss { addr, write }) if job.replay => {
+                st.exec = Some(out.flight);
+                st.xlate_wait = Some(XlateWait {
+                    addr,
+                    write,
+                    ring: ring_ix,
+                });
+                xlate_entry = Some(XlateFaultEntry {
+                    partition: part.index,
+                    addr,
+                    write,
+                });
+            }
+            Err(Stop::XlateMiss { addr, write }) => {
+                let code = FaultCode::SysmemUnmapped;
+                deliveries[0] = st.set_fault(code, addr, ring_ix, write, vb);
+                fault_entry = Some((code, addr, write));
+            }
+            Err(Stop::Fault { code, addr, write }) => {
+                deliveries[0] = st.set_fault(code, addr, ring_ix, write, vb);
+                fault_entry = Some((code, addr, write));
+            }
+        }
+    }
+    for d in deliveries {
+        shared.deliver(part.index, d);
+    }
+    if end.is_some() {
+        return end;
+    }
+    if let Some((code, addr, write)) = fault_entry {
+        shared.log_fault(FaultLogEntry {
+            partition: part.index,
+            code,
+            ring: ring_ix,
+            write,
+            addr,
+        });
+        return Some(SliceEnd::Idle);
+    }
+    if let Some(e) = xlate_entry {
+        shared.push_xlate_fault(e);
+        return Some(SliceEnd::Idle);
+    }
+    None
 }
 
 /// One command's execution context.

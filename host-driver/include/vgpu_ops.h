@@ -36,8 +36,9 @@ struct vgpu_bar_info {
 	u32 flags;		/* VGPU_BAR_F_* */
 	/*
 	 * host physical base (0 if none), only for the frontend to mmap the
-	 * areas get_sparse_mmap() allows into the VMM: it never maps or
-	 * dereferences it itself (read()/write() go through vgpu_vram_rw)
+	 * BAR's mmap-able areas (VGPU_BAR_F_MMAP, get_sparse_mmap()) into
+	 * the VMM; it never maps or dereferences it in the kernel itself:
+	 * read()/write() go through vgpu_reg_read/write and vgpu_vram_rw
 	 */
 	phys_addr_t phys;
 };

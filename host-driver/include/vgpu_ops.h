@@ -34,7 +34,13 @@ struct vgpu_rm_vgpu;	/* one vGPU (a partition), owned by the backend */
 struct vgpu_bar_info {
 	u64 size;		/* 0: BAR not implemented */
 	u32 flags;		/* VGPU_BAR_F_* */
-	phys_addr_t phys;	/* host physical base, for mmap (0 if none) */
+	/*
+	 * host physical base (0 if none), only for the frontend to mmap the
+	 * BAR's mmap-able areas (VGPU_BAR_F_MMAP, get_sparse_mmap()) into
+	 * the VMM; it never maps or dereferences it in the kernel itself:
+	 * read()/write() go through vgpu_reg_read/write and vgpu_vram_rw
+	 */
+	phys_addr_t phys;
 };
 
 /* An mmap-able part of a BAR (VFIO sparse mmap). */
@@ -92,6 +98,17 @@ struct vgpu_rm_ops {
 			     unsigned int size);
 	int (*vgpu_reg_write)(struct vgpu_rm_vgpu *vgpu, u64 offset, u64 val,
 			      unsigned int size);
+	/*
+	 * Copy @len bytes between @buf (kernel memory) and the vGPU's VRAM
+	 * slice at @offset: the read()/write() slow path of the VRAM BAR,
+	 * whose main path is mmap. The backend checks the range against the
+	 * slice and touches no byte outside it. May sleep; the frontend
+	 * passes a page at a time so that it can reschedule in between.
+	 * Returns 0, -EINVAL if @buf is NULL or [offset, offset + len) is not
+	 * inside the slice, or -EIO if the slice cannot be mapped.
+	 */
+	int (*vgpu_vram_rw)(struct vgpu_rm_vgpu *vgpu, u64 offset, void *buf,
+			    size_t len, bool write);
 
 	/*
 	 * The guest unmapped [iova, iova+size): drop and unpin translations.

@@ -73,6 +73,12 @@ struct vgpu_rm_vgpu {
 	u64 vram_base;
 	u64 vram_size;
 	bool placed;		/* holds a partition (and the VRAM slice) */
+	/*
+	 * The slice in the kernel's address space, for vgpu_vram_rw only:
+	 * mapped on its first call (under vram_lock), unmapped at delete.
+	 */
+	struct mutex vram_lock;
+	void __iomem *vram;
 
 	/*
 	 * Translation faults are serviced per vGPU, so that a pin that takes

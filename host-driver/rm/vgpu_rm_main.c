@@ -270,7 +270,11 @@ static int vgpu_rm_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (IS_ERR(gpu->regs))
 		return dev_err_probe(dev, PTR_ERR(gpu->regs), "cannot map BAR0\n");
 	gpu->regs_phys = pci_resource_start(pdev, VGPU_REG_BAR);
-	/* VRAM is reserved, not mapped: frontends map slices by address. */
+	/*
+	 * VRAM is reserved, not mapped whole: a slice is mapped on its first
+	 * vgpu_vram_rw, and the frontend mmaps slices into VMMs by the
+	 * address vgpu_bar_info gives.
+	 */
 	ret = pcim_request_region(pdev, VGPU_VRAM_BAR, VGPU_RM_NAME "-vram");
 	if (ret)
 		return dev_err_probe(dev, ret, "cannot reserve BAR2\n");

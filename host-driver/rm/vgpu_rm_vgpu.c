@@ -88,6 +88,7 @@ int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type,
 	if (uuid)
 		guid_copy(&vgpu->uuid, uuid);
 	mutex_init(&vgpu->xlate_lock);
+	mutex_init(&vgpu->vram_lock);
 	INIT_WORK(&vgpu->fault_work, vgpu_rm_xlate_work);
 	xa_init(&vgpu->pins);
 	ret = vgpu_rm_xlate_init(vgpu);
@@ -134,6 +135,8 @@ err_unlock:
 	mutex_unlock(&gpu->lock);
 	vgpu_rm_xlate_destroy(vgpu);
 err_free:
+	mutex_destroy(&vgpu->vram_lock);
+	mutex_destroy(&vgpu->xlate_lock);
 	kfree(vgpu);
 	return ret;
 }
@@ -171,6 +174,10 @@ void vgpu_rm_delete(struct vgpu_rm_vgpu *vgpu)
 	vgpu_rm_partition_clear(gpu, p);
 
 	vgpu_rm_xlate_destroy(vgpu);
+	/* No vgpu_vram_rw runs: the frontend closed the device first. */
+	if (vgpu->vram)
+		iounmap(vgpu->vram);
+	vgpu->vram = NULL;
 	vgpu_rm_vram_free(gpu, vgpu->vram_base, vgpu->vram_size);
 	clear_bit(p, gpu->part_map);
 	gpu->types[vgpu->type].created--;
@@ -178,6 +185,7 @@ void vgpu_rm_delete(struct vgpu_rm_vgpu *vgpu)
 
 	dev_dbg(&gpu->pdev->dev, "vGPU %pUl on partition %u deleted\n",
 		&vgpu->uuid, p);
+	mutex_destroy(&vgpu->vram_lock);
 	mutex_destroy(&vgpu->xlate_lock);
 	kfree(vgpu);
 }
@@ -373,6 +381,48 @@ static int vgpu_rm_reg_write(struct vgpu_rm_vgpu *vgpu, u64 offset, u64 val,
 	return 0;
 }
 
+/*
+ * The slice, mapped write-combining as the frontend's mmap maps it, on
+ * first use: most vGPUs are only ever reached through mmap.
+ */
+static void __iomem *vgpu_rm_vram_map(struct vgpu_rm_vgpu *vgpu)
+{
+	void __iomem *vram;
+
+	mutex_lock(&vgpu->vram_lock);
+	if (!vgpu->vram)
+		vgpu->vram = ioremap_wc(vgpu->gpu->vram_phys + vgpu->vram_base,
+					vgpu->vram_size);
+	vram = vgpu->vram;
+	mutex_unlock(&vgpu->vram_lock);
+	return vram;
+}
+
+/*
+ * The VRAM BAR's read()/write() path. The host reaches VRAM through BAR2
+ * unchecked by the device, so this range check is the only thing keeping
+ * a VMM inside its own slice.
+ */
+static int vgpu_rm_vram_rw(struct vgpu_rm_vgpu *vgpu, u64 offset, void *buf,
+			   size_t len, bool write)
+{
+	void __iomem *vram;
+
+	if (!buf || offset > vgpu->vram_size ||
+	    len > vgpu->vram_size - offset)
+		return -EINVAL;
+	if (!len)
+		return 0;
+	vram = vgpu_rm_vram_map(vgpu);
+	if (!vram)
+		return -EIO;
+	if (write)
+		memcpy_toio(vram + offset, buf, len);
+	else
+		memcpy_fromio(buf, vram + offset, len);
+	return 0;
+}
+
 static int vgpu_rm_op_create(struct vgpu_rm_gpu *gpu, unsigned int type,
 			     const guid_t *uuid, void *frontend_priv,
 			     struct vgpu_rm_vgpu **out)
@@ -396,5 +446,6 @@ const struct vgpu_rm_ops vgpu_rm_ops_table = {
 	.get_sparse_mmap = vgpu_rm_get_sparse_mmap,
 	.vgpu_reg_read = vgpu_rm_reg_read,
 	.vgpu_reg_write = vgpu_rm_reg_write,
+	.vgpu_vram_rw = vgpu_rm_vram_rw,
 	.vgpu_dma_unmap = vgpu_rm_dma_unmap,
 };

@@ -64,7 +64,7 @@ struct vgpu_vfio_state {
 	struct vgpu_vfio_type *type;
 	struct vgpu_rm_vgpu *vgpu;
 
-	/* serialises open/close, config space, irq setup and the VRAM map */
+	/* serialises open/close, config space and irq setup */
 	struct mutex lock;
 	/* readers: pin/unpin callbacks; writer: flips @open */
 	struct rw_semaphore pin_sem;
@@ -81,7 +81,6 @@ struct vgpu_vfio_state {
 	unsigned long unmap_first, unmap_last;
 
 	struct vgpu_vfio_bar bars[VGPU_VFIO_NUM_BARS];
-	void __iomem *vram;		/* lazy map of BAR2 for read()/write() */
 
 	u8 config[VGPU_VFIO_CONFIG_SIZE];
 	u8 config_wmask[VGPU_VFIO_CONFIG_SIZE];
@@ -115,7 +114,6 @@ void vgpu_vfio_config_write(struct vgpu_vfio_state *s, unsigned int offset,
 
 /* vgpu_vfio_region.c */
 int vgpu_vfio_bars_init(struct vgpu_vfio_state *s);
-void vgpu_vfio_vram_unmap(struct vgpu_vfio_state *s);
 long vgpu_vfio_ioctl_region_info(struct vgpu_vfio_state *s,
 				 void __user *arg);
 ssize_t vgpu_vfio_read(struct vfio_device *vdev, char __user *buf,

@@ -172,7 +172,6 @@ static void vgpu_vfio_release_dev(struct vfio_device *vdev)
 {
 	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
 
-	vgpu_vfio_vram_unmap(s);
 	xa_destroy(&s->pins);
 	mutex_destroy(&s->unmap_lock);
 	mutex_destroy(&s->pin_lock);
@@ -217,7 +216,6 @@ static void vgpu_vfio_close_device(struct vfio_device *vdev)
 	vgpu_vfio_unpin_range(s, 0, U64_MAX, "at close");
 	vgpu_vfio_set_open(s, false);
 	vgpu_vfio_irq_release_all(s);
-	vgpu_vfio_vram_unmap(s);
 	mutex_unlock(&s->lock);
 }
 

@@ -2,11 +2,11 @@
 /*
  * vgpu_vfio_region.c - the VFIO regions of a vGPU: region info (with sparse
  * mmap for the doorbell page), read()/write() of config space and BARs, and
- * mmap of the VRAM slice and doorbell page. BAR0 accesses go to the backend
- * untouched: the frontend never interprets a register.
+ * mmap of the VRAM slice and doorbell page. BAR0 and VRAM accesses go to the
+ * backend untouched: the frontend never interprets a register and never
+ * touches the GPU itself; it only mmaps what the backend hands out.
  */
 #include <linux/bits.h>
-#include <linux/io.h>
 #include <linux/log2.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
@@ -286,39 +286,20 @@ static ssize_t vgpu_vfio_regs_rw(struct vgpu_vfio_state *s, char __user *ubuf,
 	return done ? done : ret;
 }
 
-static void __iomem *vgpu_vfio_vram_map(struct vgpu_vfio_state *s)
-{
-	const struct vgpu_vfio_bar *b = &s->bars[VGPU_VBAR_VRAM];
-	void __iomem *vram;
-
-	mutex_lock(&s->lock);
-	if (!s->vram && b->info.phys)
-		s->vram = ioremap_wc(b->info.phys, b->info.size);
-	vram = s->vram;
-	mutex_unlock(&s->lock);
-	return vram;
-}
-
-/* Only at close and release: no read()/write() can be running then. */
-void vgpu_vfio_vram_unmap(struct vgpu_vfio_state *s)
-{
-	if (s->vram) {
-		iounmap(s->vram);
-		s->vram = NULL;
-	}
-}
-
-/* BAR2 through read()/write(): the slow path; mmap is the main one. */
+/*
+ * BAR2 through read()/write(): the slow path, mmap is the main one. The
+ * backend copies to and from the slice a page at a time; the
+ * power-of-two tail past the slice reads ~0 and drops writes.
+ */
 static ssize_t vgpu_vfio_vram_rw(struct vgpu_vfio_state *s, char __user *ubuf,
 				 size_t count, u64 off, bool write)
 {
 	u64 slice_size = s->bars[VGPU_VBAR_VRAM].info.size;
-	void __iomem *vram = vgpu_vfio_vram_map(s);
 	size_t done = 0;
 	ssize_t ret = 0;
 	u8 *bounce;
 
-	if (!vram)
+	if (!vgpu_vfio_rm.vgpu_vram_rw)
 		return -EIO;
 
 	bounce = kmalloc(min_t(size_t, count, VGPU_VFIO_BOUNCE_SIZE),
@@ -334,16 +315,17 @@ static ssize_t vgpu_vfio_vram_rw(struct vgpu_vfio_state *s, char __user *ubuf,
 		if (off < slice_size)
 			inside = min_t(u64, chunk, slice_size - off);
 
-		if (write) {
-			if (copy_from_user(bounce, ubuf + done, chunk)) {
-				ret = -EFAULT;
+		if (write && copy_from_user(bounce, ubuf + done, chunk)) {
+			ret = -EFAULT;
+			break;
+		}
+		if (inside) {
+			ret = vgpu_vfio_rm.vgpu_vram_rw(s->vgpu, off, bounce,
+							inside, write);
+			if (ret)
 				break;
-			}
-			if (inside)
-				memcpy_toio(vram + off, bounce, inside);
-		} else {
-			if (inside)
-				memcpy_fromio(bounce, vram + off, inside);
+		}
+		if (!write) {
 			memset(bounce + inside, 0xff, chunk - inside);
 			if (copy_to_user(ubuf + done, bounce, chunk)) {
 				ret = -EFAULT;
@@ -431,7 +413,10 @@ ssize_t vgpu_vfio_write(struct vfio_device *vdev, const char __user *buf,
 
 /*
  * mmap: the VRAM slice (write-combining) and, in BAR0, only the backend's
- * sparse areas (the doorbell page, uncached). Everything else stays trapped.
+ * sparse areas (the doorbell page, uncached), at the host physical address
+ * the backend's vgpu_bar_info gave: where a vGPU's BAR lives is the
+ * backend's policy, the frontend only maps it into the VMM. Everything
+ * else stays trapped.
  */
 int vgpu_vfio_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
 {

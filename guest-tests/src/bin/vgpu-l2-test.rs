@@ -70,7 +70,9 @@ struct Args {
 }
 
 /// `--name N --pattern UUID [--peer UUID] [--sync] [--irq intx|msi|msix]`.
-fn parse_args() -> Result<Args, lexopt::Error> {
+fn parse_args(
+    args: impl IntoIterator<Item = impl Into<std::ffi::OsString>>,
+) -> Result<Args, lexopt::Error> {
     use lexopt::prelude::*;
     let mut a = Args {
         name: "L2".into(),
@@ -79,7 +81,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         sync: false,
         irq_mode: IRQ_MSIX,
     };
-    let mut p = lexopt::Parser::from_env();
+    let mut p = lexopt::Parser::from_args(args);
     while let Some(arg) = p.next()? {
         match arg {
             Long("name") => a.name = p.value()?.string()?,
@@ -1169,7 +1171,7 @@ fn give_up(mut r: Report, name: &str, why: String) -> ! {
 
 fn main() {
     let r = Report::default();
-    let args = match parse_args() {
+    let args = match parse_args(std::env::args_os().skip(1)) {
         Ok(a) => a,
         Err(e) => give_up(r, "arguments", e.to_string()),
     };
@@ -1197,4 +1199,28 @@ fn main() {
     r.run(&mut c, &[isolation]);
     r.run(&mut c, BENCHES);
     std::process::exit(r.finish());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_as_l2_init_passes_them() {
+        let a = parse_args("--name L2b --pattern U --peer P --sync --irq intx".split(' ')).unwrap();
+        assert_eq!((a.name.as_str(), a.pattern.as_str()), ("L2b", "U"));
+        assert_eq!(
+            (a.peer.as_deref(), a.sync, a.irq_mode),
+            (Some("P"), true, IRQ_INTX)
+        );
+        let a = parse_args(["--irq=msi"]).unwrap();
+        assert_eq!(
+            (a.name.as_str(), a.sync, a.irq_mode),
+            ("L2", false, IRQ_MSI)
+        );
+        let e = parse_args(["--irq", "msx"]).err().unwrap().to_string();
+        assert!(e.contains("want intx, msi or msix"), "{e}");
+        assert!(parse_args(["--bogus"]).is_err());
+        assert!(parse_args(["--name"]).is_err());
+    }
 }

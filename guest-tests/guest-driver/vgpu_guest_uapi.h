@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later WITH Linux-syscall-note */
 /*
  * vgpu_guest_uapi.h - the /dev/vgpuN interface of the reference vGPU guest
- * driver (vgpu_guest.ko). guest-tests/src/bin/vgpu-l2-test.rs mirrors it.
+ * driver (vgpu_guest.ko). guest-tests/src/uapi.rs mirrors it, and its test
+ * compiles this header to check that they agree.
  *
  * Commands are the 64-byte commands of vdevice/SPEC.md section 6, passed to
  * the hardware unchecked: the device validates them and faults the

@@ -13,6 +13,10 @@ use std::ptr;
 use memmap2::{MmapOptions, MmapRaw};
 use vdevice::driver::Hardware;
 
+pub mod checks;
+pub mod guest_driver;
+pub mod pattern;
+pub mod uapi;
 pub mod vfio;
 
 pub const PAGE: usize = 4096;
@@ -344,6 +348,22 @@ impl Report {
         let mut all = true;
         for c in checks {
             all &= self.check(c.name, || (c.run)(ctx));
+        }
+        all
+    }
+
+    /// Like [`Report::run`] for tables whose names say what the setup
+    /// found (a device node, a size): each name goes through `name` first.
+    pub fn run_named<C>(
+        &mut self,
+        ctx: &mut C,
+        checks: &[Check<C>],
+        name: impl Fn(&C, &'static str) -> String,
+    ) -> bool {
+        let mut all = true;
+        for c in checks {
+            let shown = name(ctx, c.name);
+            all &= self.check(&shown, || (c.run)(ctx));
         }
         all
     }

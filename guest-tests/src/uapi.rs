@@ -1,0 +1,264 @@
+//! The /dev/vgpuN interface of the reference guest driver, from
+//! guest-driver/vgpu_guest_uapi.h: its structs as `#[repr(C)]` types and its
+//! ioctls through nix's macros. The test at the bottom compiles a C program
+//! against the header and compares every size, offset, constant and ioctl
+//! number with these, so the two cannot drift apart.
+
+use std::mem::size_of;
+
+use nix::{ioctl_none_bad, ioctl_read_bad, ioctl_readwrite_bad, request_code_none};
+use nix::{request_code_read, request_code_readwrite};
+
+/// VGPU_GUEST_RINGS: ring 0 and 1 run concurrently.
+pub const RINGS: u32 = 2;
+/// VGPU_GUEST_MAX_SUBMIT: commands per SUBMIT.
+pub const MAX_SUBMIT: usize = 64;
+/// VGPU_GUEST_MAX_WAIT_MS: the longest WAIT_FENCE timeout.
+pub const MAX_WAIT_MS: u32 = 60_000;
+
+/// VGPU_GUEST_IRQ_*: the interrupt mode the driver chose (`Info::irq_mode`).
+pub const IRQ_INTX: u32 = 0;
+pub const IRQ_MSI: u32 = 1;
+pub const IRQ_MSIX: u32 = 2;
+
+/// The name of an `irq_mode` value, as the tests print it.
+pub fn irq_name(mode: u32) -> &'static str {
+    match mode {
+        IRQ_INTX => "INTx",
+        IRQ_MSI => "MSI",
+        IRQ_MSIX => "MSI-X",
+        _ => "?",
+    }
+}
+
+/// struct vgpu_guest_info (INFO).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Info {
+    pub vram_size: u64,
+    pub vram_bus_addr: u64,
+    pub buf_size: u64,
+    pub buf_bus_addr: u64,
+    pub engine_irqs: u64,
+    pub fault_irqs: u64,
+    pub partition: u32,
+    pub irq_mode: u32,
+    pub ring_entries: u32,
+    pub caps: u32,
+}
+
+/// struct vgpu_guest_submit (SUBMIT): `cmds` points at `count` 64-byte
+/// commands; `fence` comes back.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Submit {
+    pub cmds: u64,
+    pub count: u32,
+    pub ring: u32,
+    pub fence: u64,
+}
+
+/// struct vgpu_guest_wait (WAIT_FENCE): the fault fields come back with EIO.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Wait {
+    pub fence: u64,
+    pub ring: u32,
+    pub timeout_ms: u32,
+    pub fault_status: u32,
+    pub reserved: u32,
+    pub fault_addr: u64,
+}
+
+/// VGPU_GUEST_IOC_MAGIC.
+pub const IOC_MAGIC: u8 = b'V';
+
+// The numbers are constants (not hidden inside `ioctl_read!` & co.) so that
+// the layout test can compare them with the header's; the `_bad` macros
+// then wrap exactly these numbers. (The casts: nix's number type is c_ulong
+// on glibc but c_int on musl.)
+#[allow(clippy::unnecessary_cast)]
+pub const IOC_INFO: u64 = request_code_read!(IOC_MAGIC, 0x40, size_of::<Info>()) as u64;
+#[allow(clippy::unnecessary_cast)]
+pub const IOC_SUBMIT: u64 = request_code_readwrite!(IOC_MAGIC, 0x41, size_of::<Submit>()) as u64;
+#[allow(clippy::unnecessary_cast)]
+pub const IOC_WAIT_FENCE: u64 = request_code_readwrite!(IOC_MAGIC, 0x42, size_of::<Wait>()) as u64;
+#[allow(clippy::unnecessary_cast)]
+pub const IOC_RESET: u64 = request_code_none!(IOC_MAGIC, 0x43) as u64;
+
+ioctl_read_bad!(
+    /// VGPU_GUEST_IOC_INFO.
+    info,
+    IOC_INFO,
+    Info
+);
+ioctl_readwrite_bad!(
+    /// VGPU_GUEST_IOC_SUBMIT.
+    submit,
+    IOC_SUBMIT,
+    Submit
+);
+ioctl_readwrite_bad!(
+    /// VGPU_GUEST_IOC_WAIT_FENCE.
+    wait_fence,
+    IOC_WAIT_FENCE,
+    Wait
+);
+ioctl_none_bad!(
+    /// VGPU_GUEST_IOC_RESET.
+    reset,
+    IOC_RESET
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+    use std::path::{Path, PathBuf};
+    use std::process::Command as Cmd;
+    use vdevice::command::{Command, Loc, COMMAND_BYTES};
+
+    /// Byte offset of the little-endian `v` inside an encoded command.
+    fn offset_in(cmd: &[u8; COMMAND_BYTES], v: u64) -> usize {
+        cmd.windows(8)
+            .position(|w| w == v.to_le_bytes())
+            .expect("value in the command")
+    }
+
+    /// (C expression, the Rust side's value) for everything the header fixes.
+    fn rust_side() -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = Vec::new();
+        let mut size = |c: &str, n: usize| v.push((format!("sizeof(struct {c})"), n as u64));
+        size("vgpu_guest_info", size_of::<Info>());
+        size("vgpu_guest_submit", size_of::<Submit>());
+        size("vgpu_guest_wait", size_of::<Wait>());
+        size("vgpu_guest_cmd", COMMAND_BYTES);
+        macro_rules! fields {
+            ($c:literal, $t:ty, $($f:ident),+) => {
+                $(v.push((
+                    format!("offsetof(struct {}, {})", $c, stringify!($f)),
+                    offset_of!($t, $f) as u64,
+                ));)+
+            };
+        }
+        fields!(
+            "vgpu_guest_info",
+            Info,
+            vram_size,
+            vram_bus_addr,
+            buf_size,
+            buf_bus_addr,
+            engine_irqs,
+            fault_irqs,
+            partition,
+            irq_mode,
+            ring_entries,
+            caps
+        );
+        fields!("vgpu_guest_submit", Submit, cmds, count, ring, fence);
+        fields!(
+            "vgpu_guest_wait",
+            Wait,
+            fence,
+            ring,
+            timeout_ms,
+            fault_status,
+            reserved,
+            fault_addr
+        );
+        // The command layout as vdevice's encoder writes it.
+        let copy = Command::copy(
+            Loc::Vram(0x1111_2222_3333_4400),
+            Loc::Vram(0x5555_6666_7777_8800),
+            0x0999_aaaa_bbbb_cc00,
+        )
+        .encode();
+        let fence = Command::fence(Loc::Vram(0), 0x0ddd_eeee_ffff_0100, true).encode();
+        for (f, at) in [
+            ("opcode", 0),
+            ("flags", 1),
+            ("dst", offset_in(&copy, 0x1111_2222_3333_4400)),
+            ("src", offset_in(&copy, 0x5555_6666_7777_8800)),
+            ("len", offset_in(&copy, 0x0999_aaaa_bbbb_cc00)),
+            ("value", offset_in(&fence, 0x0ddd_eeee_ffff_0100)),
+        ] {
+            v.push((format!("offsetof(struct vgpu_guest_cmd, {f})"), at as u64));
+        }
+        for (c, n) in [
+            ("VGPU_GUEST_RINGS", RINGS as u64),
+            ("VGPU_GUEST_MAX_SUBMIT", MAX_SUBMIT as u64),
+            ("VGPU_GUEST_MAX_WAIT_MS", MAX_WAIT_MS as u64),
+            ("VGPU_GUEST_IRQ_INTX", IRQ_INTX as u64),
+            ("VGPU_GUEST_IRQ_MSI", IRQ_MSI as u64),
+            ("VGPU_GUEST_IRQ_MSIX", IRQ_MSIX as u64),
+            ("VGPU_GUEST_IOC_MAGIC", IOC_MAGIC as u64),
+            ("VGPU_GUEST_IOC_INFO", IOC_INFO),
+            ("VGPU_GUEST_IOC_SUBMIT", IOC_SUBMIT),
+            ("VGPU_GUEST_IOC_WAIT_FENCE", IOC_WAIT_FENCE),
+            ("VGPU_GUEST_IOC_RESET", IOC_RESET),
+        ] {
+            v.push((c.to_string(), n));
+        }
+        v
+    }
+
+    /// The values of `exprs` as a C compiler sees them with the header
+    /// included; None when there is no C compiler.
+    fn c_side(header_dir: &Path, exprs: &[String]) -> Option<Vec<u64>> {
+        let dir = std::env::temp_dir().join(format!("vgpu-uapi-layout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut src = String::from(
+            "#include <stdio.h>\n#include <stddef.h>\n#include \"vgpu_guest_uapi.h\"\n\
+             int main(void)\n{\n",
+        );
+        for e in exprs {
+            src += &format!("\tprintf(\"%llu\\n\", (unsigned long long)({e}));\n");
+        }
+        src += "\treturn 0;\n}\n";
+        let (c, exe) = (dir.join("layout.c"), dir.join("layout"));
+        std::fs::write(&c, src).expect("write layout.c");
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let built = match Cmd::new(&cc)
+            .arg("-Wall")
+            .arg("-Werror")
+            .arg("-I")
+            .arg(header_dir)
+            .arg("-o")
+            .arg(&exe)
+            .arg(&c)
+            .output()
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => panic!("{cc}: {e}"),
+            Ok(out) => out,
+        };
+        assert!(
+            built.status.success(),
+            "{cc} failed on the header:\n{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let out = Cmd::new(&exe).output().expect("run the layout program");
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = String::from_utf8(out.stdout).expect("utf-8");
+        Some(text.lines().map(|l| l.parse().expect("number")).collect())
+    }
+
+    #[test]
+    fn rust_uapi_matches_the_c_header() {
+        let header_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("guest-driver");
+        let rust = rust_side();
+        let exprs: Vec<String> = rust.iter().map(|(e, _)| e.clone()).collect();
+        let Some(c) = c_side(&header_dir, &exprs) else {
+            eprintln!("SKIPPED rust_uapi_matches_the_c_header: no C compiler (cc, or $CC) found");
+            return;
+        };
+        assert_eq!(c.len(), rust.len(), "the C program printed too few values");
+        let wrong: Vec<String> = rust
+            .iter()
+            .zip(&c)
+            .filter(|((_, r), c)| r != *c)
+            .map(|((e, r), c)| format!("{e}: C {c:#x}, Rust {r:#x}"))
+            .collect();
+        assert!(wrong.is_empty(), "uapi drift:\n{}", wrong.join("\n"));
+    }
+}

@@ -80,7 +80,9 @@ fn registers_read_their_tables_reset_value() {
     );
     let check = |when: &str| {
         for r in REGISTERS {
-            let Reset::Value(want) = r.reset else { continue };
+            let Reset::Value(want) = r.reset else {
+                continue;
+            };
             // Write-only registers read 0; TIMESTAMPs count from creation.
             if r.access == Access::Wo || r.name.ends_with("TIMESTAMP") {
                 continue;

@@ -191,30 +191,44 @@ fn register_list(o: &mut String, block: Block) {
     }
 }
 
+/// An enumerated field's values as C sees them.
+struct ValueList {
+    prefix: &'static str,
+    what: &'static str,
+    values: &'static [(u64, &'static str)],
+    /// Each value also gets its own `#define PREFIX_NAME` (XLATE_RESUME's
+    /// are VGPU_XLATE_RESUME_RETRY/CANCEL with the constants).
+    defines: bool,
+}
+
 fn value_names(o: &mut String) {
-    // (prefix, what a value is, values, whether each value gets its own
-    // #define: XLATE_RESUME's are VGPU_XLATE_RESUME_RETRY/CANCEL above)
-    let enums: &[(&str, &str, &[(u64, &str)], bool)] = &[
-        (
+    let list = |prefix, what, values, defines| ValueList {
+        prefix,
+        what,
+        values,
+        defines,
+    };
+    let enums = [
+        list(
             "VGPU_STATE",
             "partition state",
             PartitionState::VALUES,
             true,
         ),
-        ("VGPU_FAULT", "fault code", FaultCode::VALUES, true),
-        (
+        list("VGPU_FAULT", "fault code", FaultCode::VALUES, true),
+        list(
             "VGPU_ACCESS_ERROR",
             "access-error reason",
             AccessError::VALUES,
             true,
         ),
-        (
+        list(
             "VGPU_INJECT",
             "fault-injection kind",
             InjectKind::VALUES,
             true,
         ),
-        (
+        list(
             "VGPU_XLATE_RESUME",
             "XLATE_RESUME action",
             ResumeAction::VALUES,
@@ -222,18 +236,18 @@ fn value_names(o: &mut String) {
         ),
     ];
     o.push_str("\n/* Enumerated field values */\n");
-    for (prefix, _, values, _) in enums.iter().filter(|e| e.3) {
-        for (v, n) in *values {
-            define(o, &format!("{prefix}_{n}"), v);
+    for e in enums.iter().filter(|e| e.defines) {
+        for (v, n) in e.values {
+            define(o, &format!("{}_{n}", e.prefix), v);
         }
     }
-    for (prefix, what, values, _) in enums {
-        let entries: Vec<String> = values.iter().map(|(v, n)| format!("{v}, {n}")).collect();
+    for e in &enums {
+        let entries: Vec<String> = e.values.iter().map(|(v, n)| format!("{v}, {n}")).collect();
         o.push('\n');
         x_macro(
             o,
-            &format!("X(VALUE, NAME) for each {what}"),
-            &format!("{prefix}_VALUES"),
+            &format!("X(VALUE, NAME) for each {}", e.what),
+            &format!("{}_VALUES", e.prefix),
             &entries,
         );
     }

@@ -61,3 +61,23 @@ fn pci_info_keeps_the_layout_the_shim_uses() {
     );
     assert_eq!(size_of::<PciInfo>(), 56);
 }
+
+/// The header's comments on VDeviceConfig state the limits
+/// vdevice_create() enforces.
+#[test]
+fn vdevice_h_states_the_configuration_limits() {
+    use vdevice::config::{MAX_VRAM_BYTES, MIN_VRAM_BYTES};
+    use vdevice::regs::{MAX_ENGINES, MAX_PARTITIONS};
+    let header = generate();
+    for want in [
+        format!(
+            "Power of two, {} MiB .. {} GiB.",
+            MIN_VRAM_BYTES >> 20,
+            MAX_VRAM_BYTES >> 30
+        ),
+        format!("1 .. {MAX_PARTITIONS}."),
+        format!("1 .. {MAX_ENGINES}."),
+    ] {
+        assert!(header.contains(&want), "vdevice.h lacks {want:?}");
+    }
+}

@@ -108,3 +108,42 @@ fn registers_read_their_tables_reset_value() {
         u64::from(regs::INJECT_DELAY_US_RESET)
     );
 }
+
+/// SPEC.md's table of the command bytes (section 6) says what
+/// command::layout and CmdFlags say.
+#[test]
+fn spec_md_command_layout_matches_the_command_format() {
+    use vdevice::command::{layout, CmdFlags};
+    let spec =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("SPEC.md")).unwrap();
+    let bytes = |start: usize, len: usize| {
+        if len == 1 {
+            format!("| {start} |")
+        } else {
+            format!("| {start}–{} |", start + len - 1)
+        }
+    };
+    for (name, offset, len) in layout::FIELDS {
+        let name = name.to_lowercase();
+        let row = bytes(offset, len);
+        let want = if len == 1 {
+            format!("{row} {name}")
+        } else {
+            format!("{row} `{name}`")
+        };
+        assert!(spec.contains(&want), "SPEC.md lacks the row {want:?}");
+    }
+    for r in layout::RESERVED {
+        let want = format!("{} reserved, 0 |", bytes(r.start, r.len()));
+        assert!(spec.contains(&want), "SPEC.md lacks the row {want:?}");
+    }
+    let flags = [
+        ("DST_SYSMEM", CmdFlags::new().with_dst_sysmem(true)),
+        ("SRC_SYSMEM", CmdFlags::new().with_src_sysmem(true)),
+        ("INTR", CmdFlags::new().with_intr(true)),
+    ];
+    for (name, flag) in flags {
+        let want = format!("bit {} `{name}`", flag.into_bits().trailing_zeros());
+        assert!(spec.contains(&want), "SPEC.md lacks {want:?}");
+    }
+}

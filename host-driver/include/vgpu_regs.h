@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * vgpu_regs.h - register map of vgpu-pci, GENERATED from vdevice/src/regs.rs.
+ * vgpu_regs.h - register map of vgpu-pci, GENERATED from vdevice/src/regs/.
  * Do not edit: run UPDATE_SPEC=1 cargo test -p vdevice --test spec
  */
 #ifndef VGPU_REGS_H
@@ -41,6 +41,10 @@
 #define VGPU_XLATE_RESUME_RETRY                  0x0ULL
 #define VGPU_XLATE_RESUME_CANCEL                 0x1ULL
 #define VGPU_COMMAND_BYTES                       0x40ULL
+#define VGPU_VERSION                             0x10000ULL
+#define VGPU_FAULT_LOG_DEPTH                     0x40ULL
+#define VGPU_MAX_RING_SIZE                       0x10000ULL
+#define VGPU_MAX_WEIGHT                          0xffULL
 
 /* First MSI-X vector of partition p. */
 #define VGPU_PARTITION_VECTOR_BASE(p) (VGPU_HOST_VECTORS + VGPU_VECTORS_PER_PARTITION * (p))
@@ -49,29 +53,46 @@
 #define VGPU_G_ID                                0x0ULL /* 32 bits, RO */
 #define VGPU_G_VERSION                           0x4ULL /* 32 bits, RO */
 #define VGPU_G_VERSION_MINOR                     0xffffULL
+#define VGPU_G_VERSION_MINOR_SHIFT               0
 #define VGPU_G_VERSION_MAJOR                     0xffff0000ULL
+#define VGPU_G_VERSION_MAJOR_SHIFT               16
 #define VGPU_G_CAPS                              0x8ULL /* 32 bits, RO */
 #define VGPU_G_CAPS_PARTITIONS                   0xffULL
+#define VGPU_G_CAPS_PARTITIONS_SHIFT             0
 #define VGPU_G_CAPS_ENGINES                      0xf00ULL
+#define VGPU_G_CAPS_ENGINES_SHIFT                8
 #define VGPU_G_CAPS_RINGS_PER_PARTITION          0xf000ULL
+#define VGPU_G_CAPS_RINGS_PER_PARTITION_SHIFT    12
 #define VGPU_G_CAPS_VECTORS_PER_PARTITION        0xf0000ULL
+#define VGPU_G_CAPS_VECTORS_PER_PARTITION_SHIFT  16
 #define VGPU_G_CAPS_HOST_VECTORS                 0xf00000ULL
+#define VGPU_G_CAPS_HOST_VECTORS_SHIFT           20
 #define VGPU_G_CAPS_XLATE_REPLAY                 0x1000000ULL
+#define VGPU_G_CAPS_XLATE_REPLAY_SHIFT           24
 #define VGPU_G_CAPS_FAULT_INJECT                 0x2000000ULL
+#define VGPU_G_CAPS_FAULT_INJECT_SHIFT           25
 #define VGPU_G_PARTITION_STRIDE                  0xcULL /* 32 bits, RO */
 #define VGPU_G_VRAM_SIZE                         0x10ULL /* 64 bits, RO */
 #define VGPU_G_PARTITION_BASE                    0x18ULL /* 32 bits, RO */
 #define VGPU_G_SCRATCH                           0x1cULL /* 32 bits, RW */
 #define VGPU_G_INTR_STATUS                       0x20ULL /* 32 bits, RW1C */
 #define VGPU_G_INTR_STATUS_PARTITION_FAULT       0x1ULL
+#define VGPU_G_INTR_STATUS_PARTITION_FAULT_SHIFT 0
 #define VGPU_G_INTR_STATUS_XLATE_FAULT           0x2ULL
+#define VGPU_G_INTR_STATUS_XLATE_FAULT_SHIFT     1
 #define VGPU_G_INTR_STATUS_ACCESS_ERROR          0x4ULL
+#define VGPU_G_INTR_STATUS_ACCESS_ERROR_SHIFT    2
 #define VGPU_G_INTR_STATUS_FAULT_LOG_OVERFLOW    0x8ULL
+#define VGPU_G_INTR_STATUS_FAULT_LOG_OVERFLOW_SHIFT 3
 #define VGPU_G_INTR_MASK                         0x24ULL /* 32 bits, RW */
 #define VGPU_G_INTR_MASK_PARTITION_FAULT         0x1ULL
+#define VGPU_G_INTR_MASK_PARTITION_FAULT_SHIFT   0
 #define VGPU_G_INTR_MASK_XLATE_FAULT             0x2ULL
+#define VGPU_G_INTR_MASK_XLATE_FAULT_SHIFT       1
 #define VGPU_G_INTR_MASK_ACCESS_ERROR            0x4ULL
+#define VGPU_G_INTR_MASK_ACCESS_ERROR_SHIFT      2
 #define VGPU_G_INTR_MASK_FAULT_LOG_OVERFLOW      0x8ULL
+#define VGPU_G_INTR_MASK_FAULT_LOG_OVERFLOW_SHIFT 3
 #define VGPU_G_FAULTED_PARTITIONS                0x28ULL /* 64 bits, RO */
 #define VGPU_G_DEVICE_RESET                      0x30ULL /* 32 bits, WO */
 #define VGPU_G_TIMESTAMP                         0x38ULL /* 64 bits, RO */
@@ -79,85 +100,130 @@
 #define VGPU_G_FAULT_LOG_POP                     0x44ULL /* 32 bits, WO */
 #define VGPU_G_FAULT_LOG_INFO                    0x48ULL /* 32 bits, RO */
 #define VGPU_G_FAULT_LOG_INFO_PARTITION          0xffULL
+#define VGPU_G_FAULT_LOG_INFO_PARTITION_SHIFT    0
 #define VGPU_G_FAULT_LOG_INFO_CODE               0xff00ULL
+#define VGPU_G_FAULT_LOG_INFO_CODE_SHIFT         8
 #define VGPU_G_FAULT_LOG_INFO_RING               0xf0000ULL
+#define VGPU_G_FAULT_LOG_INFO_RING_SHIFT         16
 #define VGPU_G_FAULT_LOG_INFO_WRITE              0x100000ULL
+#define VGPU_G_FAULT_LOG_INFO_WRITE_SHIFT        20
 #define VGPU_G_FAULT_LOG_INFO_VALID              0x80000000ULL
+#define VGPU_G_FAULT_LOG_INFO_VALID_SHIFT        31
 #define VGPU_G_FAULT_LOG_ADDR                    0x50ULL /* 64 bits, RO */
 #define VGPU_G_FAULT_LOG_LOST                    0x58ULL /* 32 bits, RO */
 #define VGPU_G_ACCESS_ERROR_COUNT                0x60ULL /* 32 bits, RO */
 #define VGPU_G_ACCESS_ERROR_INFO                 0x64ULL /* 32 bits, RO */
 #define VGPU_G_ACCESS_ERROR_INFO_SIZE            0xfULL
+#define VGPU_G_ACCESS_ERROR_INFO_SIZE_SHIFT      0
 #define VGPU_G_ACCESS_ERROR_INFO_WRITE           0x10ULL
+#define VGPU_G_ACCESS_ERROR_INFO_WRITE_SHIFT     4
 #define VGPU_G_ACCESS_ERROR_INFO_REASON          0xf00ULL
+#define VGPU_G_ACCESS_ERROR_INFO_REASON_SHIFT    8
 #define VGPU_G_ACCESS_ERROR_INFO_BAR             0x7000ULL
+#define VGPU_G_ACCESS_ERROR_INFO_BAR_SHIFT       12
 #define VGPU_G_ACCESS_ERROR_OFFSET               0x68ULL /* 64 bits, RO */
 #define VGPU_G_XLATE_FAULT_COUNT                 0x80ULL /* 32 bits, RO */
 #define VGPU_G_XLATE_FAULT_POP                   0x84ULL /* 32 bits, WO */
 #define VGPU_G_XLATE_FAULT_INFO                  0x88ULL /* 32 bits, RO */
 #define VGPU_G_XLATE_FAULT_INFO_PARTITION        0xffULL
+#define VGPU_G_XLATE_FAULT_INFO_PARTITION_SHIFT  0
 #define VGPU_G_XLATE_FAULT_INFO_WRITE            0x100ULL
+#define VGPU_G_XLATE_FAULT_INFO_WRITE_SHIFT      8
 #define VGPU_G_XLATE_FAULT_INFO_VALID            0x80000000ULL
+#define VGPU_G_XLATE_FAULT_INFO_VALID_SHIFT      31
 #define VGPU_G_XLATE_FAULT_ADDR                  0x90ULL /* 64 bits, RO */
 #define VGPU_G_XLATE_RESUME                      0x98ULL /* 32 bits, WO */
 #define VGPU_G_XLATE_RESUME_PARTITION            0xffULL
+#define VGPU_G_XLATE_RESUME_PARTITION_SHIFT      0
 #define VGPU_G_XLATE_RESUME_ACTION               0x300ULL
+#define VGPU_G_XLATE_RESUME_ACTION_SHIFT         8
 #define VGPU_G_INJECT_DELAY_US                   0xa0ULL /* 32 bits, RW */
+#define VGPU_G_INJECT_DELAY_US_RESET             0x2710ULL
 #define VGPU_G_SCHED_TIMESLICE_US                0xa4ULL /* 32 bits, RW */
+#define VGPU_G_SCHED_TIMESLICE_US_RESET          0x7d0ULL
 
 /* Partition table: offsets in an entry (BAR0 + VGPU_PTABLE_BASE + p * VGPU_PTABLE_STRIDE) */
 #define VGPU_PT_CTRL                             0x0ULL /* 32 bits, RW */
 #define VGPU_PT_CTRL_ENABLE                      0x1ULL
+#define VGPU_PT_CTRL_ENABLE_SHIFT                0
 #define VGPU_PT_CTRL_XLATE                       0x2ULL
+#define VGPU_PT_CTRL_XLATE_SHIFT                 1
 #define VGPU_PT_CTRL_XLATE_REPLAY                0x4ULL
+#define VGPU_PT_CTRL_XLATE_REPLAY_SHIFT          2
 #define VGPU_PT_STATE                            0x4ULL /* 32 bits, RO */
 #define VGPU_PT_STATE_STATE                      0xfULL
+#define VGPU_PT_STATE_STATE_SHIFT                0
 #define VGPU_PT_STATE_INJECT                     0xf00ULL
+#define VGPU_PT_STATE_INJECT_SHIFT               8
 #define VGPU_PT_VRAM_BASE                        0x8ULL /* 64 bits, RW */
 #define VGPU_PT_VRAM_SIZE                        0x10ULL /* 64 bits, RW */
 #define VGPU_PT_XLATE_ROOT                       0x18ULL /* 64 bits, RW */
 #define VGPU_PT_XLATE_DIR_ENTRIES                0x20ULL /* 32 bits, RW */
 #define VGPU_PT_WEIGHT                           0x24ULL /* 32 bits, RW */
+#define VGPU_PT_WEIGHT_RESET                     0x1ULL
 #define VGPU_PT_RESET                            0x28ULL /* 32 bits, WO */
 #define VGPU_PT_SCRUB                            0x2cULL /* 32 bits, WO */
 #define VGPU_PT_XLATE_INVALIDATE                 0x30ULL /* 32 bits, WO */
 #define VGPU_PT_MSIX_BASE                        0x34ULL /* 32 bits, RO */
 #define VGPU_PT_INJECT                           0x38ULL /* 32 bits, RW */
 #define VGPU_PT_INJECT_KIND                      0xfULL
+#define VGPU_PT_INJECT_KIND_SHIFT                0
 
 /* Partition window: offsets in a window (BAR0 + VGPU_WINDOW_BASE + p * VGPU_WINDOW_STRIDE) */
 #define VGPU_W_ID                                0x0ULL /* 32 bits, RO */
 #define VGPU_W_VERSION                           0x4ULL /* 32 bits, RO */
 #define VGPU_W_VERSION_MINOR                     0xffffULL
+#define VGPU_W_VERSION_MINOR_SHIFT               0
 #define VGPU_W_VERSION_MAJOR                     0xffff0000ULL
+#define VGPU_W_VERSION_MAJOR_SHIFT               16
 #define VGPU_W_CAPS                              0x8ULL /* 32 bits, RO */
 #define VGPU_W_CAPS_RINGS                        0xfULL
+#define VGPU_W_CAPS_RINGS_SHIFT                  0
 #define VGPU_W_CAPS_VECTORS                      0xf0ULL
+#define VGPU_W_CAPS_VECTORS_SHIFT                4
 #define VGPU_W_CAPS_XLATE                        0x100ULL
+#define VGPU_W_CAPS_XLATE_SHIFT                  8
 #define VGPU_W_OPCODES                           0xcULL /* 32 bits, RO */
 #define VGPU_W_OPCODES_NOP                       0x1ULL
+#define VGPU_W_OPCODES_NOP_SHIFT                 0
 #define VGPU_W_OPCODES_COPY                      0x2ULL
+#define VGPU_W_OPCODES_COPY_SHIFT                1
 #define VGPU_W_OPCODES_FILL                      0x4ULL
+#define VGPU_W_OPCODES_FILL_SHIFT                2
 #define VGPU_W_OPCODES_FENCE                     0x8ULL
+#define VGPU_W_OPCODES_FENCE_SHIFT               3
 #define VGPU_W_OPCODES_SEM_WAIT                  0x10ULL
+#define VGPU_W_OPCODES_SEM_WAIT_SHIFT            4
 #define VGPU_W_OPCODES_TIMESTAMP                 0x20ULL
+#define VGPU_W_OPCODES_TIMESTAMP_SHIFT           5
 #define VGPU_W_OPCODES_CRC32                     0x40ULL
+#define VGPU_W_OPCODES_CRC32_SHIFT               6
 #define VGPU_W_VRAM_SIZE                         0x10ULL /* 64 bits, RO */
 #define VGPU_W_STATUS                            0x18ULL /* 32 bits, RO */
 #define VGPU_W_STATUS_STATE                      0xfULL
+#define VGPU_W_STATUS_STATE_SHIFT                0
 #define VGPU_W_INDEX                             0x1cULL /* 32 bits, RO */
 #define VGPU_W_INTR_STATUS                       0x20ULL /* 32 bits, RW1C */
 #define VGPU_W_INTR_STATUS_FENCE                 0x1ULL
+#define VGPU_W_INTR_STATUS_FENCE_SHIFT           0
 #define VGPU_W_INTR_STATUS_FAULT                 0x2ULL
+#define VGPU_W_INTR_STATUS_FAULT_SHIFT           1
 #define VGPU_W_INTR_STATUS_IDLE                  0x4ULL
+#define VGPU_W_INTR_STATUS_IDLE_SHIFT            2
 #define VGPU_W_INTR_MASK                         0x24ULL /* 32 bits, RW */
 #define VGPU_W_INTR_MASK_FENCE                   0x1ULL
+#define VGPU_W_INTR_MASK_FENCE_SHIFT             0
 #define VGPU_W_INTR_MASK_FAULT                   0x2ULL
+#define VGPU_W_INTR_MASK_FAULT_SHIFT             1
 #define VGPU_W_INTR_MASK_IDLE                    0x4ULL
+#define VGPU_W_INTR_MASK_IDLE_SHIFT              2
 #define VGPU_W_FAULT_STATUS                      0x28ULL /* 32 bits, RO */
 #define VGPU_W_FAULT_STATUS_CODE                 0xffULL
+#define VGPU_W_FAULT_STATUS_CODE_SHIFT           0
 #define VGPU_W_FAULT_STATUS_RING                 0xf00ULL
+#define VGPU_W_FAULT_STATUS_RING_SHIFT           8
 #define VGPU_W_FAULT_STATUS_WRITE                0x1000ULL
+#define VGPU_W_FAULT_STATUS_WRITE_SHIFT          12
 #define VGPU_W_FAULT_ADDR                        0x30ULL /* 64 bits, RO */
 #define VGPU_W_FAULT_CMD                         0x38ULL /* 32 bits, RO */
 #define VGPU_W_RESET                             0x3cULL /* 32 bits, WO */
@@ -173,9 +239,95 @@
 #define VGPU_W_RING_SIZE(n)                      (0x108ULL + (n) * 0x20ULL) /* 32 bits, RW */
 #define VGPU_W_RING_CTRL(n)                      (0x10cULL + (n) * 0x20ULL) /* 32 bits, RW */
 #define VGPU_W_RING_CTRL_SYSMEM                  0x1ULL
+#define VGPU_W_RING_CTRL_SYSMEM_SHIFT            0
 #define VGPU_W_RING_HEAD(n)                      (0x110ULL + (n) * 0x20ULL) /* 32 bits, RO */
 #define VGPU_W_RING_TAIL(n)                      (0x114ULL + (n) * 0x20ULL) /* 32 bits, RO */
 #define VGPU_W_DOORBELL(n)                       (0x1000ULL + (n) * 0x4ULL) /* 32 bits, WO */
+
+/* Register access: ACCESS in the register lists below */
+#define VGPU_REG_ACCESS_RO                       0x1
+#define VGPU_REG_ACCESS_RW                       0x3
+#define VGPU_REG_ACCESS_WO                       0x2
+#define VGPU_REG_ACCESS_RW1C                     0x3
+#define VGPU_REG_READABLE                        0x1
+#define VGPU_REG_WRITABLE                        0x2
+
+/* X(NAME, OFFSET, BYTES, ACCESS) for each global register, in offset order */
+#define VGPU_GLOBAL_REGS(X) \
+X(ID, 0x000ULL, 4, RO)\
+X(VERSION, 0x004ULL, 4, RO)\
+X(CAPS, 0x008ULL, 4, RO)\
+X(PARTITION_STRIDE, 0x00cULL, 4, RO)\
+X(VRAM_SIZE, 0x010ULL, 8, RO)\
+X(PARTITION_BASE, 0x018ULL, 4, RO)\
+X(SCRATCH, 0x01cULL, 4, RW)\
+X(INTR_STATUS, 0x020ULL, 4, RW1C)\
+X(INTR_MASK, 0x024ULL, 4, RW)\
+X(FAULTED_PARTITIONS, 0x028ULL, 8, RO)\
+X(DEVICE_RESET, 0x030ULL, 4, WO)\
+X(TIMESTAMP, 0x038ULL, 8, RO)\
+X(FAULT_LOG_COUNT, 0x040ULL, 4, RO)\
+X(FAULT_LOG_POP, 0x044ULL, 4, WO)\
+X(FAULT_LOG_INFO, 0x048ULL, 4, RO)\
+X(FAULT_LOG_ADDR, 0x050ULL, 8, RO)\
+X(FAULT_LOG_LOST, 0x058ULL, 4, RO)\
+X(ACCESS_ERROR_COUNT, 0x060ULL, 4, RO)\
+X(ACCESS_ERROR_INFO, 0x064ULL, 4, RO)\
+X(ACCESS_ERROR_OFFSET, 0x068ULL, 8, RO)\
+X(XLATE_FAULT_COUNT, 0x080ULL, 4, RO)\
+X(XLATE_FAULT_POP, 0x084ULL, 4, WO)\
+X(XLATE_FAULT_INFO, 0x088ULL, 4, RO)\
+X(XLATE_FAULT_ADDR, 0x090ULL, 8, RO)\
+X(XLATE_RESUME, 0x098ULL, 4, WO)\
+X(INJECT_DELAY_US, 0x0a0ULL, 4, RW)\
+X(SCHED_TIMESLICE_US, 0x0a4ULL, 4, RW)
+
+/* X(NAME, OFFSET, BYTES, ACCESS) for each partition-table register, in offset order */
+#define VGPU_PTABLE_REGS(X) \
+X(CTRL, 0x000ULL, 4, RW)\
+X(STATE, 0x004ULL, 4, RO)\
+X(VRAM_BASE, 0x008ULL, 8, RW)\
+X(VRAM_SIZE, 0x010ULL, 8, RW)\
+X(XLATE_ROOT, 0x018ULL, 8, RW)\
+X(XLATE_DIR_ENTRIES, 0x020ULL, 4, RW)\
+X(WEIGHT, 0x024ULL, 4, RW)\
+X(RESET, 0x028ULL, 4, WO)\
+X(SCRUB, 0x02cULL, 4, WO)\
+X(XLATE_INVALIDATE, 0x030ULL, 4, WO)\
+X(MSIX_BASE, 0x034ULL, 4, RO)\
+X(INJECT, 0x038ULL, 4, RW)
+
+/* X(NAME, OFFSET, BYTES, ACCESS) for each window register, in offset order */
+#define VGPU_WINDOW_REGS(X) \
+X(ID, 0x000ULL, 4, RO)\
+X(VERSION, 0x004ULL, 4, RO)\
+X(CAPS, 0x008ULL, 4, RO)\
+X(OPCODES, 0x00cULL, 4, RO)\
+X(VRAM_SIZE, 0x010ULL, 8, RO)\
+X(STATUS, 0x018ULL, 4, RO)\
+X(INDEX, 0x01cULL, 4, RO)\
+X(INTR_STATUS, 0x020ULL, 4, RW1C)\
+X(INTR_MASK, 0x024ULL, 4, RW)\
+X(FAULT_STATUS, 0x028ULL, 4, RO)\
+X(FAULT_ADDR, 0x030ULL, 8, RO)\
+X(FAULT_CMD, 0x038ULL, 4, RO)\
+X(RESET, 0x03cULL, 4, WO)\
+X(FENCE_VALUE, 0x040ULL, 8, RO)\
+X(TIMESTAMP, 0x048ULL, 8, RO)\
+X(STAT_COMMANDS, 0x050ULL, 8, RO)\
+X(STAT_BYTES, 0x058ULL, 8, RO)\
+X(STAT_BUSY_NS, 0x060ULL, 8, RO)\
+X(STAT_FAULTS, 0x068ULL, 4, RO)\
+X(ACCESS_ERRORS, 0x06cULL, 4, RO)\
+X(SCRATCH, 0x070ULL, 4, RW)
+/* X(NAME, OFFSET, BYTES, ACCESS, COUNT, STRIDE) for each window register array */
+#define VGPU_WINDOW_ARRAY_REGS(X) \
+X(RING_BASE, 0x100ULL, 8, RW, 2, 0x20ULL)\
+X(RING_SIZE, 0x108ULL, 4, RW, 2, 0x20ULL)\
+X(RING_CTRL, 0x10cULL, 4, RW, 2, 0x20ULL)\
+X(RING_HEAD, 0x110ULL, 4, RO, 2, 0x20ULL)\
+X(RING_TAIL, 0x114ULL, 4, RO, 2, 0x20ULL)\
+X(DOORBELL, 0x1000ULL, 4, WO, 2, 0x4ULL)
 
 /* Enumerated field values */
 #define VGPU_STATE_DISABLED                      0
@@ -206,6 +358,62 @@
 #define VGPU_INJECT_DROP_IRQ                     4
 #define VGPU_INJECT_LATE_IRQ                     5
 
+/* X(VALUE, NAME) for each partition state */
+#define VGPU_STATE_VALUES(X) \
+X(0, DISABLED)\
+X(1, IDLE)\
+X(2, BUSY)\
+X(3, FAULTED)\
+X(4, XLATE_WAIT)
+
+/* X(VALUE, NAME) for each fault code */
+#define VGPU_FAULT_VALUES(X) \
+X(0, NONE)\
+X(1, VRAM_OOB)\
+X(2, SYSMEM_UNMAPPED)\
+X(3, SYSMEM_READ_ONLY)\
+X(4, BAD_COMMAND)\
+X(5, DMA_ERROR)\
+X(6, ECC_ERROR)\
+X(7, XLATE_CANCELLED)
+
+/* X(VALUE, NAME) for each access-error reason */
+#define VGPU_ACCESS_ERROR_VALUES(X) \
+X(0, NONE)\
+X(1, UNMAPPED)\
+X(2, BAD_WIDTH)\
+X(3, MISALIGNED)\
+X(4, READ_ONLY)\
+X(5, BAD_VALUE)\
+X(6, DISABLED)\
+X(7, BUSY)
+
+/* X(VALUE, NAME) for each fault-injection kind */
+#define VGPU_INJECT_VALUES(X) \
+X(0, NONE)\
+X(1, ENGINE_HANG)\
+X(2, DMA_ERROR)\
+X(3, ECC_ERROR)\
+X(4, DROP_IRQ)\
+X(5, LATE_IRQ)
+
+/* X(VALUE, NAME) for each XLATE_RESUME action */
+#define VGPU_XLATE_RESUME_VALUES(X) \
+X(0, RETRY)\
+X(1, CANCEL)
+
+/* Translation directory and page-table entries (64 bits, in host memory) */
+#define VGPU_XLATE_PDE_VALID                     0x1ULL
+#define VGPU_XLATE_PDE_VALID_SHIFT               0
+#define VGPU_XLATE_PDE_PFN                       0xfffffffffffff000ULL
+#define VGPU_XLATE_PDE_PFN_SHIFT                 12
+#define VGPU_XLATE_PTE_VALID                     0x1ULL
+#define VGPU_XLATE_PTE_VALID_SHIFT               0
+#define VGPU_XLATE_PTE_WRITABLE                  0x2ULL
+#define VGPU_XLATE_PTE_WRITABLE_SHIFT            1
+#define VGPU_XLATE_PTE_PFN                       0xfffffffffffff000ULL
+#define VGPU_XLATE_PTE_PFN_SHIFT                 12
+
 /* Commands: 64 bytes, see SPEC.md section 6 */
 #define VGPU_OP_NOP                              0
 #define VGPU_OP_COPY                             1
@@ -217,5 +425,38 @@
 #define VGPU_CMD_DST_SYSMEM                      0x1
 #define VGPU_CMD_SRC_SYSMEM                      0x2
 #define VGPU_CMD_INTR                            0x4
+#define VGPU_CMD_FLAGS_DEFINED                   0x7
+
+/* X(VALUE, NAME) for each opcode */
+#define VGPU_OP_VALUES(X) \
+X(0, NOP)\
+X(1, COPY)\
+X(2, FILL)\
+X(3, FENCE)\
+X(4, SEM_WAIT)\
+X(5, TIMESTAMP)\
+X(6, CRC32)
+
+/* Command layout: byte offset and size of each field, little endian */
+#define VGPU_CMD_OPCODE_OFFSET                   0
+#define VGPU_CMD_OPCODE_BYTES                    1
+#define VGPU_CMD_FLAGS_OFFSET                    1
+#define VGPU_CMD_FLAGS_BYTES                     1
+#define VGPU_CMD_DST_OFFSET                      8
+#define VGPU_CMD_DST_BYTES                       8
+#define VGPU_CMD_SRC_OFFSET                      16
+#define VGPU_CMD_SRC_BYTES                       8
+#define VGPU_CMD_LEN_OFFSET                      24
+#define VGPU_CMD_LEN_BYTES                       8
+#define VGPU_CMD_VALUE_OFFSET                    32
+#define VGPU_CMD_VALUE_BYTES                     8
+/* X(NAME, OFFSET, BYTES) for each command field; every other byte is reserved (0) */
+#define VGPU_CMD_FIELDS(X) \
+X(OPCODE, 0, 1)\
+X(FLAGS, 1, 1)\
+X(DST, 8, 8)\
+X(SRC, 16, 8)\
+X(LEN, 24, 8)\
+X(VALUE, 32, 8)
 
 #endif /* VGPU_REGS_H */

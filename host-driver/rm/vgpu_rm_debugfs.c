@@ -18,35 +18,43 @@ static struct dentry *vgpu_rm_debugfs_root;
 /* control writes, so that two of them never delete one vGPU twice */
 static DEFINE_MUTEX(vgpu_rm_control_lock);
 
-static const char * const vgpu_rm_state_names[] = {
-	[VGPU_STATE_DISABLED] = "DISABLED",
-	[VGPU_STATE_IDLE] = "IDLE",
-	[VGPU_STATE_BUSY] = "BUSY",
-	[VGPU_STATE_FAULTED] = "FAULTED",
-	[VGPU_STATE_XLATE_WAIT] = "XLATE_WAIT",
+/* Value names, from the register table's lists in vgpu_regs.h. */
+struct vgpu_rm_value_name {
+	unsigned int value;
+	const char *name;
 };
 
-static const char * const vgpu_rm_fault_names[] = {
-	[VGPU_FAULT_NONE] = "NONE",
-	[VGPU_FAULT_VRAM_OOB] = "VRAM_OOB",
-	[VGPU_FAULT_SYSMEM_UNMAPPED] = "SYSMEM_UNMAPPED",
-	[VGPU_FAULT_SYSMEM_READ_ONLY] = "SYSMEM_READ_ONLY",
-	[VGPU_FAULT_BAD_COMMAND] = "BAD_COMMAND",
-	[VGPU_FAULT_DMA_ERROR] = "DMA_ERROR",
-	[VGPU_FAULT_ECC_ERROR] = "ECC_ERROR",
-	[VGPU_FAULT_XLATE_CANCELLED] = "XLATE_CANCELLED",
+#define VGPU_RM_VALUE_NAME(value, name) { value, #name },
+
+static const struct vgpu_rm_value_name vgpu_rm_state_names[] = {
+	VGPU_STATE_VALUES(VGPU_RM_VALUE_NAME)
 };
+
+static const struct vgpu_rm_value_name vgpu_rm_fault_names[] = {
+	VGPU_FAULT_VALUES(VGPU_RM_VALUE_NAME)
+};
+
+static const char *vgpu_rm_value_name(const struct vgpu_rm_value_name *names,
+				      size_t count, unsigned int value)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		if (names[i].value == value)
+			return names[i].name;
+	return "UNKNOWN";
+}
 
 const char *vgpu_rm_state_name(unsigned int state)
 {
-	return state < ARRAY_SIZE(vgpu_rm_state_names) ?
-	       vgpu_rm_state_names[state] : "UNKNOWN";
+	return vgpu_rm_value_name(vgpu_rm_state_names,
+				  ARRAY_SIZE(vgpu_rm_state_names), state);
 }
 
 const char *vgpu_rm_fault_name(unsigned int code)
 {
-	return code < ARRAY_SIZE(vgpu_rm_fault_names) ?
-	       vgpu_rm_fault_names[code] : "UNKNOWN";
+	return vgpu_rm_value_name(vgpu_rm_fault_names,
+				  ARRAY_SIZE(vgpu_rm_fault_names), code);
 }
 
 static int vgpu_rm_partitions_show(struct seq_file *s, void *unused)
@@ -174,35 +182,15 @@ struct vgpu_rm_reg_desc {
 	const char *name;
 	u64 offset;
 	unsigned int bytes;
+	unsigned int access;
 };
 
-#define VGPU_RM_REG(reg, bytes) { #reg, VGPU_G_##reg, bytes }
+#define VGPU_RM_REG(name, offset, bytes, access) \
+	{ #name, offset, bytes, VGPU_REG_ACCESS_##access },
 
-/* The readable global registers (write-only ones read as 0). */
+/* The global registers, from the register table; write-only ones are skipped. */
 static const struct vgpu_rm_reg_desc vgpu_rm_global_regs[] = {
-	VGPU_RM_REG(ID, 4),
-	VGPU_RM_REG(VERSION, 4),
-	VGPU_RM_REG(CAPS, 4),
-	VGPU_RM_REG(PARTITION_STRIDE, 4),
-	VGPU_RM_REG(VRAM_SIZE, 8),
-	VGPU_RM_REG(PARTITION_BASE, 4),
-	VGPU_RM_REG(SCRATCH, 4),
-	VGPU_RM_REG(INTR_STATUS, 4),
-	VGPU_RM_REG(INTR_MASK, 4),
-	VGPU_RM_REG(FAULTED_PARTITIONS, 8),
-	VGPU_RM_REG(TIMESTAMP, 8),
-	VGPU_RM_REG(FAULT_LOG_COUNT, 4),
-	VGPU_RM_REG(FAULT_LOG_INFO, 4),
-	VGPU_RM_REG(FAULT_LOG_ADDR, 8),
-	VGPU_RM_REG(FAULT_LOG_LOST, 4),
-	VGPU_RM_REG(ACCESS_ERROR_COUNT, 4),
-	VGPU_RM_REG(ACCESS_ERROR_INFO, 4),
-	VGPU_RM_REG(ACCESS_ERROR_OFFSET, 8),
-	VGPU_RM_REG(XLATE_FAULT_COUNT, 4),
-	VGPU_RM_REG(XLATE_FAULT_INFO, 4),
-	VGPU_RM_REG(XLATE_FAULT_ADDR, 8),
-	VGPU_RM_REG(INJECT_DELAY_US, 4),
-	VGPU_RM_REG(SCHED_TIMESLICE_US, 4),
+	VGPU_GLOBAL_REGS(VGPU_RM_REG)
 };
 
 static int vgpu_rm_regs_show(struct seq_file *s, void *unused)
@@ -214,6 +202,8 @@ static int vgpu_rm_regs_show(struct seq_file *s, void *unused)
 	seq_puts(s, "# global registers (SPEC.md 14): name offset value\n");
 	for (r = vgpu_rm_global_regs;
 	     r < vgpu_rm_global_regs + ARRAY_SIZE(vgpu_rm_global_regs); r++) {
+		if (!(r->access & VGPU_REG_READABLE))
+			continue;
 		val = r->bytes == 8 ? readq(gpu->regs + r->offset) :
 				      readl(gpu->regs + r->offset);
 		seq_printf(s, "name=%s offset=0x%03llx value=0x%0*llx\n",

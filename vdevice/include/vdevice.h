@@ -25,96 +25,197 @@
  *  - vdevice_destroy joins all model threads before returning; no callback
  *    runs after it returns.
  */
+
 #ifndef VDEVICE_H
 #define VDEVICE_H
+
+/* GENERATED from vdevice/src/ffi.rs and pci.rs by cbindgen (vdevice/cbindgen.toml).
+ * Do not edit: run UPDATE_SPEC=1 cargo test -p vdevice --test c_abi */
 
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
+/* The device; only pointers to it cross the ABI. */
 typedef struct VDevice VDevice;
 
-/* Configuration; vdevice_create() validates it (see SPEC.md "Configuration"). */
+/**
+ * Configuration; vdevice_create() validates it (see SPEC.md "Configuration").
+ */
 typedef struct VDeviceConfig {
-	uint64_t vram_size_bytes; /* power of two, 16 MiB .. 64 GiB */
-	uint32_t partitions;      /* 1 .. 64 */
-	uint32_t engines;         /* 1 .. 8 */
+    /**
+     * Power of two, 16 MiB .. 64 GiB.
+     */
+    uint64_t vram_size_bytes;
+    /**
+     * 1 .. 64.
+     */
+    uint32_t partitions;
+    /**
+     * 1 .. 8.
+     */
+    uint32_t engines;
 } VDeviceConfig;
 
+/**
+ * The shim's side: guest memory, MSI-X and thread registration.
+ */
 typedef struct VDeviceCallbacks {
-	void *opaque;
-	/* Return 0 on success, non-zero on a failed bus transaction. */
-	int (*dma_read)(void *opaque, uint64_t addr, void *buf, uint64_t len);
-	int (*dma_write)(void *opaque, uint64_t addr, const void *buf,
-			 uint64_t len);
-	void (*msix_notify)(void *opaque, uint32_t vector);
-	void (*thread_start)(void *opaque);
-	void (*thread_stop)(void *opaque);
+    void *opaque;
+    /**
+     * Return 0 on success, non-zero on a failed bus transaction.
+     */
+    int (*dma_read)(void*, uint64_t, void*, uint64_t);
+    /**
+     * Return 0 on success, non-zero on a failed bus transaction.
+     */
+    int (*dma_write)(void*, uint64_t, const void*, uint64_t);
+    void (*msix_notify)(void*, uint32_t);
+    void (*thread_start)(void*);
+    void (*thread_stop)(void*);
 } VDeviceCallbacks;
 
-/* PCI identity and BAR layout of the physical function. */
+/**
+ * PCI identity and BAR layout of the physical function; the C ABI hands
+ * this very struct to the shim (VDevicePciInfo).
+ */
 typedef struct VDevicePciInfo {
-	uint16_t vendor_id;
-	uint16_t device_id;
-	uint16_t subsystem_vendor_id;
-	uint16_t subsystem_id;
-	uint32_t class_code; /* 24 bits: base class, sub class, prog-if */
-	uint8_t revision;
-	uint8_t reg_bar;  /* 32-bit non-prefetchable MMIO, trapped */
-	uint8_t vram_bar; /* 64-bit prefetchable, backed by vdevice_vram_fd() */
-	uint8_t msix_bar; /* 32-bit MMIO, MSI-X table and PBA only */
-	uint64_t reg_bar_size;
-	uint64_t vram_bar_size;
-	uint64_t msix_bar_size;
-	uint32_t msix_vectors;
-	uint32_t msix_table_offset;
-	uint32_t msix_pba_offset;
+    uint16_t vendor_id;
+    uint16_t device_id;
+    uint16_t subsystem_vendor_id;
+    uint16_t subsystem_id;
+    /**
+     * 24 bits: base class, sub class, prog-if.
+     */
+    uint32_t class_code;
+    uint8_t revision;
+    /**
+     * 32-bit non-prefetchable MMIO, trapped.
+     */
+    uint8_t reg_bar;
+    /**
+     * 64-bit prefetchable, backed by vdevice_vram_fd().
+     */
+    uint8_t vram_bar;
+    /**
+     * 32-bit MMIO, MSI-X table and PBA only.
+     */
+    uint8_t msix_bar;
+    uint64_t reg_bar_size;
+    uint64_t vram_bar_size;
+    uint64_t msix_bar_size;
+    uint32_t msix_vectors;
+    uint32_t msix_table_offset;
+    uint32_t msix_pba_offset;
 } VDevicePciInfo;
 
-/*
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/**
  * Create a device. Returns NULL on a bad configuration or a failed memfd,
  * with a NUL-terminated reason in err (if err_len > 0). cb is copied.
+ *
+ * # Safety
+ * `cfg` and `cb` must point to valid structs; `err` to `err_len` bytes or NULL.
  */
-VDevice *vdevice_create(const VDeviceConfig *cfg, const VDeviceCallbacks *cb,
-			char *err, size_t err_len);
+VDevice *vdevice_create(const struct VDeviceConfig *cfg,
+                        const struct VDeviceCallbacks *cb,
+                        char *err,
+                        size_t err_len);
+
+/**
+ * Stop and join the model's threads, then free the device.
+ *
+ * # Safety
+ * `dev` must come from `vdevice_create` and not be used afterwards.
+ */
 void vdevice_destroy(VDevice *dev);
 
-void vdevice_pci_info(const VDevice *dev, VDevicePciInfo *out);
-
-/*
- * BAR accesses of 1, 2, 4 or 8 bytes. Accesses the register table does not
- * define (unknown offset, wrong width, misaligned) read as all ones, are
- * ignored on write and are logged in the ACCESS_ERROR registers; they never
- * fail. size must be 1, 2, 4 or 8.
+/**
+ * PCI identity and BAR layout of the physical function.
+ *
+ * # Safety
+ * `dev` valid, `out` writable.
  */
-uint64_t vdevice_bar_read(VDevice *dev, uint32_t bar, uint64_t offset,
-			  uint32_t size);
-void vdevice_bar_write(VDevice *dev, uint32_t bar, uint64_t offset,
-		       uint64_t value, uint32_t size);
+void vdevice_pci_info(const VDevice *dev, struct VDevicePciInfo *out);
 
-/* Whole-device reset (PCI reset): quiesce engines, registers to reset values, scrub VRAM. */
+/**
+ * BAR accesses of 1, 2, 4 or 8 bytes. Accesses the register table does
+ * not define (unknown offset, wrong width, misaligned) read as all ones,
+ * are ignored on write and are logged in the ACCESS_ERROR registers; they
+ * never fail. size must be 1, 2, 4 or 8.
+ *
+ * # Safety
+ * `dev` valid.
+ */
+uint64_t vdevice_bar_read(VDevice *dev,
+                          uint32_t bar,
+                          uint64_t offset,
+                          uint32_t size);
+
+/**
+ * As vdevice_bar_read().
+ *
+ * # Safety
+ * `dev` valid.
+ */
+void vdevice_bar_write(VDevice *dev,
+                       uint32_t bar,
+                       uint64_t offset,
+                       uint64_t value,
+                       uint32_t size);
+
+/**
+ * Whole-device reset (PCI reset): quiesce engines, registers to reset
+ * values, scrub VRAM.
+ *
+ * # Safety
+ * `dev` valid.
+ */
 void vdevice_reset(VDevice *dev);
 
-/* VRAM backing: a memfd the shim maps MAP_SHARED as the VRAM BAR (zero-copy). */
+/**
+ * VRAM backing: a memfd the shim maps MAP_SHARED as the VRAM BAR (zero-copy).
+ *
+ * # Safety
+ * `dev` valid.
+ */
 int vdevice_vram_fd(const VDevice *dev);
+
+/**
+ * The model's own mapping of the VRAM memfd.
+ *
+ * # Safety
+ * `dev` valid.
+ */
 void *vdevice_vram_ptr(const VDevice *dev);
+
+/**
+ * VRAM size in bytes.
+ *
+ * # Safety
+ * `dev` valid.
+ */
 uint64_t vdevice_vram_size(const VDevice *dev);
 
-/*
- * Human-readable state dump (registers decoded by name, partitions, engines).
- * Writes at most len bytes including a NUL; returns the full length without
- * the NUL, so a caller can retry with a bigger buffer.
+/**
+ * Human-readable state dump (registers decoded by name, partitions,
+ * engines). Writes at most len bytes including a NUL; returns the full
+ * length without the NUL, so a caller can retry with a bigger buffer.
+ *
+ * # Safety
+ * `dev` valid; `buf` has `len` writable bytes or is NULL with len 0.
  */
 size_t vdevice_dump_state(const VDevice *dev, char *buf, size_t len);
 
-/* Version string of the model, e.g. "vdevice 0.1.0". Static storage. */
+/**
+ * Version string of the model, e.g. "vdevice 0.1.0". Static storage.
+ */
 const char *vdevice_version(void);
 
 #ifdef __cplusplus
-}
-#endif
+}  // extern "C"
+#endif  // __cplusplus
 
-#endif /* VDEVICE_H */
+#endif  /* VDEVICE_H */

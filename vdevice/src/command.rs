@@ -19,6 +19,28 @@ pub enum Opcode {
 }
 
 impl Opcode {
+    /// Every opcode, in numeric order.
+    pub const ALL: &'static [Self] = &[
+        Self::Nop,
+        Self::Copy,
+        Self::Fill,
+        Self::Fence,
+        Self::SemWait,
+        Self::Timestamp,
+        Self::Crc32,
+    ];
+
+    /// Bit n set for every opcode n (the window's OPCODES register).
+    pub const fn supported_mask() -> u32 {
+        let mut mask = 0;
+        let mut i = 0;
+        while i < Self::ALL.len() {
+            mask |= 1 << Self::ALL[i] as u8;
+            i += 1;
+        }
+        mask
+    }
+
     pub fn from_bits(v: u8) -> Option<Self> {
         Some(match v {
             0 => Self::Nop,
@@ -32,7 +54,7 @@ impl Opcode {
         })
     }
 
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Self::Nop => "NOP",
             Self::Copy => "COPY",
@@ -59,18 +81,42 @@ pub struct CmdFlags {
     __: u8,
 }
 
-/// A decoded command. Layout (little endian):
-///
-/// | bytes | field |
-/// |---|---|
-/// | 0 | opcode |
-/// | 1 | flags ([`CmdFlags`]) |
-/// | 2..8 | reserved, must be 0 |
-/// | 8..16 | dst |
-/// | 16..24 | src |
-/// | 24..32 | len |
-/// | 32..40 | value |
-/// | 40..64 | reserved, must be 0 |
+impl CmdFlags {
+    /// The flag bits the format defines; the others are reserved.
+    pub const DEFINED: u8 = CmdFlags::new()
+        .with_dst_sysmem(true)
+        .with_src_sysmem(true)
+        .with_intr(true)
+        .into_bits();
+}
+
+/// Where each field of a command lives (bytes, little endian); every byte
+/// not listed here is reserved and must be 0.
+pub mod layout {
+    use std::ops::Range;
+
+    pub const OPCODE: usize = 0;
+    /// [`super::CmdFlags`].
+    pub const FLAGS: usize = 1;
+    pub const DST: Range<usize> = 8..16;
+    pub const SRC: Range<usize> = 16..24;
+    pub const LEN: Range<usize> = 24..32;
+    pub const VALUE: Range<usize> = 32..40;
+    /// Reserved bytes: between the flags and `dst`, and after `value`.
+    pub const RESERVED: [Range<usize>; 2] = [FLAGS + 1..DST.start, VALUE.end..super::COMMAND_BYTES];
+
+    /// (name, offset, bytes) of every field, for the C header and SPEC.md.
+    pub const FIELDS: [(&str, usize, usize); 6] = [
+        ("OPCODE", OPCODE, 1),
+        ("FLAGS", FLAGS, 1),
+        ("DST", DST.start, DST.end - DST.start),
+        ("SRC", SRC.start, SRC.end - SRC.start),
+        ("LEN", LEN.start, LEN.end - LEN.start),
+        ("VALUE", VALUE.start, VALUE.end - VALUE.start),
+    ];
+}
+
+/// A decoded command; its byte layout is [`layout`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Command {
     pub opcode: Opcode,
@@ -180,30 +226,35 @@ impl Command {
 
     pub fn encode(&self) -> [u8; COMMAND_BYTES] {
         let mut b = [0u8; COMMAND_BYTES];
-        b[0] = self.opcode as u8;
-        b[1] = self.flags.into_bits();
-        b[8..16].copy_from_slice(&self.dst.to_le_bytes());
-        b[16..24].copy_from_slice(&self.src.to_le_bytes());
-        b[24..32].copy_from_slice(&self.len.to_le_bytes());
-        b[32..40].copy_from_slice(&self.value.to_le_bytes());
+        b[layout::OPCODE] = self.opcode as u8;
+        b[layout::FLAGS] = self.flags.into_bits();
+        b[layout::DST].copy_from_slice(&self.dst.to_le_bytes());
+        b[layout::SRC].copy_from_slice(&self.src.to_le_bytes());
+        b[layout::LEN].copy_from_slice(&self.len.to_le_bytes());
+        b[layout::VALUE].copy_from_slice(&self.value.to_le_bytes());
         b
     }
 
     /// Decode and validate: reserved bytes zero, flags meaningful for the
     /// opcode, addresses aligned as the opcode requires.
     pub fn decode(b: &[u8; COMMAND_BYTES]) -> Result<Self, CommandError> {
-        let opcode = Opcode::from_bits(b[0]).ok_or(CommandError::UnknownOpcode(b[0]))?;
-        if b[2..8].iter().chain(&b[40..]).any(|&x| x != 0) {
+        let op = b[layout::OPCODE];
+        let opcode = Opcode::from_bits(op).ok_or(CommandError::UnknownOpcode(op))?;
+        if layout::RESERVED
+            .into_iter()
+            .flat_map(|r| &b[r])
+            .any(|&x| x != 0)
+        {
             return Err(CommandError::ReservedBits);
         }
-        let flags = CmdFlags::from_bits(b[1]);
+        let flags = CmdFlags::from_bits(b[layout::FLAGS]);
         let cmd = Command {
             opcode,
             flags,
-            dst: le64(&b[8..]),
-            src: le64(&b[16..]),
-            len: le64(&b[24..]),
-            value: le64(&b[32..]),
+            dst: le64(&b[layout::DST]),
+            src: le64(&b[layout::SRC]),
+            len: le64(&b[layout::LEN]),
+            value: le64(&b[layout::VALUE]),
         };
         // Flags an opcode does not use must be clear, and so must the
         // fields it does not read: a garbage command is rejected, not guessed at.
@@ -219,7 +270,7 @@ impl Command {
         let bad_flags = (!uses_dst && flags.dst_sysmem())
             || (!uses_src && flags.src_sysmem())
             || (opcode != Opcode::Fence && flags.intr())
-            || flags.into_bits() & !0x7 != 0;
+            || flags.into_bits() & !CmdFlags::DEFINED != 0;
         let bad_fields = (!uses_dst && cmd.dst != 0)
             || (!uses_src && cmd.src != 0)
             || (!uses_len && cmd.len != 0)
@@ -305,6 +356,24 @@ mod tests {
         ];
         for c in cmds {
             assert_eq!(Command::decode(&c.encode()), Ok(c));
+        }
+    }
+
+    #[test]
+    fn layout_covers_every_byte_once() {
+        let mut owner = [0u8; COMMAND_BYTES];
+        let fields = layout::FIELDS.iter().map(|&(_, off, n)| off..off + n);
+        for r in fields.chain(layout::RESERVED) {
+            for b in r {
+                owner[b] += 1;
+            }
+        }
+        assert!(owner.iter().all(|&n| n == 1), "{owner:?}");
+        assert_eq!(CmdFlags::DEFINED, 0x7);
+        assert_eq!(Opcode::supported_mask(), 0x7f);
+        for (i, op) in Opcode::ALL.iter().enumerate() {
+            assert_eq!(*op as usize, i);
+            assert_eq!(Opcode::from_bits(i as u8), Some(*op));
         }
     }
 

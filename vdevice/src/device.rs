@@ -35,8 +35,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub(crate) const FAULT_LOG_DEPTH: usize = 64;
-
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Ring {
     pub base: u64,
@@ -124,7 +122,7 @@ impl PartState {
             vram_size: 0,
             xlate_root: 0,
             xlate_dir_entries: 0,
-            weight: 1,
+            weight: WEIGHT_RESET,
             inject: InjectKind::None,
             rings: [Ring::default(); RINGS_PER_PARTITION],
             next_ring: 0,
@@ -371,8 +369,8 @@ impl Device {
             sched: Mutex::new(Sched::new(cfg.partitions)),
             sched_cv: Condvar::new(),
             timer_tx: Mutex::new(Some(tx)),
-            inject_delay_us: AtomicU32::new(10_000),
-            timeslice_us: AtomicU32::new(2_000),
+            inject_delay_us: AtomicU32::new(INJECT_DELAY_US_RESET),
+            timeslice_us: AtomicU32::new(SCHED_TIMESLICE_US_RESET),
         });
         let mut threads = Vec::new();
         for e in 0..cfg.engines {
@@ -780,8 +778,10 @@ impl Shared {
             part.tlb.lock().invalidate();
         }
         *self.global.lock() = Global::new();
-        self.inject_delay_us.store(10_000, Ordering::Relaxed);
-        self.timeslice_us.store(2_000, Ordering::Relaxed);
+        self.inject_delay_us
+            .store(INJECT_DELAY_US_RESET, Ordering::Relaxed);
+        self.timeslice_us
+            .store(SCHED_TIMESLICE_US_RESET, Ordering::Relaxed);
         self.vram.scrub(0, self.vram.size());
         {
             let mut s = self.sched.lock();
@@ -806,7 +806,7 @@ impl Shared {
 
     /// Full value of a register (no side effects).
     pub fn reg_read(&self, d: &regs::Decoded) -> u64 {
-        let version = ((VERSION_MAJOR as u64) << 16) | VERSION_MINOR as u64;
+        let version = VERSION_WORD as u64;
         match d.reg.block {
             Block::Global => {
                 if d.reg.id == RegId::FaultedPartitions {
@@ -889,7 +889,7 @@ impl Shared {
                         .with_vectors(VECTORS_PER_PARTITION as u8)
                         .with_xlate(st.ctrl.xlate())
                         .into_bits() as u64,
-                    RegId::WOpcodes => 0x7f,
+                    RegId::WOpcodes => OPCODES_SUPPORTED as u64,
                     RegId::WVramSize => st.vram_size,
                     RegId::WStatus => PartStatus::new().with_state(st.state()).into_bits() as u64,
                     RegId::WIndex => d.instance as u64,
@@ -1164,7 +1164,7 @@ impl Shared {
                 match id {
                     RegId::WRingBase => ring.base = v,
                     RegId::WRingSize => {
-                        if v32 != 0 && (!v32.is_power_of_two() || v32 > 65536) {
+                        if v32 != 0 && (!v32.is_power_of_two() || v32 > MAX_RING_SIZE) {
                             return Err(AccessError::BadValue);
                         }
                         ring.size = v32;

@@ -1,47 +1,37 @@
-//! The C ABI (include/vdevice.h) the QEMU shim links against. Thin: it
-//! converts types and forwards to [`Device`]; the contract on threads and
-//! locking is stated in the header.
+//! The C ABI the QEMU shim links against. Thin: it converts types and
+//! forwards to [`Device`]. include/vdevice.h is generated from this file and
+//! pci.rs by cbindgen (vdevice/cbindgen.toml, which also holds the header's
+//! contract on threads and locking); vdevice/tests/c_abi.rs checks it.
 
 use crate::config::DeviceConfig;
+use crate::pci::PciInfo;
 use crate::{Device, Dma, DmaError, Irq};
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Arc;
 
+/// Configuration; vdevice_create() validates it (see SPEC.md "Configuration").
 #[repr(C)]
 pub struct VDeviceConfig {
+    /// Power of two, 16 MiB .. 64 GiB.
     pub vram_size_bytes: u64,
+    /// 1 .. 64.
     pub partitions: u32,
+    /// 1 .. 8.
     pub engines: u32,
 }
 
+/// The shim's side: guest memory, MSI-X and thread registration.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct VDeviceCallbacks {
     pub opaque: *mut c_void,
+    /// Return 0 on success, non-zero on a failed bus transaction.
     pub dma_read: Option<unsafe extern "C" fn(*mut c_void, u64, *mut c_void, u64) -> c_int>,
+    /// Return 0 on success, non-zero on a failed bus transaction.
     pub dma_write: Option<unsafe extern "C" fn(*mut c_void, u64, *const c_void, u64) -> c_int>,
     pub msix_notify: Option<unsafe extern "C" fn(*mut c_void, u32)>,
     pub thread_start: Option<unsafe extern "C" fn(*mut c_void)>,
     pub thread_stop: Option<unsafe extern "C" fn(*mut c_void)>,
-}
-
-#[repr(C)]
-pub struct VDevicePciInfo {
-    pub vendor_id: u16,
-    pub device_id: u16,
-    pub subsystem_vendor_id: u16,
-    pub subsystem_id: u16,
-    pub class_code: u32,
-    pub revision: u8,
-    pub reg_bar: u8,
-    pub vram_bar: u8,
-    pub msix_bar: u8,
-    pub reg_bar_size: u64,
-    pub vram_bar_size: u64,
-    pub msix_bar_size: u64,
-    pub msix_vectors: u32,
-    pub msix_table_offset: u32,
-    pub msix_pba_offset: u32,
 }
 
 /// The shim's callbacks; the header obliges them to be thread-safe.
@@ -112,6 +102,9 @@ fn write_err(err: *mut c_char, err_len: usize, msg: &str) {
     }
 }
 
+/// Create a device. Returns NULL on a bad configuration or a failed memfd,
+/// with a NUL-terminated reason in err (if err_len > 0). cb is copied.
+///
 /// # Safety
 /// `cfg` and `cb` must point to valid structs; `err` to `err_len` bytes or NULL.
 #[no_mangle]
@@ -141,6 +134,8 @@ pub unsafe extern "C" fn vdevice_create(
     }
 }
 
+/// Stop and join the model's threads, then free the device.
+///
 /// # Safety
 /// `dev` must come from `vdevice_create` and not be used afterwards.
 #[no_mangle]
@@ -150,30 +145,20 @@ pub unsafe extern "C" fn vdevice_destroy(dev: *mut Device) {
     }
 }
 
+/// PCI identity and BAR layout of the physical function.
+///
 /// # Safety
 /// `dev` valid, `out` writable.
 #[no_mangle]
-pub unsafe extern "C" fn vdevice_pci_info(dev: *const Device, out: *mut VDevicePciInfo) {
-    let i = (*dev).pci_info();
-    *out = VDevicePciInfo {
-        vendor_id: i.vendor_id,
-        device_id: i.device_id,
-        subsystem_vendor_id: i.subsystem_vendor_id,
-        subsystem_id: i.subsystem_id,
-        class_code: i.class_code,
-        revision: i.revision,
-        reg_bar: i.reg_bar,
-        vram_bar: i.vram_bar,
-        msix_bar: i.msix_bar,
-        reg_bar_size: i.reg_bar_size,
-        vram_bar_size: i.vram_bar_size,
-        msix_bar_size: i.msix_bar_size,
-        msix_vectors: i.msix_vectors,
-        msix_table_offset: i.msix_table_offset,
-        msix_pba_offset: i.msix_pba_offset,
-    };
+pub unsafe extern "C" fn vdevice_pci_info(dev: *const Device, out: *mut PciInfo) {
+    *out = (*dev).pci_info();
 }
 
+/// BAR accesses of 1, 2, 4 or 8 bytes. Accesses the register table does
+/// not define (unknown offset, wrong width, misaligned) read as all ones,
+/// are ignored on write and are logged in the ACCESS_ERROR registers; they
+/// never fail. size must be 1, 2, 4 or 8.
+///
 /// # Safety
 /// `dev` valid.
 #[no_mangle]
@@ -186,6 +171,8 @@ pub unsafe extern "C" fn vdevice_bar_read(
     (*dev).read(bar.min(255) as u8, offset, size)
 }
 
+/// As vdevice_bar_read().
+///
 /// # Safety
 /// `dev` valid.
 #[no_mangle]
@@ -199,6 +186,9 @@ pub unsafe extern "C" fn vdevice_bar_write(
     (*dev).write(bar.min(255) as u8, offset, value, size)
 }
 
+/// Whole-device reset (PCI reset): quiesce engines, registers to reset
+/// values, scrub VRAM.
+///
 /// # Safety
 /// `dev` valid.
 #[no_mangle]
@@ -206,6 +196,8 @@ pub unsafe extern "C" fn vdevice_reset(dev: *mut Device) {
     (*dev).reset()
 }
 
+/// VRAM backing: a memfd the shim maps MAP_SHARED as the VRAM BAR (zero-copy).
+///
 /// # Safety
 /// `dev` valid.
 #[no_mangle]
@@ -213,6 +205,8 @@ pub unsafe extern "C" fn vdevice_vram_fd(dev: *const Device) -> c_int {
     (*dev).vram().fd()
 }
 
+/// The model's own mapping of the VRAM memfd.
+///
 /// # Safety
 /// `dev` valid.
 #[no_mangle]
@@ -220,6 +214,8 @@ pub unsafe extern "C" fn vdevice_vram_ptr(dev: *const Device) -> *mut c_void {
     (*dev).vram().as_ptr().cast()
 }
 
+/// VRAM size in bytes.
+///
 /// # Safety
 /// `dev` valid.
 #[no_mangle]
@@ -227,6 +223,10 @@ pub unsafe extern "C" fn vdevice_vram_size(dev: *const Device) -> u64 {
     (*dev).vram().size()
 }
 
+/// Human-readable state dump (registers decoded by name, partitions,
+/// engines). Writes at most len bytes including a NUL; returns the full
+/// length without the NUL, so a caller can retry with a bigger buffer.
+///
 /// # Safety
 /// `dev` valid; `buf` has `len` writable bytes or is NULL with len 0.
 #[no_mangle]
@@ -240,6 +240,7 @@ pub unsafe extern "C" fn vdevice_dump_state(
     s.len()
 }
 
+/// Version string of the model, e.g. "vdevice 0.1.0". Static storage.
 #[no_mangle]
 pub extern "C" fn vdevice_version() -> *const c_char {
     concat!("vdevice ", env!("CARGO_PKG_VERSION"), "\0")

@@ -13,16 +13,23 @@ pub const SUBSYSTEM_ID: u16 = 0x0001;
 pub const CLASS_CODE: u32 = 0x03_02_00;
 pub const REVISION: u8 = 1;
 
+/// PCI identity and BAR layout of the physical function; the C ABI hands
+/// this very struct to the shim (VDevicePciInfo).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PciInfo {
     pub vendor_id: u16,
     pub device_id: u16,
     pub subsystem_vendor_id: u16,
     pub subsystem_id: u16,
+    /// 24 bits: base class, sub class, prog-if.
     pub class_code: u32,
     pub revision: u8,
+    /// 32-bit non-prefetchable MMIO, trapped.
     pub reg_bar: u8,
+    /// 64-bit prefetchable, backed by vdevice_vram_fd().
     pub vram_bar: u8,
+    /// 32-bit MMIO, MSI-X table and PBA only.
     pub msix_bar: u8,
     pub reg_bar_size: u64,
     pub vram_bar_size: u64,

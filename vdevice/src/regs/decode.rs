@@ -5,6 +5,7 @@
 #![deny(clippy::arithmetic_side_effects)]
 
 use super::*;
+use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 /// Where an offset of the register BAR lands.
@@ -169,5 +170,41 @@ pub fn format_access(offset: u64, size: u32, value: u64, write: bool) -> String 
             s
         }
         None => format!("BAR0+{offset:#x} {arrow} {value:#x} (unmapped, {size} bytes)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_names_window_ring_and_halves() {
+        let off = offset_of(RegId::WRingBase, 3, 1);
+        let d = decode(off).unwrap();
+        assert_eq!(d.name(), "PART[3].RING_BASE[1]");
+        assert_eq!(decode(off + 4).unwrap().name(), "PART[3].RING_BASE[1]:hi");
+        assert_eq!(
+            decode(offset_of(RegId::PtCtrl, 5, 0)).unwrap().name(),
+            "PT[5].CTRL"
+        );
+        assert!(decode(0x0ffc).is_none());
+        assert!(decode(REG_BAR_SIZE - 4).is_none());
+    }
+
+    #[test]
+    fn format_access_decodes_fields_and_enum_values() {
+        let s = format_access(offset_of(RegId::WFaultStatus, 0, 0), 4, 0x101, false);
+        assert_eq!(
+            s,
+            "PART[0].FAULT_STATUS -> 0x101 {CODE=VRAM_OOB RING=0x1 WRITE=0}"
+        );
+        let ctrl = PtCtrl::new().with_enable(true).with_xlate(true);
+        let s = format_access(
+            offset_of(RegId::PtCtrl, 2, 0),
+            4,
+            ctrl.into_bits() as u64,
+            true,
+        );
+        assert_eq!(s, "PT[2].CTRL <- 0x3 {ENABLE=1 XLATE=1 XLATE_REPLAY=0}");
     }
 }

@@ -30,10 +30,11 @@ tier_boot_l1() {
     shift 2
     log "booting L1 with -device $DEVICE, running $run"
     TIER_STATUS=0
+    # (QUIET: run-l1.sh's stdout is empty. PIPESTATUS must be read in the
+    # same command: `|| true` would reset it.)
     env "$@" IMAGES="$IMAGES" RUN="$run" LOG="$OUT/$console" QUIET=1 \
-        scripts/run-l1.sh -device "$DEVICE" \
-        2> >(tee "$OUT/${console%console.log}run-l1.log" >&2) || TIER_STATUS=$?
-    wait "$!" || true # tee, so the file is whole when we return
+        scripts/run-l1.sh -device "$DEVICE" 2>&1 |
+        tee "$OUT/${console%console.log}run-l1.log" >&2 || TIER_STATUS=${PIPESTATUS[0]}
 }
 
 # tier_sections CONSOLE NAME=FILE...: section NAME of $OUT/CONSOLE into $OUT/FILE.

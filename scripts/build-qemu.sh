@@ -60,7 +60,7 @@ install_tree() {
 }
 
 main() {
-    local pristine qemu_version deb_version patches=() patch
+    local pristine qemu_version deb_version patches=()
     local src_key vdev_key key work out lib
 
     [[ -x "$VENV_DIR/bin/meson" ]] || die "no meson in $VENV_DIR: run scripts/setup-host.sh"
@@ -77,10 +77,7 @@ main() {
     src_key=$({
         printf 'qemu %s\nconfigure %s\nlibs %s\n' "$deb_version" \
             "${CONFIGURE_ARGS[*]}" "$VDEVICE_NATIVE_LIBS"
-        for patch in "${patches[@]}"; do
-            printf 'patch %s\n' "$(basename "$patch")"
-            cat "$patch"
-        done
+        patches_digest "${patches[@]}"
     } | short_hash)
     vdev_key=$(vdevice_sources_hash)
     key=$(printf '%s %s\n' "$src_key" "$vdev_key" | short_hash)

@@ -148,7 +148,7 @@ build_vdevice_instrumented() {
 
 # build: prints the directory holding bin/qemu-fuzz-x86_64.
 build() {
-    local pristine deb_version list patches=() patch tree_key key out work lib
+    local pristine deb_version list patches=() tree_key key out work lib
     local compilers
 
     [[ -x "$VENV_DIR/bin/meson" ]] || die "no meson in $VENV_DIR: run scripts/setup-host.sh"
@@ -171,10 +171,7 @@ build() {
     key=$({
         printf 'tree %s\nvdevice %s\nrustflags %s\n' "$tree_key" \
             "$(vdevice_sources_hash)" "${VDEVICE_RUSTFLAGS[*]}"
-        for patch in "${patches[@]}"; do
-            printf 'patch %s\n' "$(basename "$patch")"
-            cat "$patch"
-        done
+        patches_digest "${patches[@]}"
     } | short_hash)
     out="$CACHE_DIR/qemu-fuzz-$key"
     if [[ -f "$out/BUILDINFO" ]]; then

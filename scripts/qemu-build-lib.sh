@@ -51,6 +51,16 @@ series_patches() {
     done <"$list"
 }
 
+# patches_digest PATCH...: what a build key says of the patches: their
+# names and contents, in order.
+patches_digest() {
+    local patch
+    for patch in "$@"; do
+        printf 'patch %s\n' "$(basename "$patch")"
+        cat "$patch"
+    done
+}
+
 vdevice_sources_hash() {
     local paths=() p
     if [[ -n "${VGPU_VDEVICE_LIB:-}" ]]; then

@@ -3,6 +3,12 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
+SHELL_FILES := scripts/*.sh scripts/lib/*.sh guest-tests/*.sh .ci/run
+
+# Every target that needs host packages depends on `setup` (idempotent:
+# scripts/setup-host.sh), which make runs once per invocation; the scripts
+# skip their own setup when make has done it.
+export VGPU_SETUP_DONE := 1
 
 .PHONY: help run-nested test lint test-model test-l1 test-host test-nested test-trace bench fuzz fuzz-qemu setup qemu images shell-l1 clean
 
@@ -21,40 +27,35 @@ help:
 	@echo "                 the first run builds QEMU with clang: long; not part of make test)"
 	@echo "make setup | qemu | images | shell-l1 | clean"
 
-run-nested:
+run-nested: setup
 	scripts/run-nested.sh
 
 test: lint test-model test-l1 test-host test-nested test-trace
 
-# Setup first: on a fresh machine it installs shellcheck (a second run is a
-# second or two).
-lint:
-	scripts/setup-host.sh
+lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	@if command -v shellcheck >/dev/null; then \
-		shellcheck scripts/*.sh guest-tests/*.sh .ci/run; \
-	else echo "lint: shellcheck not installed (make setup installs it)"; exit 1; fi
+	shellcheck $(SHELL_FILES)
 
-test-model:
+test-model: setup
 	$(CARGO) test --workspace
 
-test-l1:
+test-l1: setup
 	scripts/test-l1.sh
 
-test-host:
+test-host: setup
 	scripts/test-host.sh
 
-test-nested:
+test-nested: setup
 	scripts/test-nested.sh
 
-test-trace:
+test-trace: setup
 	scripts/test-trace.sh
 
-bench:
+bench: setup
 	$(CARGO) bench -p vdevice --bench model
 
-fuzz:
+fuzz: setup
 	scripts/fuzz.sh
 
 fuzz-qemu: setup

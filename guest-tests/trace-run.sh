@@ -4,12 +4,9 @@
 # marker into the GPU's global SCRATCH register through /dev/mem, so the
 # trace itself says where each phase starts (0x7ace000N) - the same trick
 # works for any driver being traced.
-failed=0
-ok() { echo "ok   $1"; }
-bad() {
-    echo "FAIL $1"
-    failed=1
-}
+
+# shellcheck source=scripts/lib/guest.sh
+. /usr/lib/vgpu/guest.sh
 
 bar0=""
 for d in /sys/bus/pci/devices/*; do
@@ -17,25 +14,25 @@ for d in /sys/bus/pci/devices/*; do
         bar0=$(cut -d' ' -f1 "$d/resource" | head -n 1)
     fi
 done
-[ -n "$bar0" ] || bad "no vgpu-pci GPU in sysfs"
+[ -n "$bar0" ] || fail "no vgpu-pci GPU in sysfs"
 # mark N: SCRATCH (global block offset 0x1c, SPEC 3) <- 0x7ace000N
 mark() {
-    devmem $((bar0 + 0x1c)) 32 $((0x7ace0000 + $1)) || bad "marker $1"
+    devmem $((bar0 + 0x1c)) 32 $((0x7ace0000 + $1)) || fail "marker $1"
 }
 
 dmesg -n 1
 echo "VGPU-TRANSCRIPT-BEGIN"
 mark 1
-if insmod /lib/vgpu/vgpu_rm.ko && insmod /lib/vgpu/vgpu_vfio.ko; then ok "host driver loaded"; else bad "insmod"; fi
+if load_host_driver; then ok "host driver loaded"; else fail "insmod"; fi
 mark 2
 parent=$(ls /sys/class/mdev_bus/)
 types=/sys/class/mdev_bus/$parent/mdev_supported_types
 u=7ace7ace-0000-4000-8000-000000000001
-if echo $u >"$types/vgpu_rm-vgpu-64M/create"; then ok "vGPU created"; else bad "create"; fi
+if echo $u >"$types/vgpu_rm-vgpu-64M/create"; then ok "vGPU created"; else fail "create"; fi
 mark 3
-if echo 1 >"/sys/bus/mdev/devices/$u/remove"; then ok "vGPU removed"; else bad "remove"; fi
+if echo 1 >"/sys/bus/mdev/devices/$u/remove"; then ok "vGPU removed"; else fail "remove"; fi
 mark 4
-if rmmod vgpu_vfio && rmmod vgpu_rm; then ok "host driver unloaded"; else bad "rmmod"; fi
+if unload_host_driver; then ok "host driver unloaded"; else fail "rmmod"; fi
 mark 5
 echo "VGPU-TRANSCRIPT-END"
-exit "$failed"
+checks_passed

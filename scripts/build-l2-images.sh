@@ -4,8 +4,8 @@
 #       (vgpu_guest.ko, built W=1 against the kernel's headers), the static
 #       vgpu-l2-test and scripts/l2-init.sh as /init;
 #   L1: the usual L1 initramfs plus our QEMU (stripped) with its libraries and
-#       firmware, the L2 kernel and initramfs, the host driver modules and
-#       scripts/l1-nested.sh.
+#       firmware, the L2 kernel and initramfs, the host driver modules,
+#       vgpuctl and scripts/l1-nested.sh.
 #
 # Usage: scripts/build-l2-images.sh [MODULES_DIR]
 #   MODULES_DIR   holds vgpu_rm.ko and vgpu_vfio.ko (scripts/build-modules.sh
@@ -15,38 +15,21 @@
 # Prints the L1 images directory (for run-l1.sh's IMAGES=); messages go to
 # stderr. Everything is cached in $CACHE, keyed by content.
 set -euo pipefail
+# shellcheck source=scripts/lib/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$repo"
-CACHE_DIR="${VGPU_DEV_CACHE:-$HOME/.cache/vgpu-dev}"
+cd "$REPO"
 export VGPU_DEV_CACHE="$CACHE_DIR"
 # vmlinux boots without decompressing (seconds at TCG speed, which is L2's
 # speed too) but is 57 MB against 12 MB; measured: see the report in
 # run-nested.sh's header.
 L2_KERNEL="${L2_KERNEL:-vmlinuz}"
-target=x86_64-unknown-linux-gnu
 modules_dir="${1:-}"
-
-log() {
-    printf 'build-l2-images: %s\n' "$*" >&2
-}
-
-die() {
-    log "error: $*"
-    exit 1
-}
-
-sha() {
-    sha256sum | cut -c1-16
-}
 
 qemu_dir=$(readlink -f "$CACHE_DIR/qemu-current" 2>/dev/null || true)
 [[ -x $qemu_dir/bin/qemu-system-x86_64 ]] || die "no QEMU in $CACHE_DIR/qemu-current (scripts/build-qemu.sh)"
-if [[ -n $modules_dir ]]; then
-    for ko in vgpu_rm vgpu_vfio; do
-        [[ -f $modules_dir/$ko.ko ]] || die "no $ko.ko in $modules_dir"
-    done
-fi
+HOST_DRIVER_EXTRAS=()
+[[ -z $modules_dir ]] || host_driver_extras "$modules_dir"
 
 # The plain L1 image: fetches the kernel and its headers if needed.
 LINK_CURRENT=0 scripts/build-images.sh >/dev/null
@@ -55,7 +38,7 @@ release=$(cat "$kdir/kernel-release")
 
 # --- the guest driver, built in a copy so the tree stays clean -------------------
 driver_files=(guest-tests/guest-driver/{Kbuild,vgpu_guest.c,vgpu_guest_uapi.h} host-driver/include/vgpu_regs.h)
-driver="$CACHE_DIR/l2-driver-$({ echo "$release"; cat "${driver_files[@]}"; } | sha)"
+driver="$CACHE_DIR/l2-driver-$({ echo "$release"; cat "${driver_files[@]}"; } | short_hash)"
 if [[ ! -f $driver/vgpu_guest.ko ]]; then
     log "building vgpu_guest.ko for $release"
     tmp=$(mktemp -d "$CACHE_DIR/.l2-driver.XXXXXX")
@@ -74,20 +57,19 @@ if [[ ! -f $driver/vgpu_guest.ko ]]; then
     trap - EXIT
 fi
 
-# --- the test, static for the busybox initramfs ---------------------------------
-RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --quiet --release -p vgpu-guest-tests --bin vgpu-l2-test --target "$target"
+# --- the test (L2) and vgpuctl (L1), static for the busybox initramfs -----------
+build_guest_bins
 
 # --- L2 images ----------------------------------------------------------------------
-l2=$(LINK_CURRENT=0 MODULES="" INIT_SCRIPT="$repo/scripts/l2-init.sh" scripts/build-images.sh \
-    "target/$target/release/vgpu-l2-test:/bin/vgpu-l2-test" \
-    "$driver/vgpu_guest.ko:/lib/modules/vgpu/vgpu_guest.ko")
+l2=$(LINK_CURRENT=0 MODULES="" INIT_SCRIPT="$SCRIPTS_DIR/l2-init.sh" scripts/build-images.sh \
+    "$GUEST_BIN/vgpu-l2-test:/bin/vgpu-l2-test" \
+    "$driver/vgpu_guest.ko:$VGPU_MODULES_DIR/vgpu_guest.ko")
 [[ -f $l2/$L2_KERNEL ]] || die "no $L2_KERNEL in $l2"
 log "L2 images: $l2"
 
 # --- QEMU for L1: stripped, with its firmware -----------------------------------
 qemu_bin="$qemu_dir/bin/qemu-system-x86_64"
-qemu_l1="$CACHE_DIR/qemu-stripped-$({ sha256sum <"$qemu_bin"; find "$qemu_dir/share" -type f -exec sha256sum {} + | sort; } | sha)"
+qemu_l1="$CACHE_DIR/qemu-stripped-$({ sha256sum <"$qemu_bin"; find "$qemu_dir/share" -type f -exec sha256sum {} + | sort; } | short_hash)"
 if [[ ! -x $qemu_l1/bin/qemu-system-x86_64 ]]; then
     log "stripping QEMU for L1"
     rm -rf "$qemu_l1.tmp"
@@ -106,11 +88,9 @@ extras=(
     "$l2/$L2_KERNEL:/l2/kernel"
     "$l2/initramfs.img:/l2/initramfs.img"
     "scripts/l1-nested.sh:/bin/l1-nested.sh"
+    "$GUEST_BIN/vgpuctl:/bin/vgpuctl"
+    "${HOST_DRIVER_EXTRAS[@]}"
 )
-if [[ -n $modules_dir ]]; then
-    extras+=("$modules_dir/vgpu_rm.ko:/lib/modules/vgpu/vgpu_rm.ko"
-        "$modules_dir/vgpu_vfio.ko:/lib/modules/vgpu/vgpu_vfio.ko")
-fi
 l1=$(LINK_CURRENT=0 scripts/build-images.sh "${extras[@]}")
 log "L1 images: $l1 ($(du -h "$l1/initramfs.img" | cut -f1) initramfs)"
 echo "$l1"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-modules.sh - build host-driver/'s kernel modules (vgpu_rm.ko,
-# vgpu_vfio.ko) with W=1 against the L1 kernel's headers; any compiler or
-# modpost warning fails the build.
+# vgpu_vfio.ko: whatever its Kbuild names) with W=1 against the L1 kernel's
+# headers; any compiler or modpost warning fails the build.
 #
 # Usage: scripts/build-modules.sh
 #   stdout: the directory holding the .ko files (and build.log); messages
@@ -9,65 +9,35 @@
 #   kernel release, the compiler and this script, so a warm run is instant.
 # Environment:
 #   VGPU_DEV_CACHE=DIR   cache directory (default ~/.cache/vgpu-dev)
-#   MODULES="vgpu_rm"    build only these modules (default: every module in
-#                        Kbuild whose sources exist; a missing one is skipped
-#                        with a message)
 # Needs the headers from scripts/build-images.sh (run when missing) and
 # pahole (BTF for modules; scripts/setup-host.sh installs it).
 set -euo pipefail
+# shellcheck source=scripts/lib/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
 
-CACHE_DIR="${VGPU_DEV_CACHE:-$HOME/.cache/vgpu-dev}"
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SRC_DIR="$SCRIPT_DIR/../host-driver"
-
-log() {
-    printf 'build-modules: %s\n' "$*" >&2
-}
-
-die() {
-    log "error: $*"
-    exit 1
-}
+SRC_DIR="$REPO/host-driver"
 
 kdir="$CACHE_DIR/kernel-current"
 if [[ ! -f $kdir/kernel-release || ! -e $kdir/build/Makefile ]]; then
     log "no kernel headers yet: running build-images.sh"
-    "$SCRIPT_DIR/build-images.sh" >/dev/null
+    "$SCRIPTS_DIR/build-images.sh" >/dev/null
 fi
 release=$(cat "$kdir/kernel-release")
 build=$(cd "$kdir/build" && pwd -P)
 command -v pahole >/dev/null || die "pahole is missing (scripts/setup-host.sh installs it)"
 
-# Modules of Kbuild ("obj-m += name.o") and whether their sources exist.
-kbuild=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$SRC_DIR/Kbuild")
-available=()
-while read -r mod; do
-    objs=$(sed -n "s/^${mod}-y *:\?= *//p" <<<"$kbuild")
-    missing=""
-    for obj in $objs; do
-        [[ -f $SRC_DIR/${obj%.o}.c ]] || missing+=" ${obj%.o}.c"
-    done
-    if [[ -n $missing ]]; then
-        log "skipping $mod: missing$missing"
-    else
-        available+=("$mod")
-    fi
-done < <(sed -n 's/^obj-m *+\?= *\([a-z0-9_]*\)\.o.*/\1/p' <<<"$kbuild")
-read -r -a modules <<<"${MODULES:-${available[*]}}"
-((${#modules[@]})) || die "no module to build"
-
 cc_version=$(gcc-12 --version 2>/dev/null | sed -n 1p || gcc --version | sed -n 1p)
 key=$(
     {
-        echo "$release ${modules[*]} $cc_version"
+        echo "$release $cc_version"
         cat "${BASH_SOURCE[0]}"
         cd "$SRC_DIR" && find . -type f \( -name '*.[ch]' -o -name Kbuild -o -name Makefile \) |
             LC_ALL=C sort | xargs sha256sum
-    } | sha256sum | cut -c1-16
+    } | short_hash
 )
 out="$CACHE_DIR/modules-$key"
 if [[ -f $out/.complete ]]; then
-    log "up to date: ${modules[*]} for $release"
+    log "up to date for $release"
     echo "$out"
     exit 0
 fi
@@ -82,13 +52,8 @@ rm -rf "$work"
 mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
 cp -a "$SRC_DIR/." "$work/src/"
-# Only the chosen modules: drop the other obj-m lines from the copy's Kbuild.
-keep=" ${modules[*]} "
-while read -r mod; do
-    [[ $keep == *" $mod "* ]] || sed -i "/^obj-m *+\?= *$mod\.o/d" "$work/src/Kbuild"
-done < <(sed -n 's/^obj-m *+\?= *\([a-z0-9_]*\)\.o.*/\1/p' <<<"$kbuild")
 
-log "building ${modules[*]} for $release"
+log "building for $release"
 status=0
 make -C "$build" M="$work/src" W=1 -j"$(nproc)" modules \
     >"$work/build.log" 2>&1 || status=$?
@@ -101,16 +66,12 @@ if grep -iE 'warning[:[ ]' "$work/build.log" >&2; then
 fi
 
 mkdir -p "$work/out"
-for mod in "${modules[@]}"; do
-    cp "$work/src/$mod.ko" "$work/out/"
-done
-cp "$work/build.log" "$work/out/"
+cp "$work/src"/*.ko "$work/build.log" "$work/out/"
 touch "$work/out/.complete"
 rm -rf "$out"
 mv "$work/out" "$out"
 
 # Keep the cache bounded: the newest few module builds.
-find "$CACHE_DIR" -maxdepth 1 -name 'modules-????????????????' -printf '%T@ %p\n' |
-    sort -rn | tail -n +9 | cut -d' ' -f2- | xargs -r -d '\n' rm -rf
-log "built ${modules[*]} in $out"
+prune_cache 'modules-????????????????' 8
+log "built $(cd "$out" && echo *.ko) in $out"
 echo "$out"

@@ -60,8 +60,8 @@ install_tree() {
 }
 
 main() {
-    local pristine qemu_version deb_version patches=() patch
-    local src_key vdev_key key work out lib pc_dir
+    local pristine qemu_version deb_version patches=()
+    local src_key vdev_key key work out lib
 
     [[ -x "$VENV_DIR/bin/meson" ]] || die "no meson in $VENV_DIR: run scripts/setup-host.sh"
     mkdir -p "$CACHE_DIR"
@@ -77,10 +77,7 @@ main() {
     src_key=$({
         printf 'qemu %s\nconfigure %s\nlibs %s\n' "$deb_version" \
             "${CONFIGURE_ARGS[*]}" "$VDEVICE_NATIVE_LIBS"
-        for patch in "${patches[@]}"; do
-            printf 'patch %s\n' "$(basename "$patch")"
-            cat "$patch"
-        done
+        patches_digest "${patches[@]}"
     } | short_hash)
     vdev_key=$(vdevice_sources_hash)
     key=$(printf '%s %s\n' "$src_key" "$vdev_key" | short_hash)
@@ -103,24 +100,7 @@ main() {
     fi
 
     lib=$(build_vdevice)
-    pc_dir="$work/vdevice"
-    if ! install_vdevice_pc "$pc_dir" "$lib"; then
-        rm -f "$work/build/qemu-system-x86_64"
-    fi
-    export PKG_CONFIG_PATH="$pc_dir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-
-    if [[ ! -f "$work/build/build.ninja" ]]; then
-        log "configuring in $work/build"
-        rm -rf "$work/build"
-        mkdir -p "$work/build"
-        (cd "$work/build" && "$work/src/configure" --prefix="$work/install" \
-            --python="$VENV_DIR/bin/python3" "${CONFIGURE_ARGS[@]}" \
-            >"$work/build/configure.log" 2>&1) ||
-            die "configure failed, see $work/build/configure.log"
-    fi
-
-    log "building (ninja -C $work/build qemu-system-x86_64)"
-    ninja -C "$work/build" qemu-system-x86_64 >&2
+    configure_and_build "$work" qemu-system-x86_64 "$lib" "${CONFIGURE_ARGS[@]}"
 
     install_tree "$work/src" "$work/build" "$out.partial"
     {

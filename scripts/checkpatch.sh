@@ -5,15 +5,12 @@
 # kernel's checkpatch, which is what this uses. Any warning fails.
 set -euo pipefail
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE_DIR="${VGPU_DEV_CACHE:-$HOME/.cache/vgpu-dev}"
+# shellcheck source=scripts/lib/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
 checkpatch=$(find "$CACHE_DIR/src" -maxdepth 5 -path '*/roms/u-boot/scripts/checkpatch.pl' \
     2>/dev/null | sort | tail -n 1)
-if [[ -z $checkpatch ]]; then
-    echo "checkpatch: no checkpatch.pl under $CACHE_DIR/src (scripts/build-qemu.sh fetches it)" >&2
-    exit 1
-fi
-cd "$repo"
+[[ -n $checkpatch ]] || die "no checkpatch.pl under $CACHE_DIR/src (scripts/build-qemu.sh fetches it)"
+cd "$REPO"
 status=0
 for f in host-driver/*/*.[ch] guest-tests/guest-driver/*.[ch]; do
     out=$(perl "$checkpatch" --no-tree --terse --show-types -f "$f" 2>&1) || status=1
@@ -23,7 +20,6 @@ for f in host-driver/*/*.[ch] guest-tests/guest-driver/*.[ch]; do
     fi
 done
 if ((status)); then
-    echo "checkpatch: the kernel C above is not checkpatch-clean" >&2
-    exit 1
+    die "the kernel C above is not checkpatch-clean"
 fi
-echo "checkpatch: host-driver and guest-driver C are clean" >&2
+log "host-driver and guest-driver C are clean"

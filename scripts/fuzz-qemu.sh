@@ -148,7 +148,7 @@ build_vdevice_instrumented() {
 
 # build: prints the directory holding bin/qemu-fuzz-x86_64.
 build() {
-    local pristine deb_version list patches=() patch tree_key key out work lib pc_dir
+    local pristine deb_version list patches=() tree_key key out work lib
     local compilers
 
     [[ -x "$VENV_DIR/bin/meson" ]] || die "no meson in $VENV_DIR: run scripts/setup-host.sh"
@@ -171,10 +171,7 @@ build() {
     key=$({
         printf 'tree %s\nvdevice %s\nrustflags %s\n' "$tree_key" \
             "$(vdevice_sources_hash)" "${VDEVICE_RUSTFLAGS[*]}"
-        for patch in "${patches[@]}"; do
-            printf 'patch %s\n' "$(basename "$patch")"
-            cat "$patch"
-        done
+        patches_digest "${patches[@]}"
     } | short_hash)
     out="$CACHE_DIR/qemu-fuzz-$key"
     if [[ -f "$out/BUILDINFO" ]]; then
@@ -189,24 +186,7 @@ build() {
     sync_patched_tree "$pristine" "$work/src" "${patches[@]}"
 
     lib=$(build_vdevice_instrumented)
-    pc_dir="$work/vdevice"
-    if ! install_vdevice_pc "$pc_dir" "$lib"; then
-        rm -f "$work/build/$FUZZ_BINARY"
-    fi
-    export PKG_CONFIG_PATH="$pc_dir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-
-    if [[ ! -f "$work/build/build.ninja" ]]; then
-        log "configuring in $work/build"
-        rm -rf "$work/build"
-        mkdir -p "$work/build"
-        (cd "$work/build" && "$work/src/configure" --prefix="$work/install" \
-            --python="$VENV_DIR/bin/python3" "${FUZZ_CONFIGURE_ARGS[@]}" \
-            >"$work/build/configure.log" 2>&1) ||
-            die "configure failed, see $work/build/configure.log"
-    fi
-
-    log "building (ninja -C $work/build $FUZZ_BINARY)"
-    ninja -C "$work/build" ${JOBS:+-j "$JOBS"} "$FUZZ_BINARY" >&2
+    configure_and_build "$work" "$FUZZ_BINARY" "$lib" "${FUZZ_CONFIGURE_ARGS[@]}"
 
     rm -rf "$out.partial"
     mkdir -p "$out.partial/bin"

@@ -17,19 +17,19 @@
 # vdevice/fuzz/artifacts/ and fails this script.
 set -euo pipefail
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE_DIR="${VGPU_DEV_CACHE:-$HOME/.cache/vgpu-dev}"
+# shellcheck source=scripts/lib/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
 CARGO_FUZZ_VERSION=0.13.1
 tools="$CACHE_DIR/tools"
 
 if ! "$tools/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
-    echo "fuzz: installing cargo-fuzz $CARGO_FUZZ_VERSION into $tools" >&2
+    log "installing cargo-fuzz $CARGO_FUZZ_VERSION into $tools"
     cargo install --quiet --locked --root "$tools" "cargo-fuzz@$CARGO_FUZZ_VERSION"
 fi
 export PATH="$tools/bin:$PATH" RUSTC_BOOTSTRAP=1
-cd "$repo/vdevice"
+cd "$REPO/vdevice"
 for target in ${FUZZ_TARGETS:-driver_streams driver_threads}; do
-    echo "fuzz: $target for ${FUZZ_SECONDS:-60} s" >&2
+    log "$target for ${FUZZ_SECONDS:-60} s"
     cargo fuzz run "$target" -- -max_total_time="${FUZZ_SECONDS:-60}" -max_len=512 \
         -timeout=20 -rss_limit_mb=4096
 done

@@ -10,22 +10,13 @@
 # from Debian's libclang-dev, which setup-host.sh installs).
 set -euo pipefail
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE_DIR="${VGPU_DEV_CACHE:-$HOME/.cache/vgpu-dev}"
+# shellcheck source=scripts/lib/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
 QEMU_DIR="${QEMU_DIR:-$CACHE_DIR/qemu-current}"
 BINDGEN_VERSION=0.72.1
 tools="$CACHE_DIR/tools"
-target="$repo/vdevice/trace-plugin/src/bindings.rs"
+target="$REPO/vdevice/trace-plugin/src/bindings.rs"
 header="$QEMU_DIR/include/qemu/qemu-plugin.h"
-
-log() {
-    printf 'gen-plugin-bindings: %s\n' "$*" >&2
-}
-
-die() {
-    log "error: $*"
-    exit 1
-}
 
 [[ -f $header ]] || die "no $header (scripts/build-qemu.sh installs it)"
 bindgen="$tools/bin/bindgen"

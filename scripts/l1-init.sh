@@ -2,7 +2,7 @@
 # l1-init.sh - /init of the L1 guest's initramfs (busybox sh, installed by
 # build-images.sh): mount, load modules, run one command, report, power off.
 #
-# Console protocol read by run-l1.sh:
+# Console protocol read by run-l1.sh (lib/common.sh):
 #   VGPU-L1-INIT                  /init started (boot time is measured to here)
 #   VGPU-L1-EXIT <status>         exit status of the command
 #   VGPU-DMESG-BEGIN ... VGPU-DMESG-END   the whole kernel log, checked for oopses
@@ -14,37 +14,12 @@
 #   vgpu.probe     print VGPU-L1-INIT and power off at once (accelerator probe).
 #   vgpu.nomodules skip loading the modules in /etc/vgpu/modules.load.
 
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
+# shellcheck source=scripts/lib/guest.sh
+. /usr/lib/vgpu/guest.sh
 
-mount -t devtmpfs -o mode=0755 devtmpfs /dev 2>/dev/null
-# The kernel opened /dev/console from the initramfs; reopen it on devtmpfs.
-exec </dev/console >/dev/console 2>&1
-
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mkdir -p /dev/pts /dev/shm /run /tmp
-mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /run
-mount -t tmpfs tmpfs /tmp
-mount -t debugfs debugfs /sys/kernel/debug
-
-echo "VGPU-L1-INIT"
-
-run=""
-probe=0
-load_modules=1
-# shellcheck disable=SC2013 # the command line is words, not lines
-for arg in $(cat /proc/cmdline); do
-    case "$arg" in
-    vgpu.run=*) run=$(echo "${arg#vgpu.run=}" | tr ',' ' ') ;;
-    vgpu.probe) probe=1 ;;
-    vgpu.nomodules) load_modules=0 ;;
-    esac
-done
-
-if [ "$probe" = 1 ]; then
+guest_mount
+echo "$VGPU_L1_INIT"
+if cmdline_flag probe; then
     poweroff -f
 fi
 
@@ -54,19 +29,18 @@ mkdir -p "$HOME"
 
 # Modules are decompressed and listed in dependency order by build-images.sh.
 # Only the KVM vendor module matching the CPU is loaded.
-if [ "$load_modules" = 1 ] && [ -f /etc/vgpu/modules.load ]; then
-    release=$(uname -r)
+if ! cmdline_flag nomodules && [ -f /etc/vgpu/modules.load ]; then
     while read -r mod; do
         case "$mod" in
         "" | "#"*) continue ;;
         kvm_amd) grep -qw svm /proc/cpuinfo || continue ;;
         kvm_intel) grep -qw vmx /proc/cpuinfo || continue ;;
         esac
-        insmod "/lib/modules/$release/$mod.ko" ||
-            echo "VGPU-L1: insmod $mod failed"
+        load_module "$mod" "/lib/modules/$(uname -r)" || echo "VGPU-L1: insmod $mod failed"
     done </etc/vgpu/modules.load
 fi
 
+run=$(cmdline_words run)
 if [ -z "$run" ] && [ -e /run.sh ]; then
     run="sh /run.sh"
 fi
@@ -81,11 +55,6 @@ elif [ -n "$run" ]; then
     status=$?
 fi
 
-echo "VGPU-L1-EXIT $status"
-echo "VGPU-DMESG-BEGIN"
-dmesg
-echo "VGPU-DMESG-END"
-# Let the UART drain before the machine disappears.
-sync
-sleep 0.2
-poweroff -f
+echo "$VGPU_L1_EXIT $status"
+guest_dmesg cat
+guest_poweroff

@@ -13,11 +13,10 @@
 #   vgpu.l2mem=SIZE        L2 memory (default 256M)
 #   vgpu.novgpu            no host driver, no vGPUs: the L2 guests run lspci
 
+# shellcheck source=scripts/lib/guest.sh
+. /usr/lib/vgpu/guest.sh
+
 QEMU=/usr/bin/qemu-system-x86_64
-L2_CMDLINE="console=ttyS0 quiet pci=noearly mitigations=off nokaslr tsc=reliable no_timer_check"
-L2_CMDLINE="$L2_CMDLINE iomem=relaxed panic=-1 cryptomgr.notests=1"
-BAD='Oops|BUG:|WARNING:|Call Trace|general protection|KASAN|UBSAN'
-failures=0
 
 now() {
     cut -d' ' -f1 /proc/uptime
@@ -42,28 +41,16 @@ note() {
     echo "VGPU-NESTED $*"
 }
 
-ok() {
-    echo "ok   $*"
-}
+l2accel=$(cmdline_value l2accel)
+l2timeout=$(cmdline_value l2timeout)
+type=$(cmdline_value type)
+l2mem=$(cmdline_value l2mem) || l2mem=256M
+novgpu=0
+if cmdline_flag novgpu; then
+    novgpu=1
+fi
 
-fail() {
-    echo "FAIL $*"
-    failures=$((failures + 1))
-}
-
-l2accel="" l2timeout="" type="" l2mem=256M novgpu=0
-# shellcheck disable=SC2013 # the command line is words, not lines
-for arg in $(cat /proc/cmdline); do
-    case "$arg" in
-    vgpu.l2accel=*) l2accel=${arg#*=} ;;
-    vgpu.l2timeout=*) l2timeout=${arg#*=} ;;
-    vgpu.type=*) type=${arg#*=} ;;
-    vgpu.l2mem=*) l2mem=${arg#*=} ;;
-    vgpu.novgpu) novgpu=1 ;;
-    esac
-done
-
-# --- L2 accelerator: KVM needs nested paging (NESTING-NOTES) ------------------
+# --- L2 accelerator: KVM needs nested paging (docs/NESTING.md) -----------------
 if [ -z "$l2accel" ]; then
     l2accel=tcg
     npt=$(cat /sys/module/kvm_amd/parameters/npt /sys/module/kvm_intel/parameters/ept 2>/dev/null)
@@ -82,43 +69,24 @@ echo "l1-nested: L2 guests under $l2accel (timeout ${l2timeout}s each)"
 ua="" ub=""
 if [ "$novgpu" = 0 ]; then
     t=$(now)
-    for mod in vgpu_rm vgpu_vfio; do
-        insmod "/lib/modules/vgpu/$mod.ko" || fail "insmod $mod"
-    done
+    load_host_driver || fail "insmod the host driver"
     note stage l1_modules "$(since "$t")"
     parent=$(find /sys/class/mdev_bus/ -mindepth 1 -maxdepth 1 2>/dev/null | head -n 1)
     [ -n "$parent" ] || fail "no mdev parent in /sys/class/mdev_bus"
     types="$parent/mdev_supported_types"
-    if [ -z "$type" ]; then
-        for dir in "$types"/*; do
-            case "$(cat "$dir/description" 2>/dev/null)" in
-            *max_instances=4 | *max_instances=4,*)
-                type=${dir##*/}
-                break
-                ;;
-            esac
-        done
-    fi
-    if [ -z "$type" ]; then
-        # Else the type with the most available instances.
-        most=1
-        for dir in "$types"/*; do
-            n=$(cat "$dir/available_instances" 2>/dev/null || echo 0)
-            if [ "$n" -gt "$most" ]; then
-                type=${dir##*/} most=$n
-            fi
-        done
+    # vgpuctl picks the type (unless vgpu.type= names one) and creates.
+    if picked=$(pick_vgpu_type); then
+        : "${type:=$(echo "$picked" | cut -f1)}"
     fi
     if [ -n "$type" ] && [ -d "$types/$type" ]; then
         echo "l1-nested: type $type: $(cat "$types/$type/description" 2>/dev/null)," \
             "available $(cat "$types/$type/available_instances")"
-        ua=$(cat /proc/sys/kernel/random/uuid)
-        ub=$(cat /proc/sys/kernel/random/uuid)
         t=$(now_us)
-        if echo "$ua" >"$types/$type/create" && echo "$ub" >"$types/$type/create"; then
+        if ua=$(vgpuctl create --type "$type") && ub=$(vgpuctl create --type "$type"); then
             note stage vgpu_create_ms "$(ms_since "$t")"
             ok "two vGPUs of type $type created: $ua $ub"
         else
+            ua="" ub=""
             fail "create vGPUs of type $type"
         fi
     else
@@ -154,7 +122,7 @@ relay() {
         echo "$1 | $line"
         echo "$line" >>"/tmp/$1.log"
         case "$line" in
-        *VGPU-L2-INIT*) now >"/tmp/$1.t_init" ;;
+        *"$VGPU_L2_INIT"*) now >"/tmp/$1.t_init" ;;
         *VGPU-L2-SYNC*) now >"/tmp/$1.sync" ;;
         esac
     done
@@ -183,11 +151,11 @@ start_l2() {
         if [ "$1" = L2a ]; then
             timeout "$l2timeout" "$QEMU" -L /usr/share/qemu $accel -m "$l2mem" -smp 1 \
                 -nographic -nic none -no-reboot -kernel /l2/kernel -initrd /l2/initramfs.img \
-                -append "$L2_CMDLINE $run" $dev -device edu <&3
+                -append "$VGPU_BOOT_CMDLINE $run" $dev -device edu <&3
         else
             timeout "$l2timeout" "$QEMU" -L /usr/share/qemu $accel -m "$l2mem" -smp 1 \
                 -nographic -nic none -no-reboot -kernel /l2/kernel -initrd /l2/initramfs.img \
-                -append "$L2_CMDLINE $run" $dev -device edu <&4
+                -append "$VGPU_BOOT_CMDLINE $run" $dev -device edu <&4
         fi
         echo "VGPU-L2-QEMU-EXIT $?"
     ) 2>&1 | tr -d '\r' | relay "$1" &
@@ -234,7 +202,7 @@ for name in L2a L2b; do
     t0=$(cat "/tmp/$name.t0")
     boot=$(awk -v a="$t0" '{ printf "%.1f", $1 - a }' "/tmp/$name.t_init" 2>/dev/null)
     total=$(awk -v a="$t0" '{ printf "%.1f", $1 - a }' "/tmp/$name.t_end")
-    status=$(sed -n 's/.*VGPU-L2-EXIT \([0-9]*\).*/\1/p' "$log" | head -n 1)
+    status=$(sed -n "s/.*$VGPU_L2_EXIT \\([0-9]*\\).*/\\1/p" "$log" | head -n 1)
     qstatus=$(sed -n 's/.*VGPU-L2-QEMU-EXIT \([0-9]*\).*/\1/p' "$log" | head -n 1)
     # busybox timeout returns the child's status, and QEMU exits 0 on the
     # SIGTERM it sends: its farewell line is how a timeout shows.
@@ -242,7 +210,7 @@ for name in L2a L2b; do
         qstatus=124
     fi
     counts=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$log" | tail -n 1)
-    bad=$(sed -n '/VGPU-DMESG-BEGIN/,/VGPU-DMESG-END/p' "$log" | grep -E "$BAD")
+    bad=$(dmesg_problems "$log")
     note l2 "$name" boot="${boot:--}" total="$total" status="${status:--}" qemu="${qstatus:--}" \
         passed="${counts% *}" failed="${counts#* }" dmesg="$([ -z "$bad" ] && echo clean || echo BAD)"
     grep '^bench ' "$log" | while read -r _ bname value; do
@@ -268,17 +236,17 @@ done
 if [ "$novgpu" = 0 ]; then
     t=$(now_us)
     for uuid in $ua $ub; do
-        echo 1 >"/sys/bus/mdev/devices/$uuid/remove" || fail "remove vGPU $uuid"
+        vgpuctl destroy "$uuid" || fail "remove vGPU $uuid"
     done
     note stage vgpu_destroy_ms "$(ms_since "$t")"
     for uuid in $ua $ub; do
         [ ! -e "/sys/bus/mdev/devices/$uuid" ] || fail "vGPU $uuid still exists"
     done
-    if rmmod vgpu_vfio && rmmod vgpu_rm; then
+    if unload_host_driver; then
         ok "vGPUs destroyed, host driver unloaded"
     else
         fail "unload the host driver"
     fi
 fi
 note failures "$failures"
-[ "$failures" = 0 ]
+checks_passed

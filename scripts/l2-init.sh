@@ -3,7 +3,7 @@
 # build-l2-images.sh): load the vGPU guest driver, run vgpu-l2-test, report
 # on the console, power off. Serial output is slow in L2: keep it short.
 #
-# Console protocol read by l1-nested.sh:
+# Console protocol read by l1-nested.sh (lib/common.sh):
 #   VGPU-L2-INIT                       /init started
 #   VGPU-L2-TRANSCRIPT-BEGIN ... -END  the test's output
 #   VGPU-L2-EXIT <status>              the test's exit status
@@ -15,30 +15,18 @@
 #   vgpu.args=A,B,...  arguments of vgpu-l2-test (commas become spaces)
 #   vgpu.run=CMD       run CMD instead (commas become spaces); vgpu.run=shell
 
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
+# shellcheck source=scripts/lib/guest.sh
+. /usr/lib/vgpu/guest.sh
 
-mount -t devtmpfs -o mode=0755 devtmpfs /dev 2>/dev/null
-exec </dev/console >/dev/console 2>&1
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mkdir -p /tmp
-mount -t tmpfs tmpfs /tmp
+guest_mount
+echo "$VGPU_L2_INIT"
 
-echo "VGPU-L2-INIT"
-
-run="/bin/vgpu-l2-test"
-args=""
-# shellcheck disable=SC2013 # the command line is words, not lines
-for arg in $(cat /proc/cmdline); do
-    case "$arg" in
-    vgpu.args=*) args=$(echo "${arg#vgpu.args=}" | tr ',' ' ') ;;
-    vgpu.run=*) run=$(echo "${arg#vgpu.run=}" | tr ',' ' ') ;;
-    esac
-done
+run=$(cmdline_words run)
+run=${run:-/bin/vgpu-l2-test}
+args=$(cmdline_words args)
 
 hostname l2
-insmod /lib/modules/vgpu/vgpu_guest.ko || echo "VGPU-L2: insmod vgpu_guest failed"
+load_module vgpu_guest || echo "VGPU-L2: insmod vgpu_guest failed"
 
 status=0
 if [ "$run" = shell ]; then
@@ -51,17 +39,19 @@ else
     echo "VGPU-L2-TRANSCRIPT-END"
 fi
 
-echo "VGPU-L2-EXIT $status"
+echo "$VGPU_L2_EXIT $status"
 if [ "$run" != shell ]; then
     # The vGPU as this guest's PCI core sees it (1234:7691, SPEC 1).
     echo "VGPU-L2-LSPCI-BEGIN"
     lspci -vvv -nn -d 1234:7691
     echo "VGPU-L2-LSPCI-END"
 fi
-echo "VGPU-DMESG-BEGIN"
-dmesg >/tmp/dmesg
-grep -i vgpu /tmp/dmesg
-grep -E -A 12 'Oops|BUG:|WARNING:|Call Trace|general protection|KASAN|UBSAN' /tmp/dmesg
-echo "VGPU-DMESG-END"
-sync
-poweroff -f
+
+# The guest driver's lines, and the problems with some context.
+l2_dmesg_lines() {
+    cat >/tmp/dmesg
+    grep -i vgpu /tmp/dmesg
+    grep -E -A 12 "$VGPU_DMESG_BAD" /tmp/dmesg
+}
+guest_dmesg l2_dmesg_lines
+guest_poweroff

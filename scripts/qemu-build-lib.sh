@@ -1,31 +1,17 @@
 #!/usr/bin/env bash
 # qemu-build-lib.sh - sourced by build-qemu.sh and fuzz-qemu.sh: the QEMU
-# source, the patch series, the vdevice library and the cache helpers both
-# builds share. The sourcing script sets LOG_TAG (its name in messages).
+# source, the patch series, the vdevice library, configure and ninja: what
+# both builds share. The sourcing script sets LOG_TAG (its name in messages).
 
-# shellcheck disable=SC2034 # used by the scripts that source this file
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE_DIR="${VGPU_DEV_CACHE:-$HOME/.cache/vgpu-dev}"
+# shellcheck source=scripts/lib/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
 SRC_CACHE="$CACHE_DIR/src"
-# shellcheck disable=SC2034
+# shellcheck disable=SC2034 # used by the scripts that source this file
 VENV_DIR="$CACHE_DIR/venv"
 PATCH_DIR="$REPO/qemu-patches"
 
 # What a Rust staticlib needs from the C side (rustc --print native-static-libs).
 VDEVICE_NATIVE_LIBS="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
-
-log() {
-    printf '%s: %s\n' "${LOG_TAG:-$(basename "$0" .sh)}" "$*" >&2
-}
-
-die() {
-    log "error: $*"
-    exit 1
-}
-
-short_hash() {
-    sha256sum | cut -c1-16
-}
 
 # Newest unpacked QEMU 10.0.x source, fetched with apt-get source if none.
 qemu_source_dir() {
@@ -63,6 +49,16 @@ series_patches() {
         [[ -f "$PATCH_DIR/$line" ]] || die "$name names missing patch $line"
         printf '%s\n' "$PATCH_DIR/$line"
     done <"$list"
+}
+
+# patches_digest PATCH...: what a build key says of the patches: their
+# names and contents, in order.
+patches_digest() {
+    local patch
+    for patch in "$@"; do
+        printf 'patch %s\n' "$(basename "$patch")"
+        cat "$patch"
+    done
 }
 
 vdevice_sources_hash() {
@@ -138,4 +134,29 @@ EOF
     copy_if_changed "$pc_dir/vdevice.pc.new" "$pc_dir/vdevice.pc" || true
     rm -f "$pc_dir/vdevice.pc.new"
     return "$status"
+}
+
+# configure_and_build WORK TARGET VDEVICE_LIB CONFIGURE_ARG...: link
+# VDEVICE_LIB in through WORK/vdevice (TARGET is relinked when it changed),
+# configure WORK/src into WORK/build once, then ninja TARGET (JOBS: -j).
+configure_and_build() {
+    local work=$1 target=$2 lib=$3 pc_dir=$1/vdevice
+    shift 3
+    if ! install_vdevice_pc "$pc_dir" "$lib"; then
+        rm -f "$work/build/$target"
+    fi
+    export PKG_CONFIG_PATH="$pc_dir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+
+    if [[ ! -f "$work/build/build.ninja" ]]; then
+        log "configuring in $work/build"
+        rm -rf "$work/build"
+        mkdir -p "$work/build"
+        (cd "$work/build" && "$work/src/configure" --prefix="$work/install" \
+            --python="$VENV_DIR/bin/python3" "$@" \
+            >"$work/build/configure.log" 2>&1) ||
+            die "configure failed, see $work/build/configure.log"
+    fi
+
+    log "building (ninja -C $work/build $target)"
+    ninja -C "$work/build" ${JOBS:+-j "$JOBS"} "$target" >&2
 }

@@ -27,11 +27,13 @@
 #                  plugin arguments (filters: partition=, reg=, rw=)
 #   VGPU_DEV_CACHE=DIR   default ~/.cache/vgpu-dev
 # Exit status: the command's, or 124 timeout, 125 no VGPU-L1-EXIT marker
-# (QEMU failed, kernel panic), 123 oops/warning in dmesg after status 0.
+# (QEMU failed, kernel panic), 123 oops/warning in dmesg after status 0
+# (lib/host.sh names them).
 set -euo pipefail
+# shellcheck source=scripts/lib/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
+DIE_STATUS=$EXIT_NO_MARKER
 
-CACHE_DIR="${VGPU_DEV_CACHE:-$HOME/.cache/vgpu-dev}"
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEFAULT_QEMU="$CACHE_DIR/qemu-current/bin/qemu-system-x86_64"
 if [[ -n ${QEMU:-} ]]; then
     QEMU_DATA="${QEMU_DATA:-}"
@@ -45,20 +47,6 @@ INIT_TIMEOUT="${INIT_TIMEOUT:-60}"
 MEM="${MEM:-1G}"
 SMP="${SMP:-2}"
 PROBE_TIMEOUT=20
-# NESTING-NOTES' fast-boot line; iomem=relaxed to mmap BARs from user space;
-# panic=-1 so a panic ends the run (-no-reboot); no crypto self-tests (TCG).
-CMDLINE="console=ttyS0 quiet pci=noearly mitigations=off nokaslr tsc=reliable no_timer_check"
-CMDLINE+=" iomem=relaxed panic=-1 cryptomgr.notests=1"
-DMESG_BAD='Oops|BUG:|WARNING:|Call Trace|general protection|KASAN|UBSAN'
-
-log() {
-    printf 'run-l1: %s\n' "$*" >&2
-}
-
-die() {
-    log "error: $*"
-    exit 125
-}
 
 [[ -x $QEMU ]] || die "no QEMU at $QEMU (scripts/build-qemu.sh, or QEMU=...)"
 [[ -f $IMAGES/initramfs.img ]] || die "no images in $IMAGES (scripts/build-images.sh)"
@@ -84,8 +72,8 @@ probe_accel() {
     if [[ -r /dev/kvm && -w /dev/kvm ]]; then
         log "probing KVM (up to ${PROBE_TIMEOUT}s)"
         out=$(timeout "$PROBE_TIMEOUT" "${qemu_base[@]}" -accel kvm -cpu host -m 512M -smp 1 \
-            -append "$CMDLINE vgpu.probe" </dev/null 2>&1) || true
-        if grep -q 'VGPU-L1-INIT' <<<"$out"; then
+            -append "$VGPU_BOOT_CMDLINE vgpu.probe" </dev/null 2>&1) || true
+        if grep -q "$VGPU_L1_INIT" <<<"$out"; then
             accel=kvm
         else
             log "KVM does not boot a guest here: $(tail -n1 <<<"$out" | tr -d '\r')"
@@ -121,7 +109,7 @@ if [[ -n ${TRACE:-} && ${TRACE} != 0 ]]; then
     fi
 fi
 
-cmdline="$CMDLINE${APPEND:+ $APPEND}${RUN:+ vgpu.run=$RUN}"
+cmdline="$VGPU_BOOT_CMDLINE${APPEND:+ $APPEND}${RUN:+ vgpu.run=$RUN}"
 qemu_cmd=("${qemu_base[@]}" "${accel_args[@]}" "${trace_args[@]}" -m "$MEM" -smp "$SMP"
     -append "$cmdline" "$@")
 
@@ -176,8 +164,8 @@ run_once() {
         [[ -n ${QUIET:-} ]] || printf '%s\n' "$line"
         # Markers may follow firmware output that lacks a newline.
         case "$line" in
-        *VGPU-L1-INIT) [[ -n $init_time ]] || init_time=$(elapsed "$start") ;;
-        *VGPU-L1-EXIT\ *) exit_status=${line##*VGPU-L1-EXIT } ;;
+        *"$VGPU_L1_INIT") [[ -n $init_time ]] || init_time=$(elapsed "$start") ;;
+        *"$VGPU_L1_EXIT "*) exit_status=${line##*"$VGPU_L1_EXIT "} ;;
         esac
         ((rc == 0)) || break
     done
@@ -201,7 +189,7 @@ done
 log "console log: $LOG"
 log "timing: /init after ${init_time:--} s, total $total_time s ($ACCEL)"
 
-bad=$(sed -n '/VGPU-DMESG-BEGIN$/,/VGPU-DMESG-END$/p' "$LOG" | grep -E "$DMESG_BAD" || true)
+bad=$(dmesg_problems "$LOG" || true)
 if [[ -n $bad ]]; then
     log "kernel problems in L1 dmesg:"
     printf '%s\n' "$bad" >&2
@@ -211,18 +199,18 @@ if [[ -z $exit_status ]]; then
     if ((qemu_status == 124 || hung)); then
         log "timed out; the console ended with:"
         tail -n 5 "$LOG" >&2
-        exit 124
+        exit "$EXIT_TIMEOUT"
     fi
     log "no VGPU-L1-EXIT marker (QEMU status $qemu_status); the console ended with:"
     tail -n 20 "$LOG" >&2
-    exit 125
+    exit "$EXIT_NO_MARKER"
 fi
 if [[ ! $exit_status =~ ^[0-9]+$ ]]; then
     log "garbled exit marker '$exit_status'"
-    exit 125
+    exit "$EXIT_NO_MARKER"
 fi
 log "L1 command exited with $exit_status"
 if ((exit_status == 0)) && [[ -n $bad ]]; then
-    exit 123
+    exit "$EXIT_DMESG"
 fi
 exit "$exit_status"

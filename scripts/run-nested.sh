@@ -25,10 +25,11 @@
 #                       (TCG L1 only; TRACE_ARGS= adds filters, see run-l1.sh)
 # Other run-l1.sh variables (ACCEL, QEMU, ...) pass through.
 set -euo pipefail
+# shellcheck source=scripts/lib/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$repo"
-out="${OUT:-$repo/target/nested}"
+cd "$REPO"
+out="${OUT:-$REPO/target/nested}"
 device="${VGPU_DEVICE:-vgpu-pci,vram_size=256M,partitions=8}"
 mkdir -p "$out"
 run_log="$out/run.log"
@@ -55,7 +56,7 @@ label() {
         "L2a | "* | "L2b | "*) say "$line" ;;
         run-l1:*) say "L0  | $line" ;;
         *VGPU-DMESG-BEGIN) in_dmesg=1 lines=0 ;;
-        *VGPU-DMESG-END)
+        *VGPU-DMESG-END) # (markers: lib/common.sh)
             in_dmesg=0
             say "L1  | (L1 dmesg: $lines lines, checked by run-l1.sh)"
             ;;
@@ -74,14 +75,10 @@ start=$SECONDS
 l0 "building: QEMU with vgpu-pci, host driver, guest driver, tests, images (cached in ~/.cache/vgpu-dev)"
 # (errexit does not apply inside a pipeline's function: each step checks.)
 build() {
-    scripts/setup-host.sh || return
+    ensure_setup || return
     scripts/build-qemu.sh >/dev/null || return
     local modules=""
     if [[ -z ${NO_VGPU:-} ]]; then
-        if [[ ! -x scripts/build-modules.sh ]]; then
-            echo "no scripts/build-modules.sh (the host driver); NO_VGPU=1 boots L2 without it"
-            return 1
-        fi
         modules=$(scripts/build-modules.sh) || return
     fi
     scripts/build-l2-images.sh ${modules:+"$modules"} >"$out/images"
@@ -144,7 +141,7 @@ l2_accel=$(nested accel_l2)
     l1_ok=$(grep -c '^L1  | ok ' "$run_log" || true)
     l1_fail=$(grep -c '^L1  | FAIL ' "$run_log" || true)
     printf '  %-5s checks %s passed, %s failed; L1 dmesg %s\n' L1 "$l1_ok" "$l1_fail" \
-        "$(if ((status == 123)); then echo BAD; elif grep -q 'L1 dmesg:' "$run_log"; then echo clean; else echo '?'; fi)"
+        "$(if ((status == EXIT_DMESG)); then echo BAD; elif grep -q 'L1 dmesg:' "$run_log"; then echo clean; else echo '?'; fi)"
     echo "benchmarks                    L2a        L2b        goal"
     for b in $(nested bench | awk '{ print $2 }' | sort -u); do
         goal=""
@@ -163,9 +160,9 @@ if ((status == 0)); then
     say "result   PASSED (log $run_log, L1 console $out/console.log)"
 else
     case $status in
-    124) why="timeout" ;;
-    123) why="kernel problems in L1's dmesg" ;;
-    125) why="L1 did not finish (QEMU failed or kernel panic)" ;;
+    "$EXIT_TIMEOUT") why="timeout" ;;
+    "$EXIT_DMESG") why="kernel problems in L1's dmesg" ;;
+    "$EXIT_NO_MARKER") why="L1 did not finish (QEMU failed or kernel panic)" ;;
     *) why="L1 run exited with $status" ;;
     esac
     say "result   FAILED: $why (log $run_log, L1 console $out/console.log)"

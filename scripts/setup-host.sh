@@ -3,10 +3,11 @@
 # QEMU and the images: apt sources, build dependencies, firmware and a meson venv.
 # Idempotent; a second run with an unchanged script takes a second or two.
 set -euo pipefail
+# shellcheck source=scripts/lib/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
 
 export DEBIAN_FRONTEND=noninteractive
 
-CACHE_DIR="${VGPU_DEV_CACHE:-$HOME/.cache/vgpu-dev}"
 VENV_DIR="$CACHE_DIR/venv"
 # QEMU 10.0's python/scripts/mkvenv.py accepts meson >= 1.5.0 (pythondeps.toml).
 MESON_VERSION="1.5.2"
@@ -22,8 +23,9 @@ PACKAGES=(
     libglib2.0-dev libfdt-dev libpixman-1-dev zlib1g-dev libslirp-dev
     # firmware for -L (bios, option roms, kvmvapic, linuxboot_dma)
     seabios ipxe-qemu qemu-system-data
-    # images and the L1 guest's tools
-    busybox-static pciutils mdevctl cpio xz-utils kmod
+    # images and the L1 guest's tools (kmod: modinfo and depmod for the
+    # images' modules; zstd: vmlinux out of vmlinuz)
+    busybox-static pciutils mdevctl cpio xz-utils kmod zstd
     # the host driver build (BTF for modules needs pahole)
     dwarves
     # bindgen (the trace plugin's bindings to qemu-plugin.h) needs libclang
@@ -32,14 +34,7 @@ PACKAGES=(
     shellcheck
 )
 
-log() {
-    printf 'setup-host: %s\n' "$*" >&2
-}
-
-if [[ $(id -u) -ne 0 ]]; then
-    log "must run as root"
-    exit 1
-fi
+[[ $(id -u) -eq 0 ]] || die "must run as root"
 
 mkdir -p "$CACHE_DIR"
 script_hash=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-16)

@@ -5,10 +5,13 @@
 # the L2 view of the vGPU and the L1 parent's sysfs tree. run-nested.sh fails
 # on any failed check, timeout, or oops/warning in any guest's dmesg.
 set -euo pipefail
+# shellcheck source=scripts/lib/tier.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/tier.sh"
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$repo"
-out="$repo/target/nested"
+# Not tier_begin: run-nested.sh sets up and builds what it boots itself.
+LOG_TAG=test-nested OUT="$REPO/target/nested"
+cd "$REPO"
+out=$OUT
 
 status=0
 OUT="$out" scripts/run-nested.sh || status=$?
@@ -27,18 +30,14 @@ if [[ $status -ne 0 ]] &&
         reason="an L2 guest vanished or never booted"
     fi
     if [[ -n $reason ]]; then
-        echo "test-nested: $reason (no check failed): retrying once; first run kept in $out.1" >&2
+        log "$reason (no check failed): retrying once; first run kept in $out.1"
         rm -rf "$out.1"
         mv "$out" "$out.1"
         status=0
         OUT="$out" scripts/run-nested.sh || status=$?
     fi
 fi
-if [[ $status -ne 0 ]]; then
-    echo "test-nested: run-nested failed (status $status); logs in $out" >&2
-    exit "$status"
-fi
+TIER_STATUS=$status
+tier_check_run run-nested console.log
 
-VGPU_NESTED_LOG="$out/run.log" \
-    cargo test --quiet -p vgpu-guest-tests --test nested_snapshots -- --include-ignored
-echo "test-nested: passed"
+tier_snapshots vgpu-guest-tests nested_snapshots VGPU_NESTED_LOG=run.log

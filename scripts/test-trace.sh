@@ -5,57 +5,41 @@
 # the tracer's slowdown, and compare the decoded, normalised trace of the
 # RM's probe and of one vGPU's creation and removal with the insta snapshot.
 set -euo pipefail
+# shellcheck source=scripts/lib/tier.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/tier.sh"
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$repo"
-out="$repo/target/trace"
-mkdir -p "$out"
-# shellcheck source=scripts/tier-lib.sh
-. scripts/tier-lib.sh
-device="${VGPU_DEVICE:-vgpu-pci,vram_size=256M,partitions=8,engines=2}"
-
-scripts/setup-host.sh
-scripts/build-qemu.sh >/dev/null
+tier_begin trace "vgpu-pci,vram_size=256M,partitions=8,engines=2"
 scripts/gen-plugin-bindings.sh --check
 cargo build --quiet --release -p vgpu-trace-plugin
 modules=$(scripts/build-modules.sh)
-images=$(scripts/build-images.sh \
-    "$modules/vgpu_rm.ko:/lib/vgpu/vgpu_rm.ko" \
-    "$modules/vgpu_vfio.ko:/lib/vgpu/vgpu_vfio.ko" \
-    "guest-tests/trace-run.sh:/bin/trace-run.sh")
+host_driver_extras "$modules"
+IMAGES=$(scripts/build-images.sh "${HOST_DRIVER_EXTRAS[@]}" "guest-tests/trace-run.sh:/bin/trace-run.sh")
 
 # boot NAME [VAR=...]: one L1 run of trace-run.sh; one vCPU, so the trace
-# has one order; prints run-l1's timing line.
+# has one order.
 boot() {
-    local name=$1 status=0
+    local name=$1
     shift
-    env "$@" IMAGES="$images" RUN=/bin/trace-run.sh LOG="$out/$name.console.log" QUIET=1 \
-        ACCEL=tcg SMP=1 scripts/run-l1.sh -device "$device" 2>"$out/$name.run-l1.log" || status=$?
-    cat "$out/$name.run-l1.log" >&2
-    section TRANSCRIPT "$out/$name.console.log"
-    if [[ $status -ne 0 ]]; then
-        echo "test-trace: the $name L1 run failed (status $status); see $out" >&2
-        exit "$status"
-    fi
+    tier_boot_l1 "$name.console.log" /bin/trace-run.sh ACCEL=tcg SMP=1 "$@"
+    section TRANSCRIPT "$OUT/$name.console.log"
+    tier_check_run "the $name L1 run" "$name.console.log"
 }
 seconds() { # KEY LOG: "/init after" or "total" seconds from run-l1's timing line
     sed -n "s|.*timing: .*$1 \\([0-9.]*\\) s.*|\\1|p" "$2" | tail -n 1
 }
 
-echo "test-trace: L1 without the tracer"
+log "L1 without the tracer"
 boot plain
-echo "test-trace: L1 with the tracer"
-rm -f "$out/vgpu-trace.log"
-boot traced TRACE=1 TRACE_OUT="$out/vgpu-trace.log"
-[[ -s $out/vgpu-trace.log ]] || { echo "test-trace: the tracer wrote nothing" >&2; exit 1; }
-echo "test-trace: $(wc -l <"$out/vgpu-trace.log") accesses traced into $out/vgpu-trace.log"
+log "L1 with the tracer"
+rm -f "$OUT/vgpu-trace.log"
+boot traced TRACE=1 TRACE_OUT="$OUT/vgpu-trace.log"
+[[ -s $OUT/vgpu-trace.log ]] || die "the tracer wrote nothing"
+log "$(wc -l <"$OUT/vgpu-trace.log") accesses traced into $OUT/vgpu-trace.log"
 for key in "/init after" total; do
-    p=$(seconds "$key" "$out/plain.run-l1.log")
-    t=$(seconds "$key" "$out/traced.run-l1.log")
+    p=$(seconds "$key" "$OUT/plain.run-l1.log")
+    t=$(seconds "$key" "$OUT/traced.run-l1.log")
     name=trace_l1_$( [[ $key == total ]] && echo run || echo boot)_slowdown
     echo "bench $name $(awk -v a="$t" -v b="$p" 'BEGIN { printf "%.2f", a / b }') ($t s vs $p s)"
 done
 
-VGPU_TRACE_LOG="$out/vgpu-trace.log" \
-    cargo test --quiet -p vgpu-trace-plugin --test trace_snapshot -- --include-ignored
-echo "test-trace: passed"
+tier_snapshots vgpu-trace-plugin trace_snapshot VGPU_TRACE_LOG=vgpu-trace.log

@@ -1,0 +1,134 @@
+# shellcheck shell=sh
+# guest.sh - sourced by the scripts that run inside the L1 and L2 guests
+# (busybox sh): mounts, the kernel command line, module loading, named
+# checks, and the end of a run (exit marker, dmesg, power off).
+# build-images.sh packs it with common.sh into every image at /usr/lib/vgpu.
+
+# shellcheck source=scripts/lib/common.sh
+. /usr/lib/vgpu/common.sh
+
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+
+# guest_mount: the filesystems of an initramfs /init. The kernel opened
+# /dev/console from the initramfs; it is reopened on devtmpfs.
+guest_mount() {
+    mount -t devtmpfs -o mode=0755 devtmpfs /dev 2>/dev/null
+    exec </dev/console >/dev/console 2>&1
+    mount -t proc proc /proc
+    mount -t sysfs sysfs /sys
+    mkdir -p /dev/pts /dev/shm /run /tmp
+    mount -t devpts devpts /dev/pts
+    mount -t tmpfs tmpfs /dev/shm
+    mount -t tmpfs tmpfs /run
+    mount -t tmpfs tmpfs /tmp
+    mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+}
+
+# cmdline_value NAME: the value of vgpu.NAME=... on the kernel command line
+# (the last one wins); fails when there is none.
+cmdline_value() {
+    # shellcheck disable=SC2013 # the command line is words, not lines
+    for arg in $(cat /proc/cmdline); do
+        case "$arg" in
+        "vgpu.$1="*) echo "${arg#*=}" ;;
+        esac
+    done | tail -n 1 | grep .
+}
+
+# cmdline_words NAME: cmdline_value with commas turned into spaces
+# (vgpu.run=/t/x,--fast means "/t/x --fast").
+cmdline_words() {
+    cmdline_value "$1" | tr ',' ' '
+}
+
+# cmdline_flag NAME: whether the bare word vgpu.NAME is on the command line.
+cmdline_flag() {
+    grep -qw "vgpu\\.$1" /proc/cmdline
+}
+
+# load_module NAME [DIR]: insmod DIR/NAME.ko (default $VGPU_MODULES_DIR).
+load_module() {
+    insmod "${2:-$VGPU_MODULES_DIR}/$1.ko"
+}
+
+# load_host_driver / unload_host_driver: vgpu_rm, then vgpu_vfio (its user).
+load_host_driver() {
+    load_module vgpu_rm && load_module vgpu_vfio
+}
+unload_host_driver() {
+    rmmod vgpu_vfio && rmmod vgpu_rm
+}
+
+# Named checks: "ok   NAME" or "FAIL NAME: why"; failures counts them.
+failures=0
+ok() {
+    echo "ok   $*"
+}
+fail() {
+    echo "FAIL $*"
+    failures=$((failures + 1))
+}
+# check NAME CMD...: CMD must succeed.
+check() {
+    name=$1
+    shift
+    if "$@" >/tmp/check.out 2>&1; then
+        ok "$name"
+    else
+        fail "$name: $(tail -n 3 /tmp/check.out | tr '\n' ' ')"
+    fi
+}
+# refuse NAME WANT CMD...: CMD must fail and say WANT.
+refuse() {
+    name=$1
+    want=$2
+    shift 2
+    if "$@" >/tmp/check.out 2>&1; then
+        fail "$name: accepted"
+    elif grep -q "$want" /tmp/check.out; then
+        ok "$name"
+    else
+        fail "$name: said $(tr '\n' ' ' </tmp/check.out)"
+    fi
+}
+# checks_passed: the status of a script whose checks are done.
+checks_passed() {
+    [ "$failures" = 0 ]
+}
+
+# pick_vgpu_type: the vGPU type for two or more vGPUs, from `vgpuctl types`
+# ("  type ID available=N name="..." DESCRIPTION"): the one made for four
+# (max_instances=4), else the one with the most available instances (two
+# at least). Prints "ID<tab>available<tab>description".
+pick_vgpu_type() {
+    vgpuctl types | awk '
+        $1 == "type" {
+            avail = $3
+            sub(/^available=/, "", avail)
+            desc = $0
+            sub(/^[^"]*"[^"]*" ?/, "", desc)
+            if (pick == "" && desc ~ /max_instances=4(,|$)/) pick = $2 "\t" avail "\t" desc
+            if (avail + 0 > most) { most = avail + 0; best = $2 "\t" avail "\t" desc }
+        }
+        END {
+            if (pick == "" && most >= 2) pick = best
+            if (pick == "") exit 1
+            print pick
+        }'
+}
+
+# guest_dmesg FILTER: the kernel log between console markers, as much of it
+# as FILTER (a command reading it on stdin: cat for all of it) keeps.
+guest_dmesg() {
+    echo "VGPU-DMESG-BEGIN"
+    dmesg | $1
+    echo "VGPU-DMESG-END"
+}
+
+# guest_poweroff: let the UART drain before the machine disappears.
+guest_poweroff() {
+    sync
+    sleep 0.2
+    poweroff -f
+}

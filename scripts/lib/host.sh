@@ -1,0 +1,71 @@
+# shellcheck shell=bash
+# host.sh - sourced by every host script (bash): where the repository and
+# the cache are, logging, exit codes, cache keys and pruning, the static
+# guest binaries, and (through common.sh) the guests' kernel command line,
+# console markers and dmesg check. A sourcing script may set LOG_TAG (its
+# name in messages; default its file name) and DIE_STATUS (die's exit code).
+
+# shellcheck disable=SC2034 # used by the scripts that source this file
+SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO=$(cd "$SCRIPTS_DIR/.." && pwd)
+# shellcheck source=scripts/lib/common.sh
+. "$SCRIPTS_DIR/lib/common.sh"
+
+# Heavy outputs (QEMU, kernels, images, modules), keyed by their inputs.
+CACHE_DIR="${VGPU_DEV_CACHE:-$HOME/.cache/vgpu-dev}"
+
+# Exit codes of an L1 run (run-l1.sh), beside the guest command's own.
+EXIT_DMESG=123     # the command passed but the guest's dmesg has problems
+EXIT_TIMEOUT=124   # the run (or the boot to /init) timed out
+EXIT_NO_MARKER=125 # no exit marker: QEMU failed or the kernel panicked
+
+log() {
+    printf '%s: %s\n' "${LOG_TAG:-$(basename "$0" .sh)}" "$*" >&2
+}
+
+die() {
+    log "error: $*"
+    exit "${DIE_STATUS:-1}"
+}
+
+# short_hash: 16 hex digits of the SHA-256 of stdin (cache keys).
+short_hash() {
+    sha256sum | cut -c1-16
+}
+
+# prune_cache GLOB KEEP: keep the KEEP newest cache entries named GLOB.
+prune_cache() {
+    find "$CACHE_DIR" -maxdepth 1 -name "$1" -printf '%T@ %p\n' | sort -rn |
+        tail -n "+$(($2 + 1))" | cut -d' ' -f2- | xargs -r -d '\n' rm -rf
+}
+
+# ensure_setup: the host setup (scripts/setup-host.sh), once: make's
+# targets run it as their `setup` prerequisite and export VGPU_SETUP_DONE.
+ensure_setup() {
+    if [[ ${VGPU_SETUP_DONE:-} != 1 ]]; then
+        "$SCRIPTS_DIR/setup-host.sh"
+        export VGPU_SETUP_DONE=1
+    fi
+}
+
+# The programs that run in the guests: static, so they run in busybox
+# initramfs images without libraries.
+GUEST_TARGET=x86_64-unknown-linux-gnu
+GUEST_BIN="$REPO/target/$GUEST_TARGET/release"
+build_guest_bins() {
+    (cd "$REPO" && RUSTFLAGS="-C target-feature=+crt-static" \
+        cargo build --quiet --release --target "$GUEST_TARGET" \
+        -p vgpu-guest-tests -p vgpuctl)
+}
+
+# host_driver_extras MODULES_DIR: set HOST_DRIVER_EXTRAS to build-images.sh
+# arguments that put the host driver (build-modules.sh's output) where
+# lib/guest.sh loads it from.
+host_driver_extras() {
+    local ko
+    HOST_DRIVER_EXTRAS=()
+    for ko in vgpu_rm vgpu_vfio; do
+        [[ -f $1/$ko.ko ]] || die "no $ko.ko in $1"
+        HOST_DRIVER_EXTRAS+=("$1/$ko.ko:$VGPU_MODULES_DIR/$ko.ko")
+    done
+}

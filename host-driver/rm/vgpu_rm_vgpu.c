@@ -61,7 +61,7 @@ static void vgpu_rm_partition_clear(struct vgpu_rm_gpu *gpu, unsigned int p)
 	writel(0, vgpu_rm_pt_reg(gpu, p, VGPU_PT_XLATE_DIR_ENTRIES));
 	writeq(0, vgpu_rm_pt_reg(gpu, p, VGPU_PT_VRAM_BASE));
 	writeq(0, vgpu_rm_pt_reg(gpu, p, VGPU_PT_VRAM_SIZE));
-	writel(1, vgpu_rm_pt_reg(gpu, p, VGPU_PT_WEIGHT));
+	writel(VGPU_PT_WEIGHT_RESET, vgpu_rm_pt_reg(gpu, p, VGPU_PT_WEIGHT));
 }
 
 int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type,

@@ -14,7 +14,7 @@ use crate::command::{Command, Loc, Opcode, COMMAND_BYTES};
 use crate::device::{
     Delivery, FaultLogEntry, InFlight, Partition, Shared, XlateFaultEntry, XlateWait,
 };
-use crate::regs::{FaultCode, InjectKind, PartIntr, RINGS_PER_PARTITION};
+use crate::regs::{FaultCode, InjectKind, PartIntr, CHUNK_BYTES, RINGS_PER_PARTITION};
 use crate::xlate::{self, Segment, XlateConfig, XlateError};
 use crate::{Dma, DmaError};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -23,8 +23,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Work is split into chunks this big so a reset never waits long.
-const CHUNK_BYTES: u64 = 1 << 20;
 /// How soon a ring stalled on SEM_WAIT is polled again.
 const SEM_POLL: Duration = Duration::from_micros(50);
 /// Virtual time advances by busy_ns * VTIME_SCALE / weight.

@@ -65,6 +65,9 @@ pub const FAULT_LOG_DEPTH: usize = 64;
 /// VRAM is handed to partitions in granules: a slice's base and size are
 /// multiples of this (PT VRAM_BASE / VRAM_SIZE drop the bits below it).
 pub const VRAM_GRANULE: u64 = 64 << 10;
+/// Engines run long commands in chunks this big: between two chunks a
+/// reset, a translation change or the end of a timeslice can stop them.
+pub const CHUNK_BYTES: u64 = 1 << 20;
 /// Longest command ring, in commands (RING_SIZE).
 pub const MAX_RING_SIZE: u32 = 65536;
 

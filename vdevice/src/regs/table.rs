@@ -438,7 +438,7 @@ pub static REGISTERS: &[Register] = &[
         ..Register::PLAIN },
     Register { id: RegId::WReset, name: "RESET", block: Window, offset: 0x03c, width: 4, access: Wo,
         writable: WRITE_1,
-        desc: "Write 1: partition reset: quiesce, then rings, interrupts, fault and statistics to reset values. VRAM contents and the host's partition-table settings are kept.",
+        desc: "Write 1: partition reset: quiesce, then rings (turned off: RING_BASE, RING_SIZE, RING_CTRL, HEAD and TAIL read 0), interrupts, fault and statistics to reset values. VRAM contents and the host's partition-table settings are kept.",
         ..Register::PLAIN },
     Register { id: RegId::WFenceValue, name: "FENCE_VALUE", block: Window, offset: 0x040, width: 8, access: Ro,
         desc: "Value of the last completed FENCE command (any ring).",
@@ -595,6 +595,10 @@ mod tests {
             (RegId::WRingBase, format!("{COMMAND_BYTES}-byte aligned")),
             (RegId::WRingSize, format!("{COMMAND_BYTES}-byte commands")),
             (RegId::WRingSize, format!("up to {MAX_RING_SIZE}.")),
+            (
+                RegId::SchedTimesliceUs,
+                format!("the {} MiB chunks", CHUNK_BYTES >> 20),
+            ),
         ];
         for (id, want) in cases {
             let r = register(*id);

@@ -14,6 +14,7 @@ use memmap2::{MmapOptions, MmapRaw};
 use vdevice::driver::Hardware;
 
 pub mod vfio;
+pub mod vgpu;
 
 pub const PAGE: usize = 4096;
 

@@ -226,6 +226,9 @@ struct Vfio {
     b: Option<VfioDriver>,
     /// A's group, kept open to open A again after it was closed.
     group_a: File,
+    /// B's group, open as long as the program runs (as before: only the
+    /// device fd is closed by the removal check).
+    _group_b: File,
     /// A's MSI-X vectors 0 (engine) and 1 (fault).
     efd: [EventFd; 2],
 }
@@ -259,7 +262,7 @@ impl Vfio {
         let ro = DmaBuf::new(RO_BYTES);
         let opened = open_vgpu(&container, UUID_A, true, dma)
             .and_then(|a| Ok((a, open_vgpu(&container, UUID_B, false, dma)?)));
-        let ((a, group_a), (b, _group_b)) = opened.unwrap_or_else(|e| {
+        let ((a, group_a), (b, group_b)) = opened.unwrap_or_else(|e| {
             println!("FAIL open the vGPUs through VFIO: {e}");
             std::process::exit(r.finish().max(1));
         });
@@ -275,6 +278,7 @@ impl Vfio {
             a: Some(a),
             b: Some(b),
             group_a,
+            _group_b: group_b,
             efd: [e0, e1],
         }
     }

@@ -18,6 +18,7 @@ pub mod guest_driver;
 pub mod pattern;
 pub mod uapi;
 pub mod vfio;
+pub mod vgpu;
 
 pub const PAGE: usize = 4096;
 

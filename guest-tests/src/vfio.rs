@@ -1,47 +1,67 @@
 //! A small VFIO client (type1 container, groups, device regions, mmap,
-//! DMA maps, eventfd interrupts) for the L1 VFIO test tier. The structs
-//! mirror <linux/vfio.h>.
+//! DMA maps, eventfd interrupts) for the L1 VFIO test tier. The structs and
+//! constants are <linux/vfio.h> as the `vfio-bindings` crate generates it;
+//! the ioctl request numbers are encoded from them by `vmm-sys-util`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
+use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use vdevice::driver::Hardware;
 use vdevice::regs::{WINDOW_BASE, WINDOW_STRIDE};
+use vfio_bindings::bindings::vfio::{
+    vfio_device_info, vfio_group_status, vfio_info_cap_header, vfio_iommu_type1_dma_map,
+    vfio_iommu_type1_dma_unmap, vfio_irq_info, vfio_irq_set, vfio_region_info,
+    vfio_region_info_cap_sparse_mmap, vfio_region_sparse_mmap_area, VFIO_TYPE1v2_IOMMU,
+    VFIO_API_VERSION, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_GROUP_FLAGS_VIABLE,
+    VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE,
+    VFIO_REGION_INFO_CAP_SPARSE_MMAP,
+};
+use vmm_sys_util::ioctl::{
+    ioctl, ioctl_with_mut_ptr, ioctl_with_mut_ref, ioctl_with_ptr, ioctl_with_val,
+};
 
-const VFIO_BASE: u64 = (b';' as u64) << 8 | 100;
-const GET_API_VERSION: u64 = VFIO_BASE;
-const SET_IOMMU: u64 = VFIO_BASE + 2;
-const GROUP_GET_STATUS: u64 = VFIO_BASE + 3;
-const GROUP_SET_CONTAINER: u64 = VFIO_BASE + 4;
-const GROUP_GET_DEVICE_FD: u64 = VFIO_BASE + 6;
-const DEVICE_GET_INFO: u64 = VFIO_BASE + 7;
-const DEVICE_GET_REGION_INFO: u64 = VFIO_BASE + 8;
-const DEVICE_GET_IRQ_INFO: u64 = VFIO_BASE + 9;
-const DEVICE_SET_IRQS: u64 = VFIO_BASE + 10;
-const DEVICE_RESET: u64 = VFIO_BASE + 11;
-const IOMMU_MAP_DMA: u64 = VFIO_BASE + 13;
-const IOMMU_UNMAP_DMA: u64 = VFIO_BASE + 14;
+pub use vfio_bindings::bindings::vfio::{
+    VFIO_DEVICE_FLAGS_PCI as DEVICE_FLAGS_PCI, VFIO_DEVICE_FLAGS_RESET as DEVICE_FLAGS_RESET,
+    VFIO_PCI_CONFIG_REGION_INDEX as CONFIG_REGION, VFIO_PCI_INTX_IRQ_INDEX as IRQ_INTX,
+    VFIO_PCI_MSIX_IRQ_INDEX as IRQ_MSIX, VFIO_PCI_MSI_IRQ_INDEX as IRQ_MSI,
+    VFIO_REGION_INFO_FLAG_CAPS as REGION_FLAG_CAPS, VFIO_REGION_INFO_FLAG_MMAP as REGION_FLAG_MMAP,
+};
 
-const TYPE1V2_IOMMU: u64 = 3;
-const DMA_MAP_FLAG_READ: u32 = 1;
-const DMA_MAP_FLAG_WRITE: u32 = 2;
-pub const DEVICE_FLAGS_RESET: u32 = 1;
-pub const DEVICE_FLAGS_PCI: u32 = 2;
-pub const REGION_FLAG_MMAP: u32 = 4;
-pub const REGION_FLAG_CAPS: u32 = 8;
-const CAP_SPARSE_MMAP: u16 = 1;
-pub const CONFIG_REGION: u32 = 7;
-pub const IRQ_INTX: u32 = 0;
-pub const IRQ_MSI: u32 = 1;
-pub const IRQ_MSIX: u32 = 2;
-const IRQ_SET_DATA_NONE: u32 = 1;
-const IRQ_SET_DATA_EVENTFD: u32 = 4;
-const IRQ_SET_ACTION_TRIGGER: u32 = 32;
+/// The ioctl request numbers: `_IO(VFIO_TYPE, VFIO_BASE + n)` as
+/// <linux/vfio.h> defines them (bindgen cannot expand `_IO`).
+#[allow(non_snake_case)]
+mod nr {
+    use vfio_bindings::bindings::vfio::{VFIO_BASE, VFIO_TYPE};
+    use vmm_sys_util::ioctl_io_nr;
 
-fn ioctl<T>(fd: RawFd, req: u64, arg: *mut T) -> io::Result<i32> {
-    // SAFETY: the request numbers and argument structs mirror linux/vfio.h.
-    let r = unsafe { libc::ioctl(fd, req as _, arg) };
+    const TY: u32 = VFIO_TYPE as u32;
+    ioctl_io_nr!(VFIO_GET_API_VERSION, TY, VFIO_BASE);
+    ioctl_io_nr!(VFIO_SET_IOMMU, TY, VFIO_BASE + 2);
+    ioctl_io_nr!(VFIO_GROUP_GET_STATUS, TY, VFIO_BASE + 3);
+    ioctl_io_nr!(VFIO_GROUP_SET_CONTAINER, TY, VFIO_BASE + 4);
+    ioctl_io_nr!(VFIO_GROUP_GET_DEVICE_FD, TY, VFIO_BASE + 6);
+    ioctl_io_nr!(VFIO_DEVICE_GET_INFO, TY, VFIO_BASE + 7);
+    ioctl_io_nr!(VFIO_DEVICE_GET_REGION_INFO, TY, VFIO_BASE + 8);
+    ioctl_io_nr!(VFIO_DEVICE_GET_IRQ_INFO, TY, VFIO_BASE + 9);
+    ioctl_io_nr!(VFIO_DEVICE_SET_IRQS, TY, VFIO_BASE + 10);
+    ioctl_io_nr!(VFIO_DEVICE_RESET, TY, VFIO_BASE + 11);
+    ioctl_io_nr!(VFIO_IOMMU_MAP_DMA, TY, VFIO_BASE + 13);
+    ioctl_io_nr!(VFIO_IOMMU_UNMAP_DMA, TY, VFIO_BASE + 14);
+}
+
+/// vfio-pci's layout of a device fd, which vgpu_vfio follows: region
+/// `index` starts at `index << 40` (a convention of the driver, not uapi).
+pub const REGION_INDEX_SHIFT: u32 = 40;
+
+/// The device-fd offset where region `index` starts.
+pub fn region_offset(index: u64) -> u64 {
+    index << REGION_INDEX_SHIFT
+}
+
+/// An ioctl's return value, or errno as an error.
+fn check(r: i32) -> io::Result<i32> {
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -49,6 +69,12 @@ fn ioctl<T>(fd: RawFd, req: u64, arg: *mut T) -> io::Result<i32> {
     }
 }
 
+/// `argsz` of a fixed-size argument struct.
+fn argsz<T>() -> u32 {
+    size_of::<T>() as u32
+}
+
+/// A type1 IOMMU container: one IOVA space for the groups added to it.
 pub struct Container {
     fd: File,
 }
@@ -59,8 +85,9 @@ impl Container {
             .read(true)
             .write(true)
             .open("/dev/vfio/vfio")?;
-        let v = ioctl::<u8>(fd.as_raw_fd(), GET_API_VERSION, std::ptr::null_mut())?;
-        if v != 0 {
+        // SAFETY: GET_API_VERSION takes no argument.
+        let v = check(unsafe { ioctl(&fd, nr::VFIO_GET_API_VERSION()) })?;
+        if v as u32 != VFIO_API_VERSION {
             return Err(io::Error::other(format!("VFIO API version {v}")));
         }
         Ok(Self { fd })
@@ -72,67 +99,66 @@ impl Container {
             .read(true)
             .write(true)
             .open(format!("/dev/vfio/{group}"))?;
-        let mut status = [8u32, 0];
-        ioctl(g.as_raw_fd(), GROUP_GET_STATUS, status.as_mut_ptr())?;
-        if status[1] & 1 == 0 {
+        let mut status = vfio_group_status {
+            argsz: argsz::<vfio_group_status>(),
+            flags: 0,
+        };
+        // SAFETY: GROUP_GET_STATUS fills a vfio_group_status.
+        check(unsafe { ioctl_with_mut_ref(&g, nr::VFIO_GROUP_GET_STATUS(), &mut status) })?;
+        if status.flags & VFIO_GROUP_FLAGS_VIABLE == 0 {
             return Err(io::Error::other("group not viable"));
         }
-        let mut cfd: i32 = self.fd.as_raw_fd();
-        ioctl(g.as_raw_fd(), GROUP_SET_CONTAINER, &mut cfd)?;
+        let cfd: i32 = self.fd.as_raw_fd();
+        // SAFETY: GROUP_SET_CONTAINER reads the container fd as an int.
+        check(unsafe { ioctl_with_ptr(&g, nr::VFIO_GROUP_SET_CONTAINER(), &cfd) })?;
         if first {
             // SAFETY: SET_IOMMU takes its argument by value.
-            let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), SET_IOMMU as _, TYPE1V2_IOMMU) };
-            if r < 0 {
-                return Err(io::Error::last_os_error());
-            }
+            check(unsafe {
+                ioctl_with_val(&self.fd, nr::VFIO_SET_IOMMU(), VFIO_TYPE1v2_IOMMU.into())
+            })?;
         }
         Ok(g)
     }
 
     /// Map `size` bytes at `vaddr` for device reads and writes at `iova`.
     pub fn map_dma(&self, vaddr: u64, iova: u64, size: u64) -> io::Result<()> {
-        self.map_dma_flags(vaddr, iova, size, DMA_MAP_FLAG_READ | DMA_MAP_FLAG_WRITE)
+        self.map_dma_flags(
+            vaddr,
+            iova,
+            size,
+            VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+        )
     }
 
     /// As `map_dma`, for device reads only.
     pub fn map_dma_read_only(&self, vaddr: u64, iova: u64, size: u64) -> io::Result<()> {
-        self.map_dma_flags(vaddr, iova, size, DMA_MAP_FLAG_READ)
+        self.map_dma_flags(vaddr, iova, size, VFIO_DMA_MAP_FLAG_READ)
     }
 
     fn map_dma_flags(&self, vaddr: u64, iova: u64, size: u64, flags: u32) -> io::Result<()> {
-        #[repr(C)]
-        struct Map {
-            argsz: u32,
-            flags: u32,
-            vaddr: u64,
-            iova: u64,
-            size: u64,
-        }
-        let mut m = Map {
-            argsz: std::mem::size_of::<Map>() as u32,
+        let m = vfio_iommu_type1_dma_map {
+            argsz: argsz::<vfio_iommu_type1_dma_map>(),
             flags,
             vaddr,
             iova,
             size,
         };
-        ioctl(self.fd.as_raw_fd(), IOMMU_MAP_DMA, &mut m).map(|_| ())
+        // SAFETY: MAP_DMA reads a vfio_iommu_type1_dma_map.
+        check(unsafe { ioctl_with_ptr(&self.fd, nr::VFIO_IOMMU_MAP_DMA(), &m) }).map(|_| ())
     }
 
     pub fn unmap_dma(&self, iova: u64, size: u64) -> io::Result<()> {
-        #[repr(C)]
-        struct Unmap {
-            argsz: u32,
-            flags: u32,
-            iova: u64,
-            size: u64,
-        }
-        let mut m = Unmap {
-            argsz: std::mem::size_of::<Unmap>() as u32,
+        let mut m = vfio_iommu_type1_dma_unmap {
+            argsz: argsz::<vfio_iommu_type1_dma_unmap>(),
             flags: 0,
             iova,
             size,
+            ..Default::default()
         };
-        ioctl(self.fd.as_raw_fd(), IOMMU_UNMAP_DMA, &mut m).map(|_| ())
+        // SAFETY: UNMAP_DMA reads and updates a vfio_iommu_type1_dma_unmap
+        // (no bitmap: flags 0, argsz without the trailing data).
+        check(unsafe { ioctl_with_mut_ref(&self.fd, nr::VFIO_IOMMU_UNMAP_DMA(), &mut m) })
+            .map(|_| ())
     }
 }
 
@@ -143,6 +169,28 @@ pub struct Region {
     pub offset: u64,
     /// Sparse mmap areas (offset, size) when the region has that capability.
     pub sparse: Option<Vec<(u64, u64)>>,
+}
+
+/// A `T` at byte `at` of `buf`, if it fits (capability chains are unaligned
+/// as far as the type system knows).
+fn read_at<T>(buf: &[u8], at: usize) -> Option<T> {
+    let bytes = buf.get(at..at.checked_add(size_of::<T>())?)?;
+    // SAFETY: `bytes` holds size_of::<T>() bytes; callers read plain C
+    // structs of integers, for which any bytes are a value.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// The areas of a VFIO_REGION_INFO_CAP_SPARSE_MMAP capability at `cap`.
+fn sparse_areas(buf: &[u8], cap: usize) -> Option<Vec<(u64, u64)>> {
+    let head: vfio_region_info_cap_sparse_mmap = read_at(buf, cap)?;
+    let first = cap + size_of::<vfio_region_info_cap_sparse_mmap>();
+    (0..head.nr_areas as usize)
+        .map(|i| {
+            let a: vfio_region_sparse_mmap_area =
+                read_at(buf, first + i * size_of::<vfio_region_sparse_mmap_area>())?;
+            Some((a.offset, a.size))
+        })
+        .collect()
 }
 
 pub struct Device {
@@ -156,130 +204,163 @@ impl Device {
     pub fn open(group: &File, name: &str) -> io::Result<Self> {
         let c = std::ffi::CString::new(name).expect("no NUL");
         // SAFETY: GET_DEVICE_FD takes a C string.
-        let fd = unsafe { libc::ioctl(group.as_raw_fd(), GROUP_GET_DEVICE_FD as _, c.as_ptr()) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd =
+            check(unsafe { ioctl_with_ptr(group, nr::VFIO_GROUP_GET_DEVICE_FD(), c.as_ptr()) })?;
         // SAFETY: a new fd we own.
         let file = unsafe { File::from_raw_fd(fd) };
-        let mut info = [24u32, 0, 0, 0, 0, 0];
-        ioctl(file.as_raw_fd(), DEVICE_GET_INFO, info.as_mut_ptr())?;
+        let mut info = vfio_device_info {
+            argsz: argsz::<vfio_device_info>(),
+            ..Default::default()
+        };
+        // SAFETY: DEVICE_GET_INFO fills a vfio_device_info.
+        check(unsafe { ioctl_with_mut_ref(&file, nr::VFIO_DEVICE_GET_INFO(), &mut info) })?;
         Ok(Self {
             file,
-            flags: info[1],
-            num_regions: info[2],
-            num_irqs: info[3],
+            flags: info.flags,
+            num_regions: info.num_regions,
+            num_irqs: info.num_irqs,
         })
     }
 
+    /// A second handle on the same device (a dup of its fd), for another
+    /// thread.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            file: self.file.try_clone()?,
+            flags: self.flags,
+            num_regions: self.num_regions,
+            num_irqs: self.num_irqs,
+        })
+    }
+
+    /// VFIO_DEVICE_GET_REGION_INFO, with the capability chain when the
+    /// region has one (asked again with the argsz the kernel wants).
     pub fn region(&self, index: u32) -> io::Result<Region> {
-        let mut buf = vec![0u8; 32];
-        loop {
-            let argsz = buf.len() as u32;
-            buf[0..4].copy_from_slice(&argsz.to_le_bytes());
-            buf[8..12].copy_from_slice(&index.to_le_bytes());
-            ioctl(
-                self.file.as_raw_fd(),
-                DEVICE_GET_REGION_INFO,
-                buf.as_mut_ptr(),
-            )?;
-            let need = u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize;
-            if need <= buf.len() {
-                break;
+        // u64 words: the buffer is aligned for vfio_region_info.
+        let mut buf = vec![0u64; size_of::<vfio_region_info>().div_ceil(8)];
+        let info = loop {
+            let head = vfio_region_info {
+                argsz: (buf.len() * 8) as u32,
+                index,
+                ..Default::default()
+            };
+            let p = buf.as_mut_ptr().cast::<vfio_region_info>();
+            // SAFETY: the buffer is argsz long and aligned for the header.
+            unsafe { p.write(head) };
+            // SAFETY: GET_REGION_INFO writes at most argsz bytes.
+            check(unsafe { ioctl_with_mut_ptr(&self.file, nr::VFIO_DEVICE_GET_REGION_INFO(), p) })?;
+            // SAFETY: as above; the kernel filled the header.
+            let info = unsafe { p.read() };
+            if info.argsz as usize <= buf.len() * 8 {
+                break info;
             }
-            buf = vec![0u8; need];
-        }
-        let u32_at = |o: usize| u32::from_le_bytes(buf[o..o + 4].try_into().unwrap());
-        let u64_at = |o: usize| u64::from_le_bytes(buf[o..o + 8].try_into().unwrap());
+            buf = vec![0u64; (info.argsz as usize).div_ceil(8)];
+        };
+        // SAFETY: plain bytes of the u64 buffer.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), buf.len() * 8) };
         let mut r = Region {
-            flags: u32_at(4),
-            size: u64_at(16),
-            offset: u64_at(24),
+            flags: info.flags,
+            size: info.size,
+            offset: info.offset,
             sparse: None,
         };
-        let mut cap = u32_at(12) as usize;
-        while r.flags & REGION_FLAG_CAPS != 0 && cap != 0 && cap + 16 <= buf.len() {
-            let id = u16::from_le_bytes(buf[cap..cap + 2].try_into().unwrap());
-            if id == CAP_SPARSE_MMAP {
-                let n = u32_at(cap + 8) as usize;
-                let areas = (0..n)
-                    .map(|i| (u64_at(cap + 16 + i * 16), u64_at(cap + 24 + i * 16)))
-                    .collect();
-                r.sparse = Some(areas);
+        let mut cap = info.cap_offset as usize;
+        while r.flags & REGION_FLAG_CAPS != 0 && cap != 0 {
+            let Some(h) = read_at::<vfio_info_cap_header>(bytes, cap) else {
+                break;
+            };
+            if u32::from(h.id) == VFIO_REGION_INFO_CAP_SPARSE_MMAP {
+                r.sparse = Some(sparse_areas(bytes, cap).ok_or_else(|| {
+                    io::Error::other(format!("region {index}: sparse mmap areas past argsz"))
+                })?);
             }
-            cap = u32_at(cap + 4) as usize;
+            cap = h.next as usize;
         }
         Ok(r)
     }
 
     pub fn irq_count(&self, index: u32) -> io::Result<u32> {
-        let mut info = [16u32, 0, index, 0];
-        ioctl(
-            self.file.as_raw_fd(),
-            DEVICE_GET_IRQ_INFO,
-            info.as_mut_ptr(),
-        )?;
-        Ok(info[3])
+        let mut info = vfio_irq_info {
+            argsz: argsz::<vfio_irq_info>(),
+            index,
+            ..Default::default()
+        };
+        // SAFETY: GET_IRQ_INFO fills a vfio_irq_info.
+        check(unsafe {
+            ioctl_with_mut_ref(&self.file, nr::VFIO_DEVICE_GET_IRQ_INFO(), &mut info)
+        })?;
+        Ok(info.count)
+    }
+
+    /// VFIO_DEVICE_SET_IRQS of vectors `0..data.len()` of `index` with
+    /// `flags`, `data` the int array that follows the header.
+    fn set_irqs(&self, index: u32, flags: u32, data: &[i32]) -> io::Result<()> {
+        let head = size_of::<vfio_irq_set>();
+        // u32 words: aligned for vfio_irq_set, and for the ints after it.
+        let mut buf = vec![0u32; (head + 4 * data.len()).div_ceil(4)];
+        let set = vfio_irq_set {
+            argsz: (buf.len() * 4) as u32,
+            flags,
+            index,
+            start: 0,
+            count: data.len() as u32,
+            ..Default::default()
+        };
+        // SAFETY: the buffer holds the header and is aligned for it.
+        unsafe { buf.as_mut_ptr().cast::<vfio_irq_set>().write(set) };
+        for (i, fd) in data.iter().enumerate() {
+            buf[head / 4 + i] = *fd as u32;
+        }
+        // SAFETY: SET_IRQS reads argsz bytes: the header and the data.
+        check(unsafe {
+            ioctl_with_mut_ptr(&self.file, nr::VFIO_DEVICE_SET_IRQS(), buf.as_mut_ptr())
+        })
+        .map(|_| ())
     }
 
     /// Route `eventfds.len()` vectors of `index` from vector 0 to eventfds.
     pub fn set_irq_eventfds(&self, index: u32, eventfds: &[RawFd]) -> io::Result<()> {
-        let mut buf: Vec<u32> = vec![0; 5 + eventfds.len()];
-        buf[0] = (buf.len() * 4) as u32;
-        buf[1] = IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_TRIGGER;
-        buf[2] = index;
-        buf[3] = 0;
-        buf[4] = eventfds.len() as u32;
-        for (i, fd) in eventfds.iter().enumerate() {
-            buf[5 + i] = *fd as u32;
-        }
-        ioctl(self.file.as_raw_fd(), DEVICE_SET_IRQS, buf.as_mut_ptr()).map(|_| ())
+        self.set_irqs(
+            index,
+            VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+            eventfds,
+        )
     }
 
     /// Disable all vectors of `index`.
     pub fn disable_irqs(&self, index: u32) -> io::Result<()> {
-        let mut buf = [
-            20u32,
-            IRQ_SET_DATA_NONE | IRQ_SET_ACTION_TRIGGER,
+        self.set_irqs(
             index,
-            0,
-            0,
-        ];
-        ioctl(self.file.as_raw_fd(), DEVICE_SET_IRQS, buf.as_mut_ptr()).map(|_| ())
+            VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+            &[],
+        )
     }
 
     /// VFIO_DEVICE_SET_IRQS with caller-built words (argsz first): for the
     /// randomized tier, where the kernel must refuse whatever is malformed.
     /// The kernel reads at most argsz bytes, so `words` must be that long.
     pub fn set_irqs_raw(&self, words: &mut [u32]) -> io::Result<i32> {
-        assert!(
-            words[0] as usize <= words.len() * 4,
-            "argsz past the buffer"
-        );
-        ioctl(self.file.as_raw_fd(), DEVICE_SET_IRQS, words.as_mut_ptr())
+        self.raw(nr::VFIO_DEVICE_SET_IRQS(), words)
     }
 
     /// VFIO_DEVICE_GET_REGION_INFO with a caller-built buffer (argsz first).
     pub fn region_info_raw(&self, buf: &mut [u32]) -> io::Result<i32> {
-        assert!(buf[0] as usize <= buf.len() * 4, "argsz past the buffer");
-        ioctl(
-            self.file.as_raw_fd(),
-            DEVICE_GET_REGION_INFO,
-            buf.as_mut_ptr(),
-        )
+        self.raw(nr::VFIO_DEVICE_GET_REGION_INFO(), buf)
     }
 
     /// VFIO_DEVICE_GET_IRQ_INFO with caller-built words (argsz first).
     pub fn irq_info_raw(&self, words: &mut [u32]) -> io::Result<i32> {
+        self.raw(nr::VFIO_DEVICE_GET_IRQ_INFO(), words)
+    }
+
+    fn raw(&self, req: std::os::raw::c_ulong, words: &mut [u32]) -> io::Result<i32> {
         assert!(
             words[0] as usize <= words.len() * 4,
             "argsz past the buffer"
         );
-        ioctl(
-            self.file.as_raw_fd(),
-            DEVICE_GET_IRQ_INFO,
-            words.as_mut_ptr(),
-        )
+        // SAFETY: the kernel reads and writes at most argsz bytes, which
+        // the buffer holds.
+        check(unsafe { ioctl_with_mut_ptr(&self.file, req, words.as_mut_ptr()) })
     }
 
     /// Read or write at a raw device-fd offset (region index in bits 40+).
@@ -300,7 +381,8 @@ impl Device {
     }
 
     pub fn reset(&self) -> io::Result<()> {
-        ioctl::<u8>(self.file.as_raw_fd(), DEVICE_RESET, std::ptr::null_mut()).map(|_| ())
+        // SAFETY: DEVICE_RESET takes no argument.
+        check(unsafe { ioctl(&self.file, nr::VFIO_DEVICE_RESET()) }).map(|_| ())
     }
 
     pub fn read(&self, r: &Region, off: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -362,39 +444,54 @@ impl EventFd {
 
 /// One opened vGPU as `vdevice::driver::Hardware`: its VFIO device, BAR0
 /// trapped through the region, BAR2 mmap'ed, and the user's DMA buffer
-/// (`dma_bytes` at `dma`, mapped at `iova` in the container).
+/// (`dma`, mapped at `iova` in the container).
 pub struct VfioVgpu {
     pub dev: Device,
     pub bar0: Region,
     pub bar2: Region,
     pub vram: memmap2::MmapRaw,
-    dma: *mut u8,
+    dma: DmaBuf,
     iova: u64,
-    dma_bytes: usize,
 }
 
 impl VfioVgpu {
-    /// # Safety
-    /// `dma` must point at `dma_bytes` bytes of memory that stay mapped and
-    /// writable for as long as the value lives.
-    pub unsafe fn new(
-        dev: Device,
-        bar0: Region,
-        bar2: Region,
-        vram: memmap2::MmapRaw,
-        dma: *mut u8,
+    /// Open the vGPU `uuid` in `container` (adding its group, the first
+    /// group also choosing the IOMMU) and map its BAR2; `dma` is the buffer
+    /// the caller maps at `iova` for system-memory accesses. Returns the
+    /// group file too: closing it would detach the group.
+    pub fn open(
+        container: &Container,
+        uuid: &str,
+        first: bool,
+        dma: DmaBuf,
         iova: u64,
-        dma_bytes: usize,
-    ) -> Self {
-        Self {
+    ) -> Result<(Self, File), String> {
+        let v = vgpuctl::Vgpu::get(uuid).map_err(|e| e.to_string())?;
+        let group = v.iommu_group.ok_or("no iommu_group")?;
+        let gf = container
+            .add_group(group, first)
+            .map_err(|e| format!("group {group}: {e}"))?;
+        let dev = Device::open(&gf, uuid).map_err(|e| format!("device fd: {e}"))?;
+        let bar0 = dev.region(0).map_err(|e| format!("BAR0 info: {e}"))?;
+        let bar2 = dev.region(2).map_err(|e| format!("BAR2 info: {e}"))?;
+        let vram = dev
+            .mmap(&bar2, 0, bar2.size as usize)
+            .map_err(|e| format!("BAR2 mmap: {e}"))?;
+        let hw = Self {
             dev,
             bar0,
             bar2,
             vram,
             dma,
             iova,
-            dma_bytes,
-        }
+        };
+        Ok((hw, gf))
+    }
+
+    /// Offset of `iova` in the DMA buffer.
+    fn dma_off(&self, iova: u64) -> u64 {
+        iova.checked_sub(self.iova)
+            .expect("an IOVA below the DMA buffer")
     }
 }
 
@@ -456,17 +553,11 @@ impl Hardware for VfioVgpu {
     }
 
     fn sys_write(&self, iova: u64, data: &[u8]) {
-        let off = (iova - self.iova) as usize;
-        assert!(off + data.len() <= self.dma_bytes);
-        // SAFETY: inside the DMA buffer.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.dma.add(off), data.len()) }
+        self.dma.write(self.dma_off(iova), data)
     }
 
     fn sys_read(&self, iova: u64, buf: &mut [u8]) {
-        let off = (iova - self.iova) as usize;
-        assert!(off + buf.len() <= self.dma_bytes);
-        // SAFETY: inside the DMA buffer.
-        unsafe { std::ptr::copy_nonoverlapping(self.dma.add(off), buf.as_mut_ptr(), buf.len()) }
+        self.dma.read(self.dma_off(iova), buf)
     }
 
     fn partition_vram_base(&self, _p: usize) -> Option<u64> {
@@ -474,23 +565,134 @@ impl Hardware for VfioVgpu {
     }
 }
 
-/// Anonymous memory for VFIO_IOMMU_MAP_DMA: `bytes` long, populated, and
-/// never unmapped (it lives as long as the process, as DMA buffers of a
-/// VMM do), so raw pointers into it stay valid.
-pub fn dma_buffer(bytes: usize) -> io::Result<*mut u8> {
-    // SAFETY: a fresh anonymous private mapping; nothing else refers to it.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
+/// Memory of the VMM that it maps for DMA: anonymous, populated, and never
+/// unmapped from the process (it lives as long as the process, as DMA
+/// buffers of a VMM do), and written by the device behind the program's
+/// back, so it is only ever copied through raw pointers. Copies share it.
+#[derive(Clone, Copy)]
+pub struct DmaBuf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl DmaBuf {
+    pub fn new(len: usize) -> Result<Self, String> {
+        // SAFETY: a fresh anonymous private mapping; nothing else refers to it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(format!("DMA buffer: {}", io::Error::last_os_error()));
+        }
+        Ok(Self { ptr: p.cast(), len })
     }
-    Ok(p as *mut u8)
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The process address of byte `off`, for VFIO_IOMMU_MAP_DMA.
+    pub fn vaddr(&self, off: u64) -> u64 {
+        assert!(off as usize <= self.len);
+        self.ptr as u64 + off
+    }
+
+    pub fn read(&self, off: u64, out: &mut [u8]) {
+        assert!(off as usize + out.len() <= self.len);
+        // SAFETY: inside the buffer, which lives as long as the process.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr.add(off as usize), out.as_mut_ptr(), out.len())
+        }
+    }
+
+    pub fn write(&self, off: u64, data: &[u8]) {
+        assert!(off as usize + data.len() <= self.len);
+        // SAFETY: as for read.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(off as usize), data.len())
+        }
+    }
+
+    pub fn u32_at(&self, off: u64) -> u32 {
+        assert!(off & 3 == 0 && off as usize + 4 <= self.len);
+        // SAFETY: inside the buffer, aligned (the buffer is page aligned).
+        unsafe { std::ptr::read_volatile(self.ptr.add(off as usize) as *const u32) }
+    }
+
+    pub fn u64_at(&self, off: u64) -> u64 {
+        let mut b = [0u8; 8];
+        self.read(off, &mut b);
+        u64::from_le_bytes(b)
+    }
+
+    /// `len` bytes of the little-endian word `pattern` repeated, from `off`.
+    pub fn fill(&self, off: u64, len: u64, pattern: u32) {
+        const BLOCK: u64 = 1 << 20;
+        let block: Vec<u8> = pattern
+            .to_le_bytes()
+            .iter()
+            .cycle()
+            .take(len.min(BLOCK) as usize)
+            .copied()
+            .collect();
+        let mut at = 0;
+        while at < len {
+            let n = (len - at).min(BLOCK);
+            self.write(off + at, &block[..n as usize]);
+            at += n;
+        }
+    }
+
+    /// Words of `[off, off + len)` that are not `pattern`.
+    pub fn count_not(&self, off: u64, len: u64, pattern: u32) -> usize {
+        let mut b = vec![0u8; len as usize];
+        self.read(off, &mut b);
+        b.chunks(4).filter(|w| *w != pattern.to_le_bytes()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request numbers as <linux/vfio.h>'s `_IO(';', 100 + n)` gives
+    /// them on x86_64 (no size, no direction).
+    #[test]
+    fn request_numbers_match_the_header() {
+        assert_eq!(nr::VFIO_GET_API_VERSION(), 0x3b64);
+        assert_eq!(nr::VFIO_GROUP_GET_DEVICE_FD(), 0x3b6a);
+        assert_eq!(nr::VFIO_DEVICE_RESET(), 0x3b6f);
+        assert_eq!(nr::VFIO_IOMMU_UNMAP_DMA(), 0x3b72);
+    }
+
+    #[test]
+    fn sparse_areas_are_read_within_the_buffer() {
+        let mut buf = vec![0u8; 48];
+        buf[8..12].copy_from_slice(&1u32.to_le_bytes()); // nr_areas
+        buf[16..24].copy_from_slice(&0x2000u64.to_le_bytes());
+        buf[24..32].copy_from_slice(&0x1000u64.to_le_bytes());
+        assert_eq!(sparse_areas(&buf, 0), Some(vec![(0x2000, 0x1000)]));
+        buf[8..12].copy_from_slice(&3u32.to_le_bytes());
+        assert_eq!(sparse_areas(&buf, 0), None, "areas past the buffer");
+    }
+
+    #[test]
+    fn dma_buffer_fills_and_counts() {
+        let b = DmaBuf::new(8192).unwrap();
+        b.fill(4, 4096, 0xa5a5_0001);
+        assert_eq!(b.u32_at(4), 0xa5a5_0001);
+        assert_eq!(b.count_not(4, 4096, 0xa5a5_0001), 0);
+        assert_eq!(b.count_not(0, 8, 0xa5a5_0001), 1);
+    }
 }

@@ -65,6 +65,8 @@ pub(crate) struct InFlight {
     pub done: u64,
     /// CRC32: the checksum of the bytes done.
     pub crc: u32,
+    /// ENGINE_DELAY: the command may not run before this.
+    pub due: Option<Instant>,
 }
 
 impl InFlight {
@@ -74,6 +76,7 @@ impl InFlight {
             cmd: None,
             done: 0,
             crc: 0,
+            due: None,
         }
     }
 }
@@ -345,6 +348,11 @@ pub(crate) struct Shared {
     pub timer_tx: Mutex<Option<Sender<LateIrq>>>,
     pub inject_delay_us: AtomicU32,
     pub timeslice_us: AtomicU32,
+    /// ENGINE_DELAY (SPEC 13): the least time a command takes, and jitter.
+    pub engine_delay: AtomicU64,
+    /// State of the jitter generator (splitmix64 counter), reseeded by
+    /// device reset so a run's delays are reproducible.
+    pub jitter_state: AtomicU64,
     /// Event subscribers (events.rs).
     pub events: Arc<EventBus>,
 }
@@ -394,6 +402,8 @@ impl Device {
             timer_tx: Mutex::new(Some(tx)),
             inject_delay_us: AtomicU32::new(INJECT_DELAY_US_RESET),
             timeslice_us: AtomicU32::new(SCHED_TIMESLICE_US_RESET),
+            engine_delay: AtomicU64::new(ENGINE_DELAY_RESET),
+            jitter_state: AtomicU64::new(JITTER_SEED),
             events: Arc::new(EventBus::default()),
         });
         let mut threads = Vec::new();
@@ -686,6 +696,30 @@ impl Shared {
         self.epoch.elapsed().as_nanos() as u64
     }
 
+    /// ENGINE_DELAY for the command being taken: MIN_US plus a jitter in
+    /// 0..=JITTER_US from a seeded splitmix64 sequence (deterministic per
+    /// device and reset, varied per command). None when no delay is set.
+    pub fn command_delay(&self) -> Option<Duration> {
+        let d = EngineDelay::from_bits(self.engine_delay.load(Ordering::Relaxed));
+        if d.into_bits() == 0 {
+            return None;
+        }
+        const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut z = self
+            .jitter_state
+            .fetch_add(GAMMA, Ordering::Relaxed)
+            .wrapping_add(GAMMA);
+        z = (z ^ z.wrapping_shr(30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ z.wrapping_shr(27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z.wrapping_shr(31);
+        let jitter = z
+            .checked_rem(u64::from(d.jitter_us()).wrapping_add(1))
+            .unwrap_or(0);
+        Some(Duration::from_micros(
+            u64::from(d.min_us()).wrapping_add(jitter),
+        ))
+    }
+
     /// Wait until no engine runs partition `p` and keep engines away.
     pub fn quiesce(&self, p: usize) -> Quiesced<'_> {
         let mut s = self.sched.lock();
@@ -949,6 +983,9 @@ impl Shared {
             .store(INJECT_DELAY_US_RESET, Ordering::Relaxed);
         self.timeslice_us
             .store(SCHED_TIMESLICE_US_RESET, Ordering::Relaxed);
+        self.engine_delay
+            .store(ENGINE_DELAY_RESET, Ordering::Relaxed);
+        self.jitter_state.store(JITTER_SEED, Ordering::Relaxed);
         self.vram.scrub(0, self.vram.size());
         {
             let mut s = self.sched.lock();
@@ -1023,6 +1060,7 @@ impl Shared {
                     RegId::SchedTimesliceUs => {
                         self.timeslice_us.load(Ordering::Relaxed).max(1) as u64
                     }
+                    RegId::EngineDelay => self.engine_delay.load(Ordering::Relaxed),
                     _ => 0, // write-only registers
                 }
             }
@@ -1129,6 +1167,7 @@ impl Shared {
             }
             RegId::InjectDelayUs => self.inject_delay_us.store(v32, Ordering::Relaxed),
             RegId::SchedTimesliceUs => self.timeslice_us.store(v32, Ordering::Relaxed),
+            RegId::EngineDelay => self.engine_delay.store(v, Ordering::Relaxed),
             _ => return refuse(AccessError::ReadOnly, Why::ReadOnly),
         }
         Ok(())
@@ -1487,5 +1526,42 @@ impl Shared {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FakeMemory, RecordingIrq};
+
+    /// ENGINE_DELAY's jitter: within MIN_US..=MIN_US+JITTER_US, varied
+    /// from command to command, and the same sequence after a device reset.
+    #[test]
+    fn engine_delay_jitter_is_bounded_varied_and_reproducible() {
+        let cfg = DeviceConfig {
+            vram_size_bytes: 16 << 20,
+            partitions: 1,
+            engines: 1,
+        };
+        let dev = Device::new(
+            cfg,
+            Arc::new(FakeMemory::new(4096)),
+            Arc::new(RecordingIrq::default()),
+        )
+        .unwrap();
+        let delay = EngineDelay::new().with_min_us(100).with_jitter_us(50);
+        let offset = regs::offset_of(RegId::EngineDelay, 0, 0);
+        let draw = |dev: &Device| -> Vec<Duration> {
+            dev.write(REG_BAR, offset, delay.into_bits(), 8);
+            (0..32).filter_map(|_| dev.shared.command_delay()).collect()
+        };
+        assert_eq!(dev.shared.command_delay(), None, "reset value: no delay");
+        let first = draw(&dev);
+        assert_eq!(first.len(), 32);
+        assert!(first.iter().all(|d| (100..=150).contains(&d.as_micros())));
+        let distinct: std::collections::HashSet<_> = first.iter().collect();
+        assert!(distinct.len() > 8, "{first:?}");
+        dev.reset();
+        assert_eq!(draw(&dev), first);
     }
 }

@@ -66,6 +66,8 @@ enum SliceEnd {
     Waiting,
     /// A reset took the partition away.
     Aborted,
+    /// The command in flight is held by ENGINE_DELAY until this time.
+    Delayed(Instant),
 }
 
 pub(crate) fn worker(shared: Arc<Shared>) {
@@ -132,6 +134,10 @@ fn release(shared: &Shared, p: usize, busy_ns: u64, weight: u32, end: SliceEnd) 
             slot.not_before = Instant::now().checked_add(SEM_POLL);
             true
         }
+        SliceEnd::Delayed(due) => {
+            slot.not_before = Some(due);
+            true
+        }
         SliceEnd::Idle | SliceEnd::Aborted => slot.kicked,
     };
     if requeue && slot.quiesce == 0 {
@@ -180,6 +186,8 @@ enum Stop {
     Aborted,
     /// The timeslice ended inside the command: progress is kept.
     Preempted,
+    /// ENGINE_DELAY holds the command (taken, in flight) until then.
+    Delayed(Instant),
 }
 
 struct Done {
@@ -351,6 +359,10 @@ fn apply(
                 st.sem_stalled[ring_ix] = true;
                 stalled[ring_ix] = true;
             }
+            Err(Stop::Delayed(due)) => {
+                st.exec = Some(out.flight);
+                end = Some(SliceEnd::Delayed(due));
+            }
             Err(Stop::Aborted) => {
                 st.exec = Some(out.flight);
                 end = Some(SliceEnd::Aborted);
@@ -494,8 +506,12 @@ impl Exec<'_> {
             None => {
                 let c = self.fetch()?;
                 self.flight.cmd = Some(c);
+                let sh = self.shared;
+                self.flight.due = sh
+                    .command_delay()
+                    .and_then(|d| Instant::now().checked_add(d));
                 if !self.job.quiet_take {
-                    self.shared.emit(|| EventKind::CmdTaken {
+                    sh.emit(|| EventKind::CmdTaken {
                         partition: self.part.index,
                         ring: self.flight.ring,
                         index: self.job.head,
@@ -505,6 +521,9 @@ impl Exec<'_> {
                 c
             }
         };
+        if let Some(due) = self.flight.due.filter(|&d| Instant::now() < d) {
+            return Err(Stop::Delayed(due));
+        }
         self.execute(&cmd)
     }
 

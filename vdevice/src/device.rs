@@ -510,7 +510,7 @@ impl Device {
             return refuse(AccessError::BadWidth, Why::VramWidth(size));
         }
         let vram = &self.shared.vram;
-        let beyond = Why::BeyondVram { size: vram.size() };
+        let beyond = Why::BeyondVram;
         match value {
             None => {
                 let mut b = [0u8; 8];
@@ -553,7 +553,7 @@ impl Device {
         }
         let d = regs::decode(offset).ok_or(Refusal::new(AccessError::Unmapped, Why::NoRegister))?;
         if d.reg.block != Block::Global && d.instance >= self.shared.cfg.partitions {
-            let partitions = self.shared.cfg.partitions;
+            let partitions = self.shared.cfg.partitions as u8;
             return refuse(AccessError::Unmapped, Why::NoPartition { partitions });
         }
         if size as u64 > d.reg.width as u64 {
@@ -585,7 +585,7 @@ impl Device {
                 // Command registers take exact values; RW registers ignore
                 // bits outside their writable mask.
                 if d.reg.access == Access::Wo && v & !d.reg.writable != 0 {
-                    let mask = d.reg.writable;
+                    let mask = d.reg.writable as u32;
                     return refuse(AccessError::BadValue, Why::OutsideWritableMask { mask });
                 }
                 // A half write of a 64-bit register keeps the other half.
@@ -1160,7 +1160,7 @@ impl Shared {
                 let r = XlateResume::from_bits(v32);
                 let p = r.partition() as usize;
                 if p >= self.parts.len() {
-                    let partitions = self.parts.len();
+                    let partitions = self.parts.len() as u8;
                     return refuse(AccessError::BadValue, Why::NoPartition { partitions });
                 }
                 self.xlate_resume(p, r.action())?;
@@ -1175,7 +1175,10 @@ impl Shared {
 
     fn xlate_resume(&self, p: usize, action: ResumeAction) -> AccessResult<()> {
         let part = &self.parts[p];
-        let not_waiting = Refusal::new(AccessError::BadValue, Why::NotWaiting { partition: p });
+        let not_waiting = Refusal::new(
+            AccessError::BadValue,
+            Why::NotWaiting { partition: p as u8 },
+        );
         if matches!(action, ResumeAction::Unknown(_)) {
             return refuse(AccessError::BadValue, Why::UnknownAction);
         }
@@ -1354,7 +1357,7 @@ impl Shared {
                         .is_none_or(|e| base < e)
             });
             if let Some(o) = overlap {
-                let other = o.index;
+                let other = o.index as u8;
                 return refuse(AccessError::BadValue, Why::SliceOverlaps { other });
             }
         }
@@ -1413,13 +1416,13 @@ impl Shared {
             RegId::WRingBase | RegId::WRingSize | RegId::WRingCtrl => {
                 let mut st = part.st.lock();
                 if st.executing(elem).is_some() {
-                    return refuse(AccessError::Busy, Why::RingInFlight { ring: elem });
+                    return refuse(AccessError::Busy, Why::RingInFlight { ring: elem as u8 });
                 }
                 let ring = &mut st.rings[elem];
                 if ring.has_work() {
                     let (head, tail) = (ring.head, ring.tail);
                     let why = Why::RingHoldsWork {
-                        ring: elem,
+                        ring: elem as u8,
                         head,
                         tail,
                     };
@@ -1445,7 +1448,7 @@ impl Shared {
                 if !st.ctrl.enable() {
                     return refuse(
                         AccessError::Disabled,
-                        Why::PartitionDisabled { partition: p },
+                        Why::PartitionDisabled { partition: p as u8 },
                     );
                 }
                 // TAIL may move either way (a driver may withdraw commands
@@ -1455,17 +1458,20 @@ impl Shared {
                     let head = v32;
                     return refuse(
                         AccessError::Busy,
-                        Why::TailOntoInFlight { ring: elem, head },
+                        Why::TailOntoInFlight {
+                            ring: elem as u8,
+                            head,
+                        },
                     );
                 }
                 let before = self.watch(&st);
                 let ring = &mut st.rings[elem];
                 if v32 >= ring.size {
                     let why = if ring.size == 0 {
-                        Why::RingOff { ring: elem }
+                        Why::RingOff { ring: elem as u8 }
                     } else {
                         Why::TailBeyondRing {
-                            ring: elem,
+                            ring: elem as u8,
                             tail: v32,
                             size: ring.size,
                         }

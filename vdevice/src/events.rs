@@ -412,21 +412,22 @@ impl Refusal {
     }
 }
 
-/// The reason behind a refusal, with what it needs to say it.
+/// The reason behind a refusal, with what it needs to say it. Kept small
+/// (12 bytes): it travels in every register access's `Result`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Why {
     NoSuchBar(u8),
-    BeyondVram { size: u64 },
+    BeyondVram,
     VramWidth(u32),
     RegWidth(u32),
     Misaligned(u32),
     NoRegister,
-    NoPartition { partitions: usize },
+    NoPartition { partitions: u8 },
     WideAccessTo32,
     ReadOnly,
-    OutsideWritableMask { mask: u64 },
+    OutsideWritableMask { mask: u32 },
     WriteOne,
-    NotWaiting { partition: usize },
+    NotWaiting { partition: u8 },
     UnknownAction,
     SliceWhileEnabled,
     DirEntries { max: u32 },
@@ -434,22 +435,22 @@ pub enum Why {
     ScrubWhileEnabled,
     SliceBeyondVram,
     EmptySlice,
-    SliceOverlaps { other: usize },
+    SliceOverlaps { other: u8 },
     UnknownInjection,
-    RingInFlight { ring: usize },
-    RingHoldsWork { ring: usize, head: u32, tail: u32 },
+    RingInFlight { ring: u8 },
+    RingHoldsWork { ring: u8, head: u32, tail: u32 },
     RingSize,
-    PartitionDisabled { partition: usize },
-    TailOntoInFlight { ring: usize, head: u32 },
-    RingOff { ring: usize },
-    TailBeyondRing { ring: usize, tail: u32, size: u32 },
+    PartitionDisabled { partition: u8 },
+    TailOntoInFlight { ring: u8, head: u32 },
+    RingOff { ring: u8 },
+    TailBeyondRing { ring: u8, tail: u32, size: u32 },
 }
 
 impl fmt::Display for Why {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Why::NoSuchBar(b) => write!(f, "BAR {b} has no registers in the model"),
-            Why::BeyondVram { size } => write!(f, "beyond the VRAM BAR of {size:#x} bytes"),
+            Why::BeyondVram => f.write_str("beyond the VRAM BAR"),
             Why::VramWidth(n) => write!(f, "{n}-byte VRAM access: 1, 2, 4 or 8"),
             Why::RegWidth(n) => write!(f, "{n}-byte access: registers take 4 or 8 bytes"),
             Why::Misaligned(n) => write!(f, "offset not a multiple of {n}"),
@@ -504,6 +505,11 @@ impl fmt::Display for Why {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    #[test]
+    fn a_refusal_stays_small() {
+        assert!(std::mem::size_of::<Refusal>() <= 16);
+    }
 
     #[test]
     fn no_subscriber_builds_nothing_and_unsubscribe_stops_delivery() {

@@ -86,6 +86,11 @@ impl<H: Hardware> Driver<H> {
         *self.events.lock() = sub;
     }
 
+    /// The trace so far, still recording.
+    pub fn peek_trace(&self) -> Vec<String> {
+        self.trace.lock().clone().unwrap_or_default()
+    }
+
     pub fn take_trace(&self) -> Vec<String> {
         self.events.lock().take();
         self.trace.lock().take().unwrap_or_default()

@@ -141,6 +141,11 @@
 #define VGPU_G_INJECT_DELAY_US_RESET             0x2710ULL
 #define VGPU_G_SCHED_TIMESLICE_US                0xa4ULL /* 32 bits, RW */
 #define VGPU_G_SCHED_TIMESLICE_US_RESET          0x7d0ULL
+#define VGPU_G_ENGINE_DELAY                      0xa8ULL /* 64 bits, RW */
+#define VGPU_G_ENGINE_DELAY_MIN_US               0xffffffffULL
+#define VGPU_G_ENGINE_DELAY_MIN_US_SHIFT         0
+#define VGPU_G_ENGINE_DELAY_JITTER_US            0xffffffff00000000ULL
+#define VGPU_G_ENGINE_DELAY_JITTER_US_SHIFT      32
 
 /* Partition table: offsets in an entry (BAR0 + VGPU_PTABLE_BASE + p * VGPU_PTABLE_STRIDE) */
 #define VGPU_PT_CTRL                             0x0ULL /* 32 bits, RW */
@@ -280,7 +285,8 @@ X(XLATE_FAULT_INFO, 0x088ULL, 4, RO)\
 X(XLATE_FAULT_ADDR, 0x090ULL, 8, RO)\
 X(XLATE_RESUME, 0x098ULL, 4, WO)\
 X(INJECT_DELAY_US, 0x0a0ULL, 4, RW)\
-X(SCHED_TIMESLICE_US, 0x0a4ULL, 4, RW)
+X(SCHED_TIMESLICE_US, 0x0a4ULL, 4, RW)\
+X(ENGINE_DELAY, 0x0a8ULL, 8, RW)
 
 /* X(NAME, OFFSET, BYTES, ACCESS) for each partition-table register, in offset order */
 #define VGPU_PTABLE_REGS(X) \

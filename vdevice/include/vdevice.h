@@ -24,6 +24,12 @@
  *    rcu_unregister_thread). Either may be NULL.
  *  - vdevice_destroy joins all model threads before returning; no callback
  *    runs after it returns.
+ *  - Event callbacks (vdevice_subscribe_events) run synchronously on the
+ *    thread that produced the event: inside vdevice_bar_read/_write or
+ *    vdevice_reset (vCPU threads), on engine threads or on the timer
+ *    thread. Like msix_notify they must be quick, must not block on a lock
+ *    a vdevice caller may hold (QEMU: not the BQL) and must not call back
+ *    into vdevice.
  */
 
 #ifndef VDEVICE_H
@@ -37,6 +43,112 @@
 
 /* The device; only pointers to it cross the ABI. */
 typedef struct VDevice VDevice;
+
+/**
+ * VDeviceEvent.kind: a register or BAR access was refused. bar, addr (the
+ * offset), size, write, value: the access; code: ACCESS_ERROR_INFO.REASON;
+ * why: the reason in words; partition: the window's or table entry's.
+ */
+#define VDEVICE_EVENT_REJECTED 1
+
+/**
+ * An engine took command `index` of `ring` (opcode: its opcode).
+ */
+#define VDEVICE_EVENT_CMD_TAKEN 2
+
+/**
+ * The command completed (HEAD moved past it).
+ */
+#define VDEVICE_EVENT_CMD_DONE 3
+
+/**
+ * The command faulted the partition: code (FAULT_STATUS.CODE), addr,
+ * write; opcode -1 when it was not decoded.
+ */
+#define VDEVICE_EVENT_CMD_FAULT 4
+
+/**
+ * A partition reset ended the command in flight.
+ */
+#define VDEVICE_EVENT_CMD_ABORTED 5
+
+/**
+ * An interrupt cause was set: value is the MSI-X vector, code the cause
+ * (VDEVICE_IRQ_CAUSE_*; host causes: aux holds global INTR_STATUS bits),
+ * size the fate (VDEVICE_IRQ_*); partition -1 for host vectors.
+ */
+#define VDEVICE_EVENT_IRQ 6
+
+/**
+ * A partition changed state: code the new STATUS.STATE, aux the old.
+ */
+#define VDEVICE_EVENT_STATE 7
+
+/**
+ * A partition reset.
+ */
+#define VDEVICE_EVENT_PARTITION_RESET 8
+
+/**
+ * A whole-device reset.
+ */
+#define VDEVICE_EVENT_DEVICE_RESET 9
+
+/**
+ * A replayable translation fault was queued: addr, write.
+ */
+#define VDEVICE_EVENT_XLATE_FAULT 10
+
+/**
+ * XLATE_RESUME resolved a translation wait: code is its ACTION.
+ */
+#define VDEVICE_EVENT_XLATE_RESOLVED 11
+
+/**
+ * VDEVICE_EVENT_IRQ causes (code).
+ */
+#define VDEVICE_IRQ_CAUSE_FENCE 0
+
+#define VDEVICE_IRQ_CAUSE_IDLE 1
+
+#define VDEVICE_IRQ_CAUSE_FAULT 2
+
+#define VDEVICE_IRQ_CAUSE_HOST 3
+
+/**
+ * VDEVICE_EVENT_IRQ fates (size): sent, masked, dropped by DROP_IRQ,
+ * held back by LATE_IRQ (an IRQ event with SENT follows when it is sent).
+ */
+#define VDEVICE_IRQ_SENT 0
+
+#define VDEVICE_IRQ_MASKED 1
+
+#define VDEVICE_IRQ_DROPPED 2
+
+#define VDEVICE_IRQ_LATE 3
+
+#define VENDOR_ID 4660
+
+/**
+ * The physical, partitionable GPU.
+ */
+#define DEVICE_ID 30352
+
+/**
+ * A vGPU (one partition) as the mdev frontend presents it to a guest.
+ */
+#define VGPU_DEVICE_ID 30353
+
+#define SUBSYSTEM_VENDOR_ID 4660
+
+#define SUBSYSTEM_ID 1
+
+/**
+ * 3D controller (base class 0x03, sub class 0x02, prog-if 0).
+ */
+#define CLASS_CODE 197120
+
+#define REVISION 1
 
 /**
  * Configuration; vdevice_create() validates it (see SPEC.md "Configuration").
@@ -107,6 +219,74 @@ typedef struct VDevicePciInfo {
     uint32_t msix_table_offset;
     uint32_t msix_pba_offset;
 } VDevicePciInfo;
+
+/**
+ * One device event. Fields a kind does not use are 0 (-1 for partition,
+ * ring and opcode). The strings are valid only during the callback.
+ */
+typedef struct VDeviceEvent {
+    /**
+     * VDEVICE_EVENT_*.
+     */
+    uint32_t kind;
+    /**
+     * Partition index, or -1.
+     */
+    int32_t partition;
+    /**
+     * Ring index, or -1.
+     */
+    int32_t ring;
+    /**
+     * Ring slot of the command (its HEAD index).
+     */
+    uint32_t index;
+    /**
+     * Command opcode, or -1.
+     */
+    int32_t opcode;
+    /**
+     * Kind-specific code: access-error reason, fault code, IRQ cause,
+     * new partition state, XLATE_RESUME action.
+     */
+    uint32_t code;
+    /**
+     * Kind-specific: old partition state, host INTR_STATUS bits.
+     */
+    uint32_t aux;
+    /**
+     * BAR of a refused access.
+     */
+    uint32_t bar;
+    /**
+     * Access size in bytes (refused access); IRQ fate (VDEVICE_EVENT_IRQ).
+     */
+    uint32_t size;
+    /**
+     * 1 for a write (refused access, faulting access), else 0.
+     */
+    uint32_t write;
+    /**
+     * BAR offset of a refused access; fault or translation-fault address.
+     */
+    uint64_t addr;
+    /**
+     * Value written by a refused write; MSI-X vector of an IRQ.
+     */
+    uint64_t value;
+    /**
+     * Device clock in ns (as TIMESTAMP) when the event happened.
+     */
+    uint64_t time_ns;
+    /**
+     * Why the access was refused, in words ("" for other kinds).
+     */
+    const char *why;
+    /**
+     * The whole event as one line of text, as the trace decoder prints it.
+     */
+    const char *text;
+} VDeviceEvent;
 
 #ifdef __cplusplus
 extern "C" {
@@ -213,6 +393,34 @@ size_t vdevice_dump_state(const VDevice *dev, char *buf, size_t len);
  * Version string of the model, e.g. "vdevice 0.1.0". Static storage.
  */
 const char *vdevice_version(void);
+
+/**
+ * Subscribe to device events: `cb(opaque, event)` runs for each event,
+ * synchronously on the thread that produced it (a thread inside
+ * vdevice_bar_read/vdevice_bar_write/vdevice_reset, an engine thread, the
+ * timer thread). It must be quick and thread-safe, and must not call into
+ * vdevice (QEMU: no BQL; format, log or copy into a buffer). The event
+ * and its strings are valid only during the call. Returns a non-zero id
+ * for vdevice_unsubscribe_events(), or 0 if cb is NULL. With no
+ * subscriber, events cost nothing.
+ *
+ * # Safety
+ * `dev` valid; `cb` callable from any thread with `opaque` until
+ * vdevice_unsubscribe_events() or vdevice_destroy() returns.
+ */
+uint64_t vdevice_subscribe_events(VDevice *dev,
+                                  void (*cb)(void*, const struct VDeviceEvent*),
+                                  void *opaque);
+
+/**
+ * End a subscription. When it returns, the callback is not running and
+ * will not run again. Must not be called from inside the callback.
+ * Returns 0, or -1 if `id` is not subscribed.
+ *
+ * # Safety
+ * `dev` valid.
+ */
+int vdevice_unsubscribe_events(VDevice *dev, uint64_t id);
 
 #ifdef __cplusplus
 }  // extern "C"

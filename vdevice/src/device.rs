@@ -21,6 +21,7 @@
 use crate::command::Command;
 use crate::config::{ConfigError, DeviceConfig};
 use crate::engine::{self, LateIrq, Sched};
+use crate::events::{Event, EventBus, EventKind, IrqCause, IrqFate, Refusal, Subscription, Why};
 use crate::pci::PciInfo;
 use crate::regs::{self, *};
 use crate::vram::Vram;
@@ -64,6 +65,8 @@ pub(crate) struct InFlight {
     pub done: u64,
     /// CRC32: the checksum of the bytes done.
     pub crc: u32,
+    /// ENGINE_DELAY: the command may not run before this.
+    pub due: Option<Instant>,
 }
 
 impl InFlight {
@@ -73,6 +76,7 @@ impl InFlight {
             cmd: None,
             done: 0,
             crc: 0,
+            due: None,
         }
     }
 }
@@ -98,6 +102,9 @@ pub(crate) struct PartState {
     pub rings: [Ring; RINGS_PER_PARTITION],
     pub next_ring: usize,
     pub exec: Option<InFlight>,
+    /// The ring's HEAD command is a SEM_WAIT that was not ready: taking it
+    /// again is a re-poll, not news (no CMD_TAKEN event).
+    pub sem_stalled: [bool; RINGS_PER_PARTITION],
     pub hung: bool,
     pub xlate_wait: Option<XlateWait>,
     pub intr_status: u32,
@@ -127,6 +134,7 @@ impl PartState {
             rings: [Ring::default(); RINGS_PER_PARTITION],
             next_ring: 0,
             exec: None,
+            sem_stalled: [false; RINGS_PER_PARTITION],
             hung: false,
             xlate_wait: None,
             intr_status: 0,
@@ -199,29 +207,38 @@ impl PartState {
         self.exec.filter(|f| f.ring == ring)
     }
 
-    /// Record an interrupt cause; returns the vector to raise, if any,
-    /// after the DROP_IRQ / LATE_IRQ injections had their say.
+    /// Record an interrupt cause; returns what to do with its vector
+    /// after the mask and the DROP_IRQ / LATE_IRQ injections had their say.
     pub fn event(&mut self, cause: PartIntr, vector_base: u32) -> Option<Delivery> {
         let bits = cause.into_bits();
         self.intr_status |= bits;
-        if bits & self.intr_mask == 0 {
-            return None;
-        }
         let vector = vector_base.wrapping_add(if cause.fault() {
             PART_VECTOR_FAULT
         } else {
             PART_VECTOR_ENGINE
         });
+        let why = if cause.fault() {
+            IrqCause::Fault
+        } else if cause.fence() {
+            IrqCause::Fence
+        } else {
+            IrqCause::Idle
+        };
+        if bits & self.intr_mask == 0 {
+            // A masked FENCE or FAULT is news to a driver waiting for its
+            // interrupt; a masked IDLE (every drain) would only be noise.
+            return (why != IrqCause::Idle).then_some(Delivery::Held(vector, why, IrqFate::Masked));
+        }
         match self.inject {
             InjectKind::DropIrq => {
                 self.inject = InjectKind::None;
-                None
+                Some(Delivery::Held(vector, why, IrqFate::Dropped))
             }
             InjectKind::LateIrq => {
                 self.inject = InjectKind::None;
-                Some(Delivery::Late(vector))
+                Some(Delivery::Late(vector, why))
             }
-            _ => Some(Delivery::Now(vector)),
+            _ => Some(Delivery::Now(vector, why)),
         }
     }
 
@@ -250,8 +267,10 @@ impl PartState {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Delivery {
-    Now(u32),
-    Late(u32),
+    Now(u32, IrqCause),
+    Late(u32, IrqCause),
+    /// No message (masked, or dropped by DROP_IRQ): only an event says so.
+    Held(u32, IrqCause, IrqFate),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -329,6 +348,13 @@ pub(crate) struct Shared {
     pub timer_tx: Mutex<Option<Sender<LateIrq>>>,
     pub inject_delay_us: AtomicU32,
     pub timeslice_us: AtomicU32,
+    /// ENGINE_DELAY (SPEC 13): the least time a command takes, and jitter.
+    pub engine_delay: AtomicU64,
+    /// State of the jitter generator (splitmix64 counter), reseeded by
+    /// device reset so a run's delays are reproducible.
+    pub jitter_state: AtomicU64,
+    /// Event subscribers (events.rs).
+    pub events: Arc<EventBus>,
 }
 
 /// The vGPU device model. Dropping it stops and joins its threads.
@@ -337,7 +363,12 @@ pub struct Device {
     threads: Vec<JoinHandle<()>>,
 }
 
-type AccessResult<T> = Result<T, AccessError>;
+type AccessResult<T> = Result<T, Refusal>;
+
+/// A refused access: the code the device records and the reason in words.
+fn refuse<T>(code: AccessError, why: Why) -> AccessResult<T> {
+    Err(Refusal::new(code, why))
+}
 
 impl Device {
     pub fn new(
@@ -371,6 +402,9 @@ impl Device {
             timer_tx: Mutex::new(Some(tx)),
             inject_delay_us: AtomicU32::new(INJECT_DELAY_US_RESET),
             timeslice_us: AtomicU32::new(SCHED_TIMESLICE_US_RESET),
+            engine_delay: AtomicU64::new(ENGINE_DELAY_RESET),
+            jitter_state: AtomicU64::new(JITTER_SEED),
+            events: Arc::new(EventBus::default()),
         });
         let mut threads = Vec::new();
         for e in 0..cfg.engines {
@@ -429,12 +463,12 @@ impl Device {
         let r = match bar {
             REG_BAR => self.reg_access(offset, size, None),
             VRAM_BAR => self.vram_access(offset, size, None),
-            _ => Err(AccessError::Unmapped),
+            _ => refuse(AccessError::Unmapped, Why::NoSuchBar(bar)),
         };
         match r {
             Ok(v) => v,
             Err(e) => {
-                self.shared.access_error(bar, offset, size, false, e);
+                self.shared.access_error(bar, offset, size, None, e);
                 all_ones
             }
         }
@@ -445,10 +479,10 @@ impl Device {
         let r = match bar {
             REG_BAR => self.reg_access(offset, size, Some(value)),
             VRAM_BAR => self.vram_access(offset, size, Some(value)),
-            _ => Err(AccessError::Unmapped),
+            _ => refuse(AccessError::Unmapped, Why::NoSuchBar(bar)),
         };
         if let Err(e) = r {
-            self.shared.access_error(bar, offset, size, true, e);
+            self.shared.access_error(bar, offset, size, Some(value), e);
         }
     }
 
@@ -457,22 +491,37 @@ impl Device {
         self.shared.device_reset();
     }
 
+    /// Receive the device's events (events.rs) until the returned
+    /// subscription is dropped. `f` runs synchronously on the thread that
+    /// produced the event (a thread calling `read`/`write`, an engine or
+    /// the timer thread): it must be quick and thread-safe, and must not
+    /// call into the device.
+    pub fn subscribe(&self, f: impl Fn(&Event) + Send + Sync + 'static) -> Subscription {
+        Subscription::new(&self.shared.events, Arc::new(f))
+    }
+
+    /// The subscriber list itself, for the C ABI's id-based subscriptions.
+    pub(crate) fn event_bus(&self) -> &Arc<EventBus> {
+        &self.shared.events
+    }
+
     fn vram_access(&self, offset: u64, size: u32, value: Option<u64>) -> AccessResult<u64> {
         if !matches!(size, 1 | 2 | 4 | 8) {
-            return Err(AccessError::BadWidth);
+            return refuse(AccessError::BadWidth, Why::VramWidth(size));
         }
         let vram = &self.shared.vram;
+        let beyond = Why::BeyondVram;
         match value {
             None => {
                 let mut b = [0u8; 8];
                 if !vram.read(offset, &mut b[..size as usize]) {
-                    return Err(AccessError::Unmapped);
+                    return refuse(AccessError::Unmapped, beyond);
                 }
                 Ok(u64::from_le_bytes(b))
             }
             Some(v) => {
                 if !vram.write(offset, &v.to_le_bytes()[..size as usize]) {
-                    return Err(AccessError::Unmapped);
+                    return refuse(AccessError::Unmapped, beyond);
                 }
                 Ok(0)
             }
@@ -497,17 +546,18 @@ impl Device {
 
     fn reg_access_checked(&self, offset: u64, size: u32, value: Option<u64>) -> AccessResult<u64> {
         if size != 4 && size != 8 {
-            return Err(AccessError::BadWidth);
+            return refuse(AccessError::BadWidth, Why::RegWidth(size));
         }
         if !offset.is_multiple_of(size as u64) {
-            return Err(AccessError::Misaligned);
+            return refuse(AccessError::Misaligned, Why::Misaligned(size));
         }
-        let d = regs::decode(offset).ok_or(AccessError::Unmapped)?;
+        let d = regs::decode(offset).ok_or(Refusal::new(AccessError::Unmapped, Why::NoRegister))?;
         if d.reg.block != Block::Global && d.instance >= self.shared.cfg.partitions {
-            return Err(AccessError::Unmapped);
+            let partitions = self.shared.cfg.partitions as u8;
+            return refuse(AccessError::Unmapped, Why::NoPartition { partitions });
         }
         if size as u64 > d.reg.width as u64 {
-            return Err(AccessError::BadWidth);
+            return refuse(AccessError::BadWidth, Why::WideAccessTo32);
         }
         self.reg_access_decoded(&d, size, value)
     }
@@ -530,12 +580,13 @@ impl Device {
             }
             Some(v) => {
                 if d.reg.access == Access::Ro {
-                    return Err(AccessError::ReadOnly);
+                    return refuse(AccessError::ReadOnly, Why::ReadOnly);
                 }
                 // Command registers take exact values; RW registers ignore
                 // bits outside their writable mask.
                 if d.reg.access == Access::Wo && v & !d.reg.writable != 0 {
-                    return Err(AccessError::BadValue);
+                    let mask = d.reg.writable as u32;
+                    return refuse(AccessError::BadValue, Why::OutsideWritableMask { mask });
                 }
                 // A half write of a 64-bit register keeps the other half.
                 let full = if (size as u64) < d.reg.width as u64 {
@@ -645,6 +696,30 @@ impl Shared {
         self.epoch.elapsed().as_nanos() as u64
     }
 
+    /// ENGINE_DELAY for the command being taken: MIN_US plus a jitter in
+    /// 0..=JITTER_US from a seeded splitmix64 sequence (deterministic per
+    /// device and reset, varied per command). None when no delay is set.
+    pub fn command_delay(&self) -> Option<Duration> {
+        let d = EngineDelay::from_bits(self.engine_delay.load(Ordering::Relaxed));
+        if d.into_bits() == 0 {
+            return None;
+        }
+        const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut z = self
+            .jitter_state
+            .fetch_add(GAMMA, Ordering::Relaxed)
+            .wrapping_add(GAMMA);
+        z = (z ^ z.wrapping_shr(30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ z.wrapping_shr(27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z.wrapping_shr(31);
+        let jitter = z
+            .checked_rem(u64::from(d.jitter_us()).wrapping_add(1))
+            .unwrap_or(0);
+        Some(Duration::from_micros(
+            u64::from(d.min_us()).wrapping_add(jitter),
+        ))
+    }
+
     /// Wait until no engine runs partition `p` and keep engines away.
     pub fn quiesce(&self, p: usize) -> Quiesced<'_> {
         let mut s = self.sched.lock();
@@ -683,11 +758,39 @@ impl Shared {
         self.sched_cv.notify_all();
     }
 
+    /// Tell subscribers what became of partition `p`'s interrupt causes,
+    /// then send the messages: every event of one step is out before any
+    /// interrupt can wake a driver (traces stay in causal order).
+    pub fn deliver_all(&self, p: usize, ds: &[Option<Delivery>]) {
+        if self.events.enabled() {
+            for d in ds.iter().flatten() {
+                let (vector, cause, fate) = match *d {
+                    Delivery::Now(v, c) => (v, c, IrqFate::Sent),
+                    Delivery::Late(v, c) => (v, c, IrqFate::Late),
+                    Delivery::Held(v, c, f) => (v, c, f),
+                };
+                self.emit(|| EventKind::Irq {
+                    vector,
+                    partition: Some(p),
+                    cause,
+                    fate,
+                });
+            }
+        }
+        for d in ds {
+            self.send(p, *d);
+        }
+    }
+
     pub fn deliver(&self, p: usize, d: Option<Delivery>) {
+        self.deliver_all(p, &[d]);
+    }
+
+    fn send(&self, p: usize, d: Option<Delivery>) {
         match d {
-            None => {}
-            Some(Delivery::Now(v)) => self.irq.notify(v),
-            Some(Delivery::Late(v)) => {
+            None | Some(Delivery::Held(..)) => {}
+            Some(Delivery::Now(v, _)) => self.irq.notify(v),
+            Some(Delivery::Late(v, cause)) => {
                 let delay =
                     Duration::from_micros(self.inject_delay_us.load(Ordering::Relaxed) as u64);
                 let msg = LateIrq {
@@ -695,6 +798,7 @@ impl Shared {
                         .checked_add(delay)
                         .unwrap_or_else(Instant::now),
                     vector: v,
+                    cause,
                     partition: p,
                     generation: self.parts[p].generation.load(Ordering::SeqCst),
                 };
@@ -715,13 +819,70 @@ impl Shared {
         self.raise_host_vectors(fire);
     }
 
+    /// Events for host causes `bits`, one per host vector they map to.
+    fn host_irq_events(&self, bits: u32, fate: IrqFate) {
+        let xlate = GlobalIntr::new().with_xlate_fault(true).into_bits();
+        for (vector, b) in [
+            (HOST_VECTOR_EVENTS, bits & !xlate),
+            (HOST_VECTOR_XLATE, bits & xlate),
+        ] {
+            if b != 0 {
+                self.emit(|| EventKind::Irq {
+                    vector,
+                    partition: None,
+                    cause: IrqCause::Host(b),
+                    fate,
+                });
+            }
+        }
+    }
+
     fn raise_host_vectors(&self, fire: u32) {
+        if self.events.enabled() {
+            self.host_irq_events(fire, IrqFate::Sent);
+        }
         let xlate = GlobalIntr::new().with_xlate_fault(true).into_bits();
         if fire & !xlate != 0 {
             self.irq.notify(HOST_VECTOR_EVENTS);
         }
         if fire & xlate != 0 {
             self.irq.notify(HOST_VECTOR_XLATE);
+        }
+    }
+
+    /// Deliver an event stamped with the device clock, if anyone listens.
+    #[inline]
+    pub fn emit(&self, make: impl FnOnce() -> EventKind) {
+        self.events.emit(|| self.now_ns(), make);
+    }
+
+    /// Partition state before a change, when anyone listens for changes.
+    #[inline]
+    pub fn watch(&self, st: &PartState) -> Option<PartitionState> {
+        self.events.enabled().then(|| st.state())
+    }
+
+    /// The state after a change watched with `watch` (None if unwatched).
+    #[inline]
+    pub fn after(before: Option<PartitionState>, st: &PartState) -> Option<PartitionState> {
+        before.map(|_| st.state())
+    }
+
+    /// Emit a state change seen by `watch`/`after`, if there was one.
+    pub fn state_changed(
+        &self,
+        p: usize,
+        from: Option<PartitionState>,
+        to: Option<PartitionState>,
+    ) {
+        if let (Some(from), Some(to)) = (from, to) {
+            if from != to {
+                self.emit(|| EventKind::State {
+                    partition: p,
+                    from,
+                    to,
+                });
+            }
         }
     }
 
@@ -743,7 +904,20 @@ impl Shared {
         self.host_event(GlobalIntr::new().with_xlate_fault(true));
     }
 
-    fn access_error(&self, bar: u8, offset: u64, size: u32, write: bool, e: AccessError) {
+    /// Record a refused access (`value` is Some for writes) and tell
+    /// subscribers why, before the host's ACCESS_ERROR interrupt.
+    fn access_error(&self, bar: u8, offset: u64, size: u32, value: Option<u64>, r: Refusal) {
+        let write = value.is_some();
+        let e = r.code;
+        self.emit(|| EventKind::Rejected {
+            bar,
+            offset,
+            size,
+            write,
+            value: value.unwrap_or(0),
+            code: e,
+            why: r.why.to_string(),
+        });
         let mut g = self.global.lock();
         g.access_error_count = g.access_error_count.wrapping_add(1);
         g.access_error_info = AccessErrorInfo::new()
@@ -759,29 +933,59 @@ impl Shared {
     /// Partition reset: quiesce, window state to reset values, TLB dropped.
     pub fn reset_partition(&self, p: usize) {
         let _q = self.quiesce(p);
-        self.reset_partition_quiesced(p);
+        self.reset_partition_quiesced(p, None);
     }
 
-    fn reset_partition_quiesced(&self, p: usize) {
+    /// Partition reset of a quiesced partition; `ctrl`: a new CTRL to set
+    /// in the same step (disabling).
+    fn reset_partition_quiesced(&self, p: usize, ctrl: Option<PtCtrl>) {
         let part = &self.parts[p];
         part.generation.fetch_add(1, Ordering::SeqCst);
-        part.st.lock().reset_window();
+        let mut st = part.st.lock();
+        let before = self.watch(&st);
+        let ended = st.exec.filter(|_| before.is_some());
+        let head = ended.map_or(0, |f| st.rings[f.ring].head);
+        st.reset_window();
+        if let Some(c) = ctrl {
+            st.ctrl = c;
+        }
+        let after = Self::after(before, &st);
+        drop(st);
         part.tlb.lock().invalidate();
         self.global.lock().xlate_faults.retain(|e| e.partition != p);
+        self.emit(|| EventKind::PartitionReset { partition: p });
+        if let Some(f) = ended {
+            self.emit(|| EventKind::CmdAborted {
+                partition: p,
+                ring: f.ring,
+                index: head,
+                opcode: f.cmd.map(|c| c.opcode),
+            });
+        }
+        self.state_changed(p, before, after);
     }
 
     pub fn device_reset(&self) {
         let guards: Vec<_> = (0..self.parts.len()).map(|p| self.quiesce(p)).collect();
+        self.emit(|| EventKind::DeviceReset);
         for part in &self.parts {
             part.generation.fetch_add(1, Ordering::SeqCst);
-            *part.st.lock() = PartState::new();
+            let mut st = part.st.lock();
+            let before = self.watch(&st);
+            *st = PartState::new();
+            let after = Self::after(before, &st);
+            drop(st);
             part.tlb.lock().invalidate();
+            self.state_changed(part.index, before, after);
         }
         *self.global.lock() = Global::new();
         self.inject_delay_us
             .store(INJECT_DELAY_US_RESET, Ordering::Relaxed);
         self.timeslice_us
             .store(SCHED_TIMESLICE_US_RESET, Ordering::Relaxed);
+        self.engine_delay
+            .store(ENGINE_DELAY_RESET, Ordering::Relaxed);
+        self.jitter_state.store(JITTER_SEED, Ordering::Relaxed);
         self.vram.scrub(0, self.vram.size());
         {
             let mut s = self.sched.lock();
@@ -856,6 +1060,7 @@ impl Shared {
                     RegId::SchedTimesliceUs => {
                         self.timeslice_us.load(Ordering::Relaxed).max(1) as u64
                     }
+                    RegId::EngineDelay => self.engine_delay.load(Ordering::Relaxed),
                     _ => 0, // write-only registers
                 }
             }
@@ -941,7 +1146,7 @@ impl Shared {
             }
             RegId::DeviceReset => {
                 if v32 != 1 {
-                    return Err(AccessError::BadValue);
+                    return refuse(AccessError::BadValue, Why::WriteOne);
                 }
                 self.device_reset();
             }
@@ -955,21 +1160,30 @@ impl Shared {
                 let r = XlateResume::from_bits(v32);
                 let p = r.partition() as usize;
                 if p >= self.parts.len() {
-                    return Err(AccessError::BadValue);
+                    let partitions = self.parts.len() as u8;
+                    return refuse(AccessError::BadValue, Why::NoPartition { partitions });
                 }
                 self.xlate_resume(p, r.action())?;
             }
             RegId::InjectDelayUs => self.inject_delay_us.store(v32, Ordering::Relaxed),
             RegId::SchedTimesliceUs => self.timeslice_us.store(v32, Ordering::Relaxed),
-            _ => return Err(AccessError::ReadOnly),
+            RegId::EngineDelay => self.engine_delay.store(v, Ordering::Relaxed),
+            _ => return refuse(AccessError::ReadOnly, Why::ReadOnly),
         }
         Ok(())
     }
 
     fn xlate_resume(&self, p: usize, action: ResumeAction) -> AccessResult<()> {
         let part = &self.parts[p];
-        if matches!(action, ResumeAction::Unknown(_)) || part.st.lock().xlate_wait.is_none() {
-            return Err(AccessError::BadValue);
+        let not_waiting = Refusal::new(
+            AccessError::BadValue,
+            Why::NotWaiting { partition: p as u8 },
+        );
+        if matches!(action, ResumeAction::Unknown(_)) {
+            return refuse(AccessError::BadValue, Why::UnknownAction);
+        }
+        if part.st.lock().xlate_wait.is_none() {
+            return Err(not_waiting);
         }
         // Drop the partition's queued entries before the engine can run
         // again: after a RETRY the replay may miss on the next page at once
@@ -978,14 +1192,22 @@ impl Shared {
         self.global.lock().xlate_faults.retain(|e| e.partition != p);
         let mut st = part.st.lock();
         // A reset may have ended the wait meanwhile.
-        let wait = st.xlate_wait.ok_or(AccessError::BadValue)?;
+        let wait = st.xlate_wait.ok_or(not_waiting)?;
+        let before = self.watch(&st);
         match action {
             ResumeAction::Retry => {
                 st.xlate_wait = None;
+                let after = Self::after(before, &st);
                 drop(st);
+                self.emit(|| EventKind::XlateResolved {
+                    partition: p,
+                    action,
+                });
+                self.state_changed(p, before, after);
                 self.kick(p);
             }
             ResumeAction::Cancel => {
+                let opcode = st.exec.and_then(|f| f.cmd).map(|c| c.opcode);
                 let d = st.set_fault(
                     FaultCode::XlateCancelled,
                     wait.addr,
@@ -993,7 +1215,23 @@ impl Shared {
                     wait.write,
                     part.vector_base(),
                 );
+                let index = st.fault_cmd;
+                let after = Self::after(before, &st);
                 drop(st);
+                self.emit(|| EventKind::XlateResolved {
+                    partition: p,
+                    action,
+                });
+                self.emit(|| EventKind::CmdFault {
+                    partition: p,
+                    ring: wait.ring,
+                    index,
+                    opcode,
+                    code: FaultCode::XlateCancelled,
+                    addr: wait.addr,
+                    write: wait.write,
+                });
+                self.state_changed(p, before, after);
                 self.deliver(p, d);
                 self.log_fault(FaultLogEntry {
                     partition: p,
@@ -1018,7 +1256,7 @@ impl Shared {
                 let _cfg = self.config_lock.lock();
                 let mut st = part.st.lock();
                 if st.ctrl.enable() {
-                    return Err(AccessError::BadValue);
+                    return refuse(AccessError::BadValue, Why::SliceWhileEnabled);
                 }
                 if id == RegId::PtVramBase {
                     st.vram_base = v;
@@ -1034,32 +1272,40 @@ impl Shared {
                 let n = u32::try_from(v)
                     .ok()
                     .filter(|&n| n <= MAX_DIR_ENTRIES)
-                    .ok_or(AccessError::BadValue)?;
+                    .ok_or(Refusal::new(
+                        AccessError::BadValue,
+                        Why::DirEntries {
+                            max: MAX_DIR_ENTRIES,
+                        },
+                    ))?;
                 let _q = self.invalidate(p);
                 part.st.lock().xlate_dir_entries = n;
             }
             RegId::PtWeight => {
                 if v == 0 {
-                    return Err(AccessError::BadValue);
+                    return refuse(AccessError::BadValue, Why::WeightZero);
                 }
                 // The writable mask keeps WEIGHT to 8 bits.
                 part.st.lock().weight = u32::try_from(v).unwrap_or(u32::MAX);
             }
             RegId::PtReset => {
                 if v != 1 {
-                    return Err(AccessError::BadValue);
+                    return refuse(AccessError::BadValue, Why::WriteOne);
                 }
                 self.reset_partition(p);
             }
             RegId::PtScrub => {
                 let st = part.st.lock();
-                if v != 1 || st.ctrl.enable() {
-                    return Err(AccessError::BadValue);
+                if v != 1 {
+                    return refuse(AccessError::BadValue, Why::WriteOne);
+                }
+                if st.ctrl.enable() {
+                    return refuse(AccessError::BadValue, Why::ScrubWhileEnabled);
                 }
                 let (base, size) = (st.vram_base, st.vram_size);
                 drop(st);
                 if !self.vram.scrub(base, size) {
-                    return Err(AccessError::BadValue);
+                    return refuse(AccessError::BadValue, Why::SliceBeyondVram);
                 }
             }
             RegId::PtXlateInvalidate => drop(self.invalidate(p)),
@@ -1067,10 +1313,10 @@ impl Shared {
                 let kind = u8::try_from(v)
                     .ok()
                     .and_then(InjectKind::known)
-                    .ok_or(AccessError::BadValue)?;
+                    .ok_or(Refusal::new(AccessError::BadValue, Why::UnknownInjection))?;
                 part.st.lock().inject = kind;
             }
-            _ => return Err(AccessError::ReadOnly),
+            _ => return refuse(AccessError::ReadOnly, Why::ReadOnly),
         }
         Ok(())
     }
@@ -1087,19 +1333,22 @@ impl Shared {
         if was_enabled && !new.enable() {
             drop(st);
             let _q = self.quiesce(p);
-            self.reset_partition_quiesced(p);
-            part.st.lock().ctrl = new;
+            self.reset_partition_quiesced(p, Some(new));
             return Ok(());
         }
         if new.enable() && !was_enabled {
             let (base, size) = (st.vram_base, st.vram_size);
-            let end = base.checked_add(size).ok_or(AccessError::BadValue)?;
-            if size == 0 || end > self.cfg.vram_size_bytes {
-                return Err(AccessError::BadValue);
+            let beyond = Refusal::new(AccessError::BadValue, Why::SliceBeyondVram);
+            let end = base.checked_add(size).ok_or(beyond)?;
+            if size == 0 {
+                return refuse(AccessError::BadValue, Why::EmptySlice);
+            }
+            if end > self.cfg.vram_size_bytes {
+                return Err(beyond);
             }
             // Other partitions' locks are taken while holding ours only
             // here, under config_lock, so two enables cannot deadlock.
-            let overlaps = self.parts.iter().filter(|o| o.index != p).any(|o| {
+            let overlap = self.parts.iter().filter(|o| o.index != p).find(|o| {
                 let o = o.st.lock();
                 o.ctrl.enable()
                     && o.vram_base < end
@@ -1107,8 +1356,9 @@ impl Shared {
                         .checked_add(o.vram_size)
                         .is_none_or(|e| base < e)
             });
-            if overlaps {
-                return Err(AccessError::BadValue);
+            if let Some(o) = overlap {
+                let other = o.index as u8;
+                return refuse(AccessError::BadValue, Why::SliceOverlaps { other });
             }
         }
         if was_enabled && st.ctrl.xlate() != new.xlate() {
@@ -1122,7 +1372,11 @@ impl Shared {
         if st.ctrl.xlate() != new.xlate() {
             part.tlb.lock().invalidate();
         }
+        let before = self.watch(&st);
         st.ctrl = new;
+        let after = Self::after(before, &st);
+        drop(st);
+        self.state_changed(p, before, after);
         Ok(())
     }
 
@@ -1137,17 +1391,24 @@ impl Shared {
                 st.intr_mask = v32;
                 drop(st);
                 let newly = PartIntr::from_bits(newly);
-                if newly.fault() {
-                    self.irq
-                        .notify(part.vector_base().wrapping_add(PART_VECTOR_FAULT));
-                }
-                if newly.fence() || newly.idle() {
-                    self.irq.notify(part.vector_base() + PART_VECTOR_ENGINE);
-                }
+                let vb = part.vector_base();
+                let fault = newly.fault().then_some(Delivery::Now(
+                    vb.wrapping_add(PART_VECTOR_FAULT),
+                    IrqCause::Fault,
+                ));
+                let engine = (newly.fence() || newly.idle()).then(|| {
+                    let cause = if newly.fence() {
+                        IrqCause::Fence
+                    } else {
+                        IrqCause::Idle
+                    };
+                    Delivery::Now(vb.wrapping_add(PART_VECTOR_ENGINE), cause)
+                });
+                self.deliver_all(p, &[fault, engine]);
             }
             RegId::WReset => {
                 if v32 != 1 {
-                    return Err(AccessError::BadValue);
+                    return refuse(AccessError::BadValue, Why::WriteOne);
                 }
                 self.reset_partition(p);
             }
@@ -1155,17 +1416,23 @@ impl Shared {
             RegId::WRingBase | RegId::WRingSize | RegId::WRingCtrl => {
                 let mut st = part.st.lock();
                 if st.executing(elem).is_some() {
-                    return Err(AccessError::Busy);
+                    return refuse(AccessError::Busy, Why::RingInFlight { ring: elem as u8 });
                 }
                 let ring = &mut st.rings[elem];
                 if ring.has_work() {
-                    return Err(AccessError::BadValue);
+                    let (head, tail) = (ring.head, ring.tail);
+                    let why = Why::RingHoldsWork {
+                        ring: elem as u8,
+                        head,
+                        tail,
+                    };
+                    return refuse(AccessError::BadValue, why);
                 }
                 match id {
                     RegId::WRingBase => ring.base = v,
                     RegId::WRingSize => {
                         if v32 != 0 && (!v32.is_power_of_two() || v32 > MAX_RING_SIZE) {
-                            return Err(AccessError::BadValue);
+                            return refuse(AccessError::BadValue, Why::RingSize);
                         }
                         ring.size = v32;
                     }
@@ -1179,23 +1446,46 @@ impl Shared {
             RegId::WDoorbell => {
                 let mut st = part.st.lock();
                 if !st.ctrl.enable() {
-                    return Err(AccessError::Disabled);
+                    return refuse(
+                        AccessError::Disabled,
+                        Why::PartitionDisabled { partition: p as u8 },
+                    );
                 }
                 // TAIL may move either way (a driver may withdraw commands
                 // no engine has taken), but never onto the command in
                 // flight: that would un-submit a command that is running.
                 if st.executing(elem).is_some() && st.rings[elem].head == v32 {
-                    return Err(AccessError::Busy);
+                    let head = v32;
+                    return refuse(
+                        AccessError::Busy,
+                        Why::TailOntoInFlight {
+                            ring: elem as u8,
+                            head,
+                        },
+                    );
                 }
+                let before = self.watch(&st);
                 let ring = &mut st.rings[elem];
                 if v32 >= ring.size {
-                    return Err(AccessError::BadValue);
+                    let why = if ring.size == 0 {
+                        Why::RingOff { ring: elem as u8 }
+                    } else {
+                        Why::TailBeyondRing {
+                            ring: elem as u8,
+                            tail: v32,
+                            size: ring.size,
+                        }
+                    };
+                    return refuse(AccessError::BadValue, why);
                 }
                 ring.tail = v32;
+                let after = Self::after(before, &st);
                 drop(st);
+                // Before the kick: the engine's events come after this one.
+                self.state_changed(p, before, after);
                 self.kick(p);
             }
-            _ => return Err(AccessError::ReadOnly),
+            _ => return refuse(AccessError::ReadOnly, Why::ReadOnly),
         }
         Ok(())
     }
@@ -1242,5 +1532,42 @@ impl Shared {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FakeMemory, RecordingIrq};
+
+    /// ENGINE_DELAY's jitter: within MIN_US..=MIN_US+JITTER_US, varied
+    /// from command to command, and the same sequence after a device reset.
+    #[test]
+    fn engine_delay_jitter_is_bounded_varied_and_reproducible() {
+        let cfg = DeviceConfig {
+            vram_size_bytes: 16 << 20,
+            partitions: 1,
+            engines: 1,
+        };
+        let dev = Device::new(
+            cfg,
+            Arc::new(FakeMemory::new(4096)),
+            Arc::new(RecordingIrq::default()),
+        )
+        .unwrap();
+        let delay = EngineDelay::new().with_min_us(100).with_jitter_us(50);
+        let offset = regs::offset_of(RegId::EngineDelay, 0, 0);
+        let draw = |dev: &Device| -> Vec<Duration> {
+            dev.write(REG_BAR, offset, delay.into_bits(), 8);
+            (0..32).filter_map(|_| dev.shared.command_delay()).collect()
+        };
+        assert_eq!(dev.shared.command_delay(), None, "reset value: no delay");
+        let first = draw(&dev);
+        assert_eq!(first.len(), 32);
+        assert!(first.iter().all(|d| (100..=150).contains(&d.as_micros())));
+        let distinct: std::collections::HashSet<_> = first.iter().collect();
+        assert!(distinct.len() > 8, "{first:?}");
+        dev.reset();
+        assert_eq!(draw(&dev), first);
     }
 }

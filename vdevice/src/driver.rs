@@ -1,13 +1,17 @@
 //! A minimal host driver for the physical GPU, generic over how it reaches
 //! the hardware: the model directly (tests, benches, fuzzing) or a real
 //! device's mapped BARs (guest-tests in L1). Register names come from the
-//! register table; it can record every access decoded by name.
+//! register table; it can record every access decoded by name, with the
+//! device's events (when the hardware can report them) interleaved.
 
 use crate::command::{Command, COMMAND_BYTES};
+use crate::events::{Event, EventKind, Subscription};
 use crate::regs::{self, PartitionState, PtCtrl, RegId, XlatePde, XlatePte};
 use crate::xlate::{PAGE_SIZE, PTES_PER_TABLE};
 use parking_lot::Mutex;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How a driver touches the GPU and system memory.
@@ -26,6 +30,18 @@ pub trait Hardware {
     fn partition_vram_base(&self, _p: usize) -> Option<u64> {
         None
     }
+    /// Deliver the device's events to `f` until the subscription drops;
+    /// None when this hardware cannot report them (a real device's BARs).
+    fn subscribe_events(&self, _f: Box<dyn Fn(&Event) + Send + Sync>) -> Option<Subscription> {
+        None
+    }
+}
+
+thread_local! {
+    /// The refusal of the access this thread is making, if the device
+    /// refused it: events are delivered on the accessing thread, during
+    /// the access, so the trace can annotate the access's own line.
+    static REJECTION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -40,7 +56,8 @@ struct RingInfo {
 pub struct Driver<H: Hardware> {
     pub hw: H,
     rings: Mutex<HashMap<(usize, usize), RingInfo>>,
-    trace: Mutex<Option<Vec<String>>>,
+    trace: Arc<Mutex<Option<Vec<String>>>>,
+    events: Mutex<Option<Subscription>>,
 }
 
 impl<H: Hardware> Driver<H> {
@@ -48,34 +65,73 @@ impl<H: Hardware> Driver<H> {
         Self {
             hw,
             rings: Mutex::new(HashMap::new()),
-            trace: Mutex::new(None),
+            trace: Arc::new(Mutex::new(None)),
+            events: Mutex::new(None),
         }
     }
 
-    /// Start recording decoded register accesses.
+    /// Start recording decoded register accesses and, interleaved in the
+    /// order they happen, the device's events (`dev ...` lines; a refused
+    /// access gets `REJECTED CODE (why)` appended to its own line).
     pub fn start_trace(&self) {
         *self.trace.lock() = Some(Vec::new());
+        let trace = self.trace.clone();
+        let sub = self.hw.subscribe_events(Box::new(move |e: &Event| {
+            if let EventKind::Rejected { .. } = e.kind {
+                REJECTION.with(|r| *r.borrow_mut() = e.kind.rejection());
+            } else if let Some(t) = trace.lock().as_mut() {
+                t.push(format!("dev {}", e.kind));
+            }
+        }));
+        *self.events.lock() = sub;
+    }
+
+    /// The trace so far, still recording.
+    pub fn peek_trace(&self) -> Vec<String> {
+        self.trace.lock().clone().unwrap_or_default()
     }
 
     pub fn take_trace(&self) -> Vec<String> {
+        self.events.lock().take();
         self.trace.lock().take().unwrap_or_default()
     }
 
-    fn record(&self, line: impl FnOnce() -> String) {
-        if let Some(t) = self.trace.lock().as_mut() {
-            t.push(line());
+    /// Append a line; returns its index while tracing.
+    fn record(&self, line: impl FnOnce() -> String) -> Option<usize> {
+        let mut t = self.trace.lock();
+        let t = t.as_mut()?;
+        t.push(line());
+        Some(t.len().saturating_sub(1))
+    }
+
+    /// Append the device's refusal of the access just made, if any, to
+    /// trace line `at`.
+    fn annotate(&self, at: Option<usize>) {
+        let Some(r) = REJECTION.with(|r| r.borrow_mut().take()) else {
+            return;
+        };
+        let mut t = self.trace.lock();
+        if let Some(line) = at.and_then(|i| t.as_mut()?.get_mut(i)) {
+            line.push_str("  ");
+            line.push_str(&r);
         }
     }
 
     pub fn read_off(&self, offset: u64, size: u32) -> u64 {
+        REJECTION.with(|r| r.borrow_mut().take());
         let v = self.hw.reg_read(offset, size);
-        self.record(|| regs::format_access(offset, size, v, false));
+        let at = self.record(|| regs::format_access(offset, size, v, false));
+        self.annotate(at);
         v
     }
 
     pub fn write_off(&self, offset: u64, value: u64, size: u32) {
-        self.record(|| regs::format_access(offset, size, value, true));
+        REJECTION.with(|r| r.borrow_mut().take());
+        // The line goes in first: the engine's events for this write
+        // (a doorbell's commands) follow it.
+        let at = self.record(|| regs::format_access(offset, size, value, true));
         self.hw.reg_write(offset, value, size);
+        self.annotate(at);
     }
 
     /// Read a register at its natural width.

@@ -14,6 +14,7 @@ use crate::command::{Command, Loc, Opcode, COMMAND_BYTES};
 use crate::device::{
     Delivery, FaultLogEntry, InFlight, Partition, Shared, XlateFaultEntry, XlateWait,
 };
+use crate::events::{EventKind, IrqCause, IrqFate};
 use crate::regs::{FaultCode, InjectKind, PartIntr, CHUNK_BYTES, RINGS_PER_PARTITION};
 use crate::xlate::{self, Segment, XlateConfig, XlateError};
 use crate::{Dma, DmaError};
@@ -65,6 +66,8 @@ enum SliceEnd {
     Waiting,
     /// A reset took the partition away.
     Aborted,
+    /// The command in flight is held by ENGINE_DELAY until this time.
+    Delayed(Instant),
 }
 
 pub(crate) fn worker(shared: Arc<Shared>) {
@@ -131,6 +134,10 @@ fn release(shared: &Shared, p: usize, busy_ns: u64, weight: u32, end: SliceEnd) 
             slot.not_before = Instant::now().checked_add(SEM_POLL);
             true
         }
+        SliceEnd::Delayed(due) => {
+            slot.not_before = Some(due);
+            true
+        }
         SliceEnd::Idle | SliceEnd::Aborted => slot.kicked,
     };
     if requeue && slot.quiesce == 0 {
@@ -159,6 +166,8 @@ struct Job {
     xlate: XlateConfig,
     replay: bool,
     inject: InjectKind,
+    /// Taking the command again after a SEM_WAIT stall: no CMD_TAKEN event.
+    quiet_take: bool,
 }
 
 /// Why a command stopped without completing.
@@ -177,6 +186,8 @@ enum Stop {
     Aborted,
     /// The timeslice ended inside the command: progress is kept.
     Preempted,
+    /// ENGINE_DELAY holds the command (taken, in flight) until then.
+    Delayed(Instant),
 }
 
 struct Done {
@@ -282,6 +293,7 @@ fn next_job(
         xlate: st.xlate_config(),
         replay: st.ctrl.xlate_replay(),
         inject: st.inject,
+        quiet_take: st.sem_stalled[flight.ring],
     })
 }
 
@@ -309,12 +321,14 @@ fn apply(
     stalled: &mut [bool; RINGS_PER_PARTITION],
 ) -> Option<SliceEnd> {
     let ring_ix = out.flight.ring;
+    let (flight, completed) = (out.flight, out.result.is_ok());
     let mut deliveries: [Option<Delivery>; 2] = [None, None];
     let mut fault_entry = None;
     let mut xlate_entry = None;
     let mut end = None;
-    {
+    let (before, after) = {
         let mut st = part.st.lock();
+        let before = shared.watch(&st);
         st.stat_busy_ns = st.stat_busy_ns.wrapping_add(out.busy_ns);
         if out.injection_fired && st.inject == job.inject {
             st.inject = InjectKind::None;
@@ -323,6 +337,7 @@ fn apply(
         match out.result {
             Ok(done) => {
                 st.exec = None;
+                st.sem_stalled[ring_ix] = false;
                 let ring = &mut st.rings[ring_ix];
                 // Reconfiguring the ring was refused while the command
                 // ran, so its size is the one HEAD was taken from.
@@ -341,7 +356,12 @@ fn apply(
             }
             Err(Stop::SemNotReady) => {
                 st.exec = None;
+                st.sem_stalled[ring_ix] = true;
                 stalled[ring_ix] = true;
+            }
+            Err(Stop::Delayed(due)) => {
+                st.exec = Some(out.flight);
+                end = Some(SliceEnd::Delayed(due));
             }
             Err(Stop::Aborted) => {
                 st.exec = Some(out.flight);
@@ -366,18 +386,31 @@ fn apply(
             }
             Err(Stop::XlateMiss { addr, write }) => {
                 let code = FaultCode::SysmemUnmapped;
+                st.sem_stalled[ring_ix] = false;
                 deliveries[0] = st.set_fault(code, addr, ring_ix, write, vb);
                 fault_entry = Some((code, addr, write));
             }
             Err(Stop::Fault { code, addr, write }) => {
+                st.sem_stalled[ring_ix] = false;
                 deliveries[0] = st.set_fault(code, addr, ring_ix, write, vb);
                 fault_entry = Some((code, addr, write));
             }
         }
+        (before, crate::device::Shared::after(before, &st))
+    };
+    if before.is_some() {
+        announce(
+            shared,
+            part,
+            job,
+            &flight,
+            completed,
+            xlate_entry.as_ref(),
+            fault_entry,
+        );
+        shared.state_changed(part.index, before, after);
     }
-    for d in deliveries {
-        shared.deliver(part.index, d);
-    }
+    shared.deliver_all(part.index, &deliveries);
     if end.is_some() {
         return end;
     }
@@ -396,6 +429,44 @@ fn apply(
         return Some(SliceEnd::Idle);
     }
     None
+}
+
+/// Events for a command's outcome (only called when someone listens).
+fn announce(
+    shared: &Shared,
+    part: &Partition,
+    job: &Job,
+    flight: &InFlight,
+    completed: bool,
+    xlate: Option<&XlateFaultEntry>,
+    fault: Option<(FaultCode, u64, bool)>,
+) {
+    let (partition, ring, index) = (part.index, flight.ring, job.head);
+    let opcode = flight.cmd.map(|c| c.opcode);
+    if let Some((code, addr, write)) = fault {
+        shared.emit(|| EventKind::CmdFault {
+            partition,
+            ring,
+            index,
+            opcode,
+            code,
+            addr,
+            write,
+        });
+    } else if let Some(e) = xlate {
+        shared.emit(|| EventKind::XlateFault {
+            partition,
+            addr: e.addr,
+            write: e.write,
+        });
+    } else if let (true, Some(opcode)) = (completed, opcode) {
+        shared.emit(|| EventKind::CmdDone {
+            partition,
+            ring,
+            index,
+            opcode,
+        });
+    }
 }
 
 /// One command's execution context.
@@ -435,9 +506,24 @@ impl Exec<'_> {
             None => {
                 let c = self.fetch()?;
                 self.flight.cmd = Some(c);
+                let sh = self.shared;
+                self.flight.due = sh
+                    .command_delay()
+                    .and_then(|d| Instant::now().checked_add(d));
+                if !self.job.quiet_take {
+                    sh.emit(|| EventKind::CmdTaken {
+                        partition: self.part.index,
+                        ring: self.flight.ring,
+                        index: self.job.head,
+                        opcode: c.opcode,
+                    });
+                }
                 c
             }
         };
+        if let Some(due) = self.flight.due.filter(|&d| Instant::now() < d) {
+            return Err(Stop::Delayed(due));
+        }
         self.execute(&cmd)
     }
 
@@ -737,6 +823,7 @@ impl Exec<'_> {
 pub(crate) struct LateIrq {
     pub due: Instant,
     pub vector: u32,
+    pub cause: IrqCause,
     pub partition: usize,
     pub generation: u64,
 }
@@ -778,6 +865,12 @@ pub(crate) fn timer(shared: Arc<Shared>, rx: Receiver<LateIrq>) {
             let m = heap.pop().expect("peeked");
             let gen = shared.parts[m.partition].generation.load(Ordering::SeqCst);
             if gen == m.generation {
+                shared.emit(|| EventKind::Irq {
+                    vector: m.vector,
+                    partition: Some(m.partition),
+                    cause: m.cause,
+                    fate: IrqFate::Sent,
+                });
                 shared.irq.notify(m.vector);
             }
         }

@@ -6,7 +6,7 @@
 use crate::config::DeviceConfig;
 use crate::pci::PciInfo;
 use crate::{Device, Dma, DmaError, Irq};
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::Arc;
 
 /// Configuration; vdevice_create() validates it (see SPEC.md "Configuration").
@@ -246,4 +246,276 @@ pub extern "C" fn vdevice_version() -> *const c_char {
     concat!("vdevice ", env!("CARGO_PKG_VERSION"), "\0")
         .as_ptr()
         .cast()
+}
+
+// ---------------------------------------------------------------------------
+// Device events (vdevice::events): why an access was refused, commands
+// taken, done and faulted, interrupts, partition states, translation faults
+// ---------------------------------------------------------------------------
+
+/// VDeviceEvent.kind: a register or BAR access was refused. bar, addr (the
+/// offset), size, write, value: the access; code: ACCESS_ERROR_INFO.REASON;
+/// why: the reason in words; partition: the window's or table entry's.
+pub const VDEVICE_EVENT_REJECTED: u32 = 1;
+/// An engine took command `index` of `ring` (opcode: its opcode).
+pub const VDEVICE_EVENT_CMD_TAKEN: u32 = 2;
+/// The command completed (HEAD moved past it).
+pub const VDEVICE_EVENT_CMD_DONE: u32 = 3;
+/// The command faulted the partition: code (FAULT_STATUS.CODE), addr,
+/// write; opcode -1 when it was not decoded.
+pub const VDEVICE_EVENT_CMD_FAULT: u32 = 4;
+/// A partition reset ended the command in flight.
+pub const VDEVICE_EVENT_CMD_ABORTED: u32 = 5;
+/// An interrupt cause was set: value is the MSI-X vector, code the cause
+/// (VDEVICE_IRQ_CAUSE_*; host causes: aux holds global INTR_STATUS bits),
+/// size the fate (VDEVICE_IRQ_*); partition -1 for host vectors.
+pub const VDEVICE_EVENT_IRQ: u32 = 6;
+/// A partition changed state: code the new STATUS.STATE, aux the old.
+pub const VDEVICE_EVENT_STATE: u32 = 7;
+/// A partition reset.
+pub const VDEVICE_EVENT_PARTITION_RESET: u32 = 8;
+/// A whole-device reset.
+pub const VDEVICE_EVENT_DEVICE_RESET: u32 = 9;
+/// A replayable translation fault was queued: addr, write.
+pub const VDEVICE_EVENT_XLATE_FAULT: u32 = 10;
+/// XLATE_RESUME resolved a translation wait: code is its ACTION.
+pub const VDEVICE_EVENT_XLATE_RESOLVED: u32 = 11;
+
+/// VDEVICE_EVENT_IRQ causes (code).
+pub const VDEVICE_IRQ_CAUSE_FENCE: u32 = 0;
+pub const VDEVICE_IRQ_CAUSE_IDLE: u32 = 1;
+pub const VDEVICE_IRQ_CAUSE_FAULT: u32 = 2;
+pub const VDEVICE_IRQ_CAUSE_HOST: u32 = 3;
+/// VDEVICE_EVENT_IRQ fates (size): sent, masked, dropped by DROP_IRQ,
+/// held back by LATE_IRQ (an IRQ event with SENT follows when it is sent).
+pub const VDEVICE_IRQ_SENT: u32 = 0;
+pub const VDEVICE_IRQ_MASKED: u32 = 1;
+pub const VDEVICE_IRQ_DROPPED: u32 = 2;
+pub const VDEVICE_IRQ_LATE: u32 = 3;
+
+/// One device event. Fields a kind does not use are 0 (-1 for partition,
+/// ring and opcode). The strings are valid only during the callback.
+#[repr(C)]
+pub struct VDeviceEvent {
+    /// VDEVICE_EVENT_*.
+    pub kind: u32,
+    /// Partition index, or -1.
+    pub partition: i32,
+    /// Ring index, or -1.
+    pub ring: i32,
+    /// Ring slot of the command (its HEAD index).
+    pub index: u32,
+    /// Command opcode, or -1.
+    pub opcode: i32,
+    /// Kind-specific code: access-error reason, fault code, IRQ cause,
+    /// new partition state, XLATE_RESUME action.
+    pub code: u32,
+    /// Kind-specific: old partition state, host INTR_STATUS bits.
+    pub aux: u32,
+    /// BAR of a refused access.
+    pub bar: u32,
+    /// Access size in bytes (refused access); IRQ fate (VDEVICE_EVENT_IRQ).
+    pub size: u32,
+    /// 1 for a write (refused access, faulting access), else 0.
+    pub write: u32,
+    /// BAR offset of a refused access; fault or translation-fault address.
+    pub addr: u64,
+    /// Value written by a refused write; MSI-X vector of an IRQ.
+    pub value: u64,
+    /// Device clock in ns (as TIMESTAMP) when the event happened.
+    pub time_ns: u64,
+    /// Why the access was refused, in words ("" for other kinds).
+    pub why: *const c_char,
+    /// The whole event as one line of text, as the trace decoder prints it.
+    pub text: *const c_char,
+}
+
+fn event_to_c(e: &crate::events::Event, why: &CStr, text: &CStr) -> VDeviceEvent {
+    use crate::events::{EventKind as K, IrqCause, IrqFate};
+    let mut c = VDeviceEvent {
+        kind: 0,
+        partition: e.kind.partition().map_or(-1, |p| p as i32),
+        ring: -1,
+        index: 0,
+        opcode: -1,
+        code: 0,
+        aux: 0,
+        bar: 0,
+        size: 0,
+        write: 0,
+        addr: 0,
+        value: 0,
+        time_ns: e.time_ns,
+        why: why.as_ptr(),
+        text: text.as_ptr(),
+    };
+    let cmd =
+        |c: &mut VDeviceEvent, ring: usize, index: u32, op: Option<crate::command::Opcode>| {
+            c.ring = ring as i32;
+            c.index = index;
+            c.opcode = op.map_or(-1, |o| o as i32);
+        };
+    match e.kind {
+        K::Rejected {
+            bar,
+            offset,
+            size,
+            write,
+            value,
+            code,
+            ..
+        } => {
+            c.kind = VDEVICE_EVENT_REJECTED;
+            c.bar = bar.into();
+            c.addr = offset;
+            c.size = size;
+            c.write = write.into();
+            c.value = value;
+            c.code = code.into_bits().into();
+        }
+        K::CmdTaken {
+            ring,
+            index,
+            opcode,
+            ..
+        } => {
+            c.kind = VDEVICE_EVENT_CMD_TAKEN;
+            cmd(&mut c, ring, index, Some(opcode));
+        }
+        K::CmdDone {
+            ring,
+            index,
+            opcode,
+            ..
+        } => {
+            c.kind = VDEVICE_EVENT_CMD_DONE;
+            cmd(&mut c, ring, index, Some(opcode));
+        }
+        K::CmdFault {
+            ring,
+            index,
+            opcode,
+            code,
+            addr,
+            write,
+            ..
+        } => {
+            c.kind = VDEVICE_EVENT_CMD_FAULT;
+            cmd(&mut c, ring, index, opcode);
+            c.code = code.into_bits().into();
+            c.addr = addr;
+            c.write = write.into();
+        }
+        K::CmdAborted {
+            ring,
+            index,
+            opcode,
+            ..
+        } => {
+            c.kind = VDEVICE_EVENT_CMD_ABORTED;
+            cmd(&mut c, ring, index, opcode);
+        }
+        K::Irq {
+            vector,
+            cause,
+            fate,
+            ..
+        } => {
+            c.kind = VDEVICE_EVENT_IRQ;
+            c.value = vector.into();
+            (c.code, c.aux) = match cause {
+                IrqCause::Fence => (VDEVICE_IRQ_CAUSE_FENCE, 0),
+                IrqCause::Idle => (VDEVICE_IRQ_CAUSE_IDLE, 0),
+                IrqCause::Fault => (VDEVICE_IRQ_CAUSE_FAULT, 0),
+                IrqCause::Host(bits) => (VDEVICE_IRQ_CAUSE_HOST, bits),
+            };
+            c.size = match fate {
+                IrqFate::Sent => VDEVICE_IRQ_SENT,
+                IrqFate::Masked => VDEVICE_IRQ_MASKED,
+                IrqFate::Dropped => VDEVICE_IRQ_DROPPED,
+                IrqFate::Late => VDEVICE_IRQ_LATE,
+            };
+        }
+        K::State { from, to, .. } => {
+            c.kind = VDEVICE_EVENT_STATE;
+            c.code = to.into_bits().into();
+            c.aux = from.into_bits().into();
+        }
+        K::PartitionReset { .. } => c.kind = VDEVICE_EVENT_PARTITION_RESET,
+        K::DeviceReset => c.kind = VDEVICE_EVENT_DEVICE_RESET,
+        K::XlateFault { addr, write, .. } => {
+            c.kind = VDEVICE_EVENT_XLATE_FAULT;
+            c.addr = addr;
+            c.write = write.into();
+        }
+        K::XlateResolved { action, .. } => {
+            c.kind = VDEVICE_EVENT_XLATE_RESOLVED;
+            c.code = action.into_bits().into();
+        }
+    }
+    c
+}
+
+/// A C subscriber: its callback and opaque pointer.
+struct EventSink {
+    cb: unsafe extern "C" fn(*mut c_void, *const VDeviceEvent),
+    opaque: *mut c_void,
+}
+// SAFETY: the header obliges the callback to be callable from any thread.
+unsafe impl Send for EventSink {}
+unsafe impl Sync for EventSink {}
+
+impl EventSink {
+    fn call(&self, e: &crate::events::Event) {
+        let why = match &e.kind {
+            crate::events::EventKind::Rejected { why, .. } => why.clone(),
+            _ => String::new(),
+        };
+        let why = CString::new(why).unwrap_or_default();
+        let text = CString::new(e.kind.to_string()).unwrap_or_default();
+        let c = event_to_c(e, &why, &text);
+        // SAFETY: C callback with its own opaque; `c` and its strings live
+        // until it returns.
+        unsafe { (self.cb)(self.opaque, &c) }
+    }
+}
+
+/// Subscribe to device events: `cb(opaque, event)` runs for each event,
+/// synchronously on the thread that produced it (a thread inside
+/// vdevice_bar_read/vdevice_bar_write/vdevice_reset, an engine thread, the
+/// timer thread). It must be quick and thread-safe, and must not call into
+/// vdevice (QEMU: no BQL; format, log or copy into a buffer). The event
+/// and its strings are valid only during the call. Returns a non-zero id
+/// for vdevice_unsubscribe_events(), or 0 if cb is NULL. With no
+/// subscriber, events cost nothing.
+///
+/// # Safety
+/// `dev` valid; `cb` callable from any thread with `opaque` until
+/// vdevice_unsubscribe_events() or vdevice_destroy() returns.
+#[no_mangle]
+pub unsafe extern "C" fn vdevice_subscribe_events(
+    dev: *mut Device,
+    cb: Option<unsafe extern "C" fn(*mut c_void, *const VDeviceEvent)>,
+    opaque: *mut c_void,
+) -> u64 {
+    let Some(cb) = cb else { return 0 };
+    let sink = EventSink { cb, opaque };
+    (*dev)
+        .event_bus()
+        .subscribe(Arc::new(move |e: &crate::events::Event| sink.call(e)))
+}
+
+/// End a subscription. When it returns, the callback is not running and
+/// will not run again. Must not be called from inside the callback.
+/// Returns 0, or -1 if `id` is not subscribed.
+///
+/// # Safety
+/// `dev` valid.
+#[no_mangle]
+pub unsafe extern "C" fn vdevice_unsubscribe_events(dev: *mut Device, id: u64) -> c_int {
+    if (*dev).event_bus().unsubscribe(id) {
+        0
+    } else {
+        -1
+    }
 }

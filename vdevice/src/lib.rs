@@ -8,6 +8,7 @@ pub mod config;
 mod device;
 pub mod driver;
 mod engine;
+pub mod events;
 pub mod ffi;
 pub mod pci;
 pub mod regs;

@@ -250,6 +250,13 @@ impl Hardware for ModelHw {
     fn sys_read(&self, bus: u64, buf: &mut [u8]) {
         buf.copy_from_slice(&self.mem.read_bytes(bus, buf.len()));
     }
+
+    fn subscribe_events(
+        &self,
+        f: Box<dyn Fn(&crate::events::Event) + Send + Sync>,
+    ) -> Option<crate::events::Subscription> {
+        Some(self.dev.subscribe(f))
+    }
 }
 
 /// A device with fake memory and a recording interrupt sink, driven by a

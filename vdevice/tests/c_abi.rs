@@ -81,3 +81,73 @@ fn vdevice_h_states_the_configuration_limits() {
         assert!(header.contains(&want), "vdevice.h lacks {want:?}");
     }
 }
+
+/// The event ABI as the shim will use it: subscribe with a C callback, see
+/// a refused doorbell with its reason, unsubscribe and see nothing more.
+#[test]
+fn events_reach_a_c_subscriber_with_their_reason() {
+    use std::ffi::{c_void, CStr};
+    use std::sync::Mutex;
+    use vdevice::ffi::*;
+    use vdevice::regs::{self, RegId};
+
+    /// (kind, partition, code, addr, why, text) of each event.
+    type Seen = Mutex<Vec<(u32, i32, u32, u64, String, String)>>;
+
+    unsafe extern "C" fn record(opaque: *mut c_void, e: *const VDeviceEvent) {
+        let seen = &*(opaque as *const Seen);
+        let e = &*e;
+        let why = CStr::from_ptr(e.why).to_string_lossy().into_owned();
+        let text = CStr::from_ptr(e.text).to_string_lossy().into_owned();
+        seen.lock()
+            .unwrap()
+            .push((e.kind, e.partition, e.code, e.addr, why, text));
+    }
+
+    let cfg = VDeviceConfig {
+        vram_size_bytes: 16 << 20,
+        partitions: 2,
+        engines: 1,
+    };
+    let cb = VDeviceCallbacks {
+        opaque: std::ptr::null_mut(),
+        dma_read: None,
+        dma_write: None,
+        msix_notify: None,
+        thread_start: None,
+        thread_stop: None,
+    };
+    let seen: Seen = Mutex::new(Vec::new());
+    unsafe {
+        let dev = vdevice_create(&cfg, &cb, std::ptr::null_mut(), 0);
+        assert!(!dev.is_null());
+        let opaque = &seen as *const _ as *mut c_void;
+        assert_eq!(vdevice_subscribe_events(dev, None, opaque), 0);
+        let id = vdevice_subscribe_events(dev, Some(record), opaque);
+        assert_ne!(id, 0);
+        let set = |id: RegId, p: usize, v: u64| {
+            let w = regs::register(id).width as u32;
+            vdevice_bar_write(dev, 0, regs::offset_of(id, p, 0), v, w)
+        };
+        set(RegId::PtVramSize, 1, 1 << 20);
+        set(RegId::PtCtrl, 1, 1);
+        let doorbell = regs::offset_of(RegId::WDoorbell, 1, 0);
+        vdevice_bar_write(dev, 0, doorbell, 1, 4);
+        assert_eq!(vdevice_unsubscribe_events(dev, id), 0);
+        assert_eq!(vdevice_unsubscribe_events(dev, id), -1);
+        vdevice_bar_write(dev, 0, doorbell, 1, 4);
+        vdevice_destroy(dev);
+    }
+    let seen = seen.into_inner().unwrap();
+    let kinds: Vec<u32> = seen.iter().map(|e| e.0).collect();
+    assert_eq!(kinds, [VDEVICE_EVENT_STATE, VDEVICE_EVENT_REJECTED]);
+    let (_, partition, code, addr, why, text) = &seen[1];
+    assert_eq!(*partition, 1);
+    assert_eq!(*code, regs::AccessError::BadValue.into_bits() as u32);
+    assert_eq!(*addr, regs::offset_of(RegId::WDoorbell, 1, 0));
+    assert!(why.starts_with("ring 0 off"), "{why}");
+    assert!(
+        text.contains("PART[1].DOORBELL[0] <- 0x1  REJECTED BAD_VALUE (ring 0 off"),
+        "{text}"
+    );
+}

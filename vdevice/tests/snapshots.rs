@@ -1,6 +1,9 @@
-//! insta snapshots a person reviews: the register dump after init and the
-//! decoded register trace of a driver bringing up a partition and running
-//! one batch. Times are normalised; everything else is deterministic.
+//! insta snapshots a person reviews: the register dump after init, the
+//! decoded trace (register accesses with the device's events interleaved)
+//! of a driver bringing up a partition and running one batch, and of the
+//! most likely newcomer mistake: resuming after a partition reset without
+//! programming the ring again. Times are normalised; everything else is
+//! deterministic (each step's events are out before its interrupt).
 
 use std::time::Duration;
 use vdevice::command::{Command, Loc};
@@ -97,5 +100,67 @@ fn decoded_trace_of_partition_bring_up_and_one_batch() {
     h.set(RegId::WDoorbell, 2, 0, 999);
     h.reg(RegId::AccessErrorInfo, 0, 0);
     let trace = h.take_trace().join("\n");
+    insta::assert_snapshot!(normalise(&trace));
+}
+
+/// A driver brings partition 0 up, runs a batch, resets the partition and
+/// rings the doorbell again without reprogramming the ring (a reset turns
+/// rings off, SPEC 11). The trace shows the refused doorbell and why; the
+/// fence never arrives.
+#[test]
+fn decoded_trace_of_a_doorbell_on_a_ring_a_reset_turned_off() {
+    let h = Harness::new(
+        DeviceConfig {
+            vram_size_bytes: 64 * MIB,
+            partitions: 2,
+            engines: 1,
+        },
+        1 << 20,
+    );
+    let engine_vector = regs::partition_vector_base(0);
+    let intr = PartIntr::new()
+        .with_fence(true)
+        .with_fault(true)
+        .into_bits() as u64;
+    h.start_trace();
+    h.enable(0, 0, 16 * MIB, PtCtrl::new());
+    h.set(RegId::WIntrMask, 0, 0, intr);
+    h.ring_in_vram(0, 0, 0, 16);
+    h.submit(
+        0,
+        0,
+        &[
+            Command::fill(Loc::Vram(0x10000), 0x100, 0x5a5a5a5a),
+            Command::fence(Loc::Vram(0x20000), 1, true),
+        ],
+    );
+    assert!(h.irq.wait_for(engine_vector, 1, Duration::from_secs(10)));
+    h.reg(RegId::WFenceValue, 0, 0);
+    // Recover from something with a partition reset...
+    h.set(RegId::WReset, 0, 0, 1);
+    // ...and resume: interrupts again, but the ring is forgotten.
+    h.set(RegId::WIntrMask, 0, 0, intr);
+    h.submit(
+        0,
+        0,
+        &[
+            Command::fill(Loc::Vram(0x10000), 0x100, 0x12345678),
+            Command::fence(Loc::Vram(0x20000), 2, true),
+        ],
+    );
+    assert!(
+        !h.irq.wait_for(engine_vector, 2, Duration::from_millis(300)),
+        "the fence must never arrive: the ring is off"
+    );
+    h.reg(RegId::WStatus, 0, 0);
+    h.reg(RegId::WRingSize, 0, 0);
+    h.reg(RegId::WRingTail, 0, 0);
+    h.reg(RegId::WFenceValue, 0, 0);
+    h.reg(RegId::WAccessErrors, 0, 0);
+    let trace = h.take_trace().join("\n");
+    assert!(
+        trace.contains("PART[0].DOORBELL[0] <- 0x4  REJECTED BAD_VALUE (ring 0 off"),
+        "{trace}"
+    );
     insta::assert_snapshot!(normalise(&trace));
 }

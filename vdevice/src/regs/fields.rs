@@ -84,6 +84,14 @@ pub struct XlateResume {
     __: u32,
 }
 
+#[bitfield(u64)]
+pub struct EngineDelay {
+    /// Least time, in microseconds, from taking a command to completing it.
+    pub min_us: u32,
+    /// Up to this many microseconds more, drawn per command.
+    pub jitter_us: u32,
+}
+
 #[bitfield(u32)]
 pub struct PtCtrl {
     pub enable: bool,
@@ -439,6 +447,10 @@ impl XlateFaultInfo {
 impl XlateResume {
     pub const FIELDS: &'static [Field] =
         fields!(XlateResume { PARTITION, ACTION = ResumeAction::VALUES });
+}
+
+impl EngineDelay {
+    pub const FIELDS: &'static [Field] = fields!(EngineDelay { MIN_US, JITTER_US });
 }
 
 impl PtCtrl {

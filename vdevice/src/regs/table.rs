@@ -24,6 +24,10 @@ pub const OPCODES_SUPPORTED: u32 = Opcode::supported_mask();
 pub const INJECT_DELAY_US_RESET: u32 = 10_000;
 /// Reset value of SCHED_TIMESLICE_US.
 pub const SCHED_TIMESLICE_US_RESET: u32 = 2_000;
+/// Reset value of ENGINE_DELAY: engines as fast as they go.
+pub const ENGINE_DELAY_RESET: u64 = 0;
+/// Seed of the ENGINE_DELAY jitter sequence (set again by device reset).
+pub const JITTER_SEED: u64 = 0x5eed_0f6a_117e_5a11;
 /// Reset value of a partition's WEIGHT, and the largest weight.
 pub const WEIGHT_RESET: u32 = 1;
 pub const MAX_WEIGHT: u32 = 255;
@@ -134,6 +138,7 @@ pub enum RegId {
     XlateResume,
     InjectDelayUs,
     SchedTimesliceUs,
+    EngineDelay,
     // Partition table
     PtCtrl,
     PtState,
@@ -337,6 +342,11 @@ pub static REGISTERS: &[Register] = &[
     Register { id: RegId::SchedTimesliceUs, name: "SCHED_TIMESLICE_US", block: Global, offset: 0x0a4, width: 4, access: Rw,
         reset: Reset::Value(SCHED_TIMESLICE_US_RESET as u64), writable: ALL32,
         desc: "Longest time an engine runs one partition before it picks the next (checked between commands and between the 1 MiB chunks of a long command); 0 reads back as 1.",
+        ..Register::PLAIN },
+    Register { id: RegId::EngineDelay, name: "ENGINE_DELAY", block: Global, offset: 0x0a8, width: 8, access: Rw,
+        reset: Reset::Value(ENGINE_DELAY_RESET),
+        writable: fields_mask(EngineDelay::FIELDS), fields: EngineDelay::FIELDS,
+        desc: "Timing-bug provocation (host only): every command completes no earlier than MIN_US plus a per-command jitter in 0..=JITTER_US microseconds after an engine took it; meanwhile the engine runs other partitions. 0: no delay.",
         ..Register::PLAIN },
     // ---- Partition table ------------------------------------------------
     Register { id: RegId::PtCtrl, name: "CTRL", block: PartitionTable, offset: 0x00, width: 4, access: Rw,

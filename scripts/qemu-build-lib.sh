@@ -140,7 +140,7 @@ sync_patched_tree() {
         log "source tree $dest unchanged"
     elif (($(wc -l <<<"$changes") <= 20)); then
         log "source tree $dest: changed files:"
-        sed -E 's/^\S+ +/  /' <<<"$changes" >&2
+        sed -E 's/^\*deleting +/  deleted /; s/^>f\S* +/  /' <<<"$changes" >&2
     else
         log "source tree $dest: $(wc -l <<<"$changes") files changed"
     fi

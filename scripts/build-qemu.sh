@@ -7,6 +7,13 @@
 # ~/.cache/vgpu-dev/qemu-current points at it. A run whose key is built
 # already only prints the path. Run scripts/setup-host.sh first.
 #
+# The build itself happens in one persistent tree per QEMU version and
+# configure flags (~/.cache/vgpu-dev/work/tree-<key>/{src,build}), whatever
+# the patches: each run patches a fresh copy of the source and syncs it in by
+# content, so a patch change recompiles only the files it changes (a shim
+# change: one file and a relink), a removed patch is undone, and a vdevice
+# change only relinks.
+#
 # Environment: VGPU_DEV_CACHE (default ~/.cache/vgpu-dev); VGPU_VDEVICE_LIB, a
 # prebuilt libvdevice.a used instead of `cargo build` (for testing the shim).
 set -euo pipefail
@@ -60,8 +67,8 @@ install_tree() {
 }
 
 main() {
-    local pristine qemu_version deb_version patches=()
-    local src_key vdev_key key work out lib
+    local pristine qemu_version deb_version list patches=()
+    local tree_key src_key vdev_key key work out lib start
 
     [[ -x "$VENV_DIR/bin/meson" ]] || die "no meson in $VENV_DIR: run scripts/setup-host.sh"
     mkdir -p "$CACHE_DIR"
@@ -73,7 +80,15 @@ main() {
     deb_version=$(dpkg-parsechangelog -l "$pristine/debian/changelog" -S Version)
     log "QEMU $qemu_version (Debian source $deb_version)"
 
-    mapfile -t patches < <(series_patches "$PATCH_DIR/series")
+    # A substitution, not <(...): a missing patch must stop the build.
+    list=$(series_patches "$PATCH_DIR/series")
+    mapfile -t patches <<<"$list"
+    # One source tree and build directory per QEMU version and configure
+    # flags, shared by every patch series: a patch change recompiles only
+    # what it touches, a model change only relinks.
+    tree_key=$(printf 'qemu %s\nconfigure %s\nlibs %s\n' "$deb_version" \
+        "${CONFIGURE_ARGS[*]}" "$VDEVICE_NATIVE_LIBS" | short_hash)
+    # The installed build is keyed by all of it, as before.
     src_key=$({
         printf 'qemu %s\nconfigure %s\nlibs %s\n' "$deb_version" \
             "${CONFIGURE_ARGS[*]}" "$VDEVICE_NATIVE_LIBS"
@@ -90,17 +105,13 @@ main() {
         return
     fi
 
-    # Source tree and build directory depend on everything but the vdevice
-    # library, so a model change costs a cargo build and a relink.
-    work="$CACHE_DIR/work/$src_key"
-    if [[ ! -f "$work/src/VERSION" ]]; then
-        rm -rf "$work/build"
-        mkdir -p "$work"
-        patch_tree "$pristine" "$work/src" "${patches[@]}"
-    fi
+    work="$CACHE_DIR/work/tree-$tree_key"
+    sync_patched_tree "$pristine" "$work/src" "${patches[@]}"
 
+    start=$SECONDS
     lib=$(build_vdevice)
     configure_and_build "$work" qemu-system-x86_64 "$lib" "${CONFIGURE_ARGS[@]}"
+    log "built in $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s"
 
     install_tree "$work/src" "$work/build" "$out.partial"
     {

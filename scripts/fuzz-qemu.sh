@@ -82,54 +82,6 @@ install_toolchain() {
     [[ -x "$LLVM_BIN/clang" ]] || die "no $LLVM_BIN/clang after installing"
 }
 
-# patched_files PATCH...: the paths (for patch -p1) that the patches touch.
-patched_files() {
-    sed -n -e 's|^+++ b/\([^[:space:]]*\).*|\1|p' \
-        -e 's|^--- a/\([^[:space:]]*\).*|\1|p' "$@" | LC_ALL=C sort -u
-}
-
-# sync_patched_tree PRISTINE DEST PATCH...: make DEST the pristine tree with
-# the patches applied, rewriting only files whose content changes, so that a
-# patch edit recompiles what it touches rather than all of QEMU.
-sync_patched_tree() {
-    local pristine=$1 dest=$2 stage patch f files=()
-    shift 2
-    if [[ ! -f "$dest/VERSION" ]]; then
-        rm -rf "$dest" "$dest.tmp"
-        cp -a "$pristine" "$dest.tmp"
-        mv "$dest.tmp" "$dest"
-    fi
-    mapfile -t files < <({
-        patched_files "$@"
-        cat "$dest/.vgpu-patched-files" 2>/dev/null || true
-    } | LC_ALL=C sort -u)
-    stage=$(mktemp -d)
-    for f in "${files[@]}"; do
-        [[ -f "$pristine/$f" ]] || continue
-        mkdir -p "$(dirname "$stage/$f")"
-        cp -p "$pristine/$f" "$stage/$f"
-    done
-    for patch in "$@"; do
-        if ! patch -d "$stage" -p1 --batch --forward --quiet <"$patch" >&2; then
-            rm -rf "$stage"
-            die "patch does not apply: $patch"
-        fi
-    done
-    for f in "${files[@]}"; do
-        if [[ -f "$stage/$f" ]]; then
-            mkdir -p "$(dirname "$dest/$f")"
-            if ! cmp -s "$stage/$f" "$dest/$f"; then
-                log "patched $f"
-                cp "$stage/$f" "$dest/$f"
-            fi
-        else
-            rm -f "$dest/$f"
-        fi
-    done
-    rm -rf "$stage"
-    patched_files "$@" >"$dest/.vgpu-patched-files"
-}
-
 # The vdevice staticlib with coverage instrumentation, in its own target
 # directory (the normal release build stays untouched).
 build_vdevice_instrumented() {

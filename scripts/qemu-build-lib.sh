@@ -99,21 +99,51 @@ copy_if_changed() {
     fi
 }
 
-patch_tree() {
-    local pristine=$1 dest=$2 patch
-    shift 2
-    rm -rf "$dest" "$dest.tmp"
-    cp -a "$pristine" "$dest.tmp"
+# apply_patches TREE PATCH...: apply the patches to TREE in order; each is
+# checked with a dry run first, so a patch that does not apply leaves no
+# half-patched files behind it.
+apply_patches() {
+    local tree=$1 patch
+    shift
     for patch in "$@"; do
         log "applying $(basename "$patch")"
-        if ! patch -d "$dest.tmp" -p1 --batch --forward --dry-run --quiet \
-            <"$patch" >&2; then
-            rm -rf "$dest.tmp"
+        patch -d "$tree" -p1 --batch --forward --dry-run --quiet <"$patch" >&2 ||
             die "patch does not apply: $patch"
-        fi
-        patch -d "$dest.tmp" -p1 --batch --forward --quiet <"$patch" >&2
+        patch -d "$tree" -p1 --batch --forward --quiet --no-backup-if-mismatch \
+            <"$patch" >&2 || die "patch failed: $patch"
     done
-    mv "$dest.tmp" "$dest"
+}
+
+# sync_patched_tree PRISTINE DEST PATCH...: make DEST exactly PRISTINE with
+# the patches applied, touching only what differs. The patches go onto a
+# fresh copy, which rsync compares with DEST by content: a file whose content
+# changed is rewritten (new mtime, so ninja recompiles what includes it, and
+# re-runs meson if it is a meson.build), an unchanged file keeps its mtime,
+# and a file that is no longer in the result (a patch was removed) is
+# deleted. --no-times matters: a file restored from the pristine tree has an
+# old mtime, which ninja would take for "not newer than its objects".
+sync_patched_tree() {
+    local pristine=$1 dest=$2 stage=$2.new changes
+    shift 2
+    command -v rsync >/dev/null || die "no rsync: run scripts/setup-host.sh"
+    mkdir -p "$dest"
+    rm -rf "$stage"
+    cp -a "$pristine" "$stage"
+    if ! (apply_patches "$stage" "$@"); then
+        rm -rf "$stage"
+        die "cannot patch the QEMU source"
+    fi
+    changes=$(rsync --archive --no-times --checksum --delete --itemize-changes \
+        "$stage/" "$dest/" | grep -E '^(\*deleting|>f)' || true)
+    rm -rf "$stage"
+    if [[ -z $changes ]]; then
+        log "source tree $dest unchanged"
+    elif (($(wc -l <<<"$changes") <= 20)); then
+        log "source tree $dest: changed files:"
+        sed -E 's/^\*deleting +/  deleted /; s/^>f\S* +/  /' <<<"$changes" >&2
+    else
+        log "source tree $dest: $(wc -l <<<"$changes") files changed"
+    fi
 }
 
 # install_vdevice_pc DIR LIB: DIR/{include,lib} and DIR/vdevice.pc, the

@@ -4,7 +4,8 @@
 # oops/warning in the guest's dmesg.
 #
 # Usage: [VAR=...] scripts/run-l1.sh [QEMU ARGS...]
-#   e.g. RUN=/tests/run.sh scripts/run-l1.sh -device vgpu-pci,vram-mb=256
+#   e.g. RUN=/tests/run.sh scripts/run-l1.sh -device vgpu-pci,vram_size=256M
+#   scripts/run-l1.sh --help   prints this text
 # Environment:
 #   RUN=CMD        command for L1's /init (vgpu.run=; commas become spaces);
 #                  default /run.sh in the initramfs if present. RUN=shell gives
@@ -20,19 +21,39 @@
 #                  (one retry when /init is not reached in time)
 #   MEM=1G SMP=2   guest size
 #   LOG=FILE       console log (default: a file in a temp dir); QUIET=1 does
-#                  not echo the console
+#                  not echo the console. QEMU's own stderr (also on the
+#                  console) is kept in FILE.qemu-stderr
 #   TRACE=1        load the MMIO tracer plugin (TCG only): every access to
 #                  vgpu-pci's register BAR, decoded, into TRACE_OUT (default
 #                  target/trace/vgpu-trace.log); TRACE_ARGS=format=json,... adds
 #                  plugin arguments (filters: partition=, reg=, rw=)
 #   VGPU_DEV_CACHE=DIR   default ~/.cache/vgpu-dev
-# Exit status: the command's, or 124 timeout, 125 no VGPU-L1-EXIT marker
-# (QEMU failed, kernel panic), 123 oops/warning in dmesg after status 0
-# (lib/host.sh names them).
+# Exit status (lib/host.sh names the codes; a command's own status may
+# collide with them, the last message says which it was):
+#   N    the command ran and exited with N (0: passed and dmesg clean)
+#   121  QEMU failed or crashed before the guest reached /init: a bad QEMU
+#        argument, or an abort/signal (e.g. an assertion, shown with the last
+#        lines of QEMU's stderr). Not the command's fault: it never ran
+#   122  QEMU crashed after /init: the command started (its status, if it
+#        finished before the crash, is in the message)
+#   123  the command exited 0 but L1's dmesg has an oops or warning
+#   124  timeout: the whole run (TIMEOUT), or /init twice not reached in
+#        INIT_TIMEOUT
+#   125  QEMU exited normally without an exit marker: a kernel panic
+#        (panic=-1 and -no-reboot end QEMU) or a guest that powered off early
 set -euo pipefail
 # shellcheck source=scripts/lib/host.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
-DIE_STATUS=$EXIT_NO_MARKER
+# Setup errors (no QEMU, no images, a bad ACCEL) end the run before QEMU
+# starts, like a QEMU that refuses its arguments.
+DIE_STATUS=$EXIT_QEMU_EARLY
+
+case ${1:-} in
+-h | --help)
+    print_header "${BASH_SOURCE[0]}"
+    exit 0
+    ;;
+esac
 
 DEFAULT_QEMU="$CACHE_DIR/qemu-current/bin/qemu-system-x86_64"
 if [[ -n ${QEMU:-} ]]; then
@@ -123,6 +144,7 @@ if [[ -z ${LOG:-} ]]; then
     LOG="$logdir/console.log"
 fi
 mkdir -p "$(dirname "$LOG")"
+QEMU_STDERR="$LOG.qemu-stderr"
 
 elapsed() {
     local now=${EPOCHREALTIME/./}
@@ -134,13 +156,16 @@ qpid=""
 trap '[[ -z $qpid ]] || kill "$qpid" 2>/dev/null || true' EXIT
 
 # run_once: boot, echo and log the console; sets init_time, exit_status,
-# qemu_status, hung (no /init within INIT_TIMEOUT).
+# qemu_status, hung (no /init within INIT_TIMEOUT). QEMU's stderr joins the
+# console and is kept apart in QEMU_STDERR too.
 run_once() {
     local start line partial="" rc qfd
     start=${EPOCHREALTIME/./}
     init_time="" exit_status="" hung=0
     : >"$LOG"
-    exec {qfd}< <(exec timeout -k 10 "$TIMEOUT" "${qemu_cmd[@]}" </dev/null 2>&1)
+    : >"$QEMU_STDERR"
+    exec {qfd}< <(exec timeout -k 10 "$TIMEOUT" "${qemu_cmd[@]}" </dev/null \
+        2> >(tee "$QEMU_STDERR"))
     qpid=$!
     while true; do
         rc=0
@@ -195,13 +220,51 @@ if [[ -n $bad ]]; then
     printf '%s\n' "$bad" >&2
 fi
 
+# qemu_died: QEMU's status says it failed (not a timeout, not a clean exit).
+# timeout -k reports a QEMU it had to SIGKILL at the end of TIMEOUT as 137.
+qemu_died() {
+    ((qemu_status != 0 && qemu_status != 124 && !hung)) &&
+        ! ((qemu_status == 137 && ${total_time%.*} >= TIMEOUT))
+}
+
+# qemu_death: "killed by SIGABRT" or "exited with status 1", and the last
+# lines of QEMU's stderr (the assertion, the bad argument).
+qemu_death() {
+    if ((qemu_status > 128 && qemu_status < 160)); then
+        log "QEMU was killed by SIG$(kill -l $((qemu_status - 128))) (status $qemu_status)"
+    else
+        log "QEMU exited with status $qemu_status"
+    fi
+    if [[ -s $QEMU_STDERR ]]; then
+        log "QEMU's stderr ended with ($QEMU_STDERR):"
+        tail -n 10 "$QEMU_STDERR" | tr -d '\r' | sed 's/^/    /' >&2
+    else
+        log "QEMU wrote nothing to stderr; the console ended with:"
+        tail -n 10 "$LOG" >&2
+    fi
+}
+
 if [[ -z $exit_status ]]; then
+    if [[ -z $init_time ]] && qemu_died; then
+        qemu_death
+        log "QEMU failed before the guest reached /init: the command never ran"
+        exit "$EXIT_QEMU_EARLY"
+    fi
+    if qemu_died; then
+        qemu_death
+        log "QEMU crashed after /init (at $init_time s), before the command finished"
+        exit "$EXIT_QEMU_DIED"
+    fi
     if ((qemu_status == 124 || hung)); then
         log "timed out; the console ended with:"
         tail -n 5 "$LOG" >&2
         exit "$EXIT_TIMEOUT"
     fi
-    log "no VGPU-L1-EXIT marker (QEMU status $qemu_status); the console ended with:"
+    if [[ -z $init_time ]]; then
+        log "the guest never reached /init (kernel panic?); the console ended with:"
+    else
+        log "no $VGPU_L1_EXIT marker after /init (kernel panic?); the console ended with:"
+    fi
     tail -n 20 "$LOG" >&2
     exit "$EXIT_NO_MARKER"
 fi
@@ -210,6 +273,11 @@ if [[ ! $exit_status =~ ^[0-9]+$ ]]; then
     exit "$EXIT_NO_MARKER"
 fi
 log "L1 command exited with $exit_status"
+if qemu_died; then
+    qemu_death
+    log "QEMU crashed after the command finished"
+    ((exit_status != 0)) || exit "$EXIT_QEMU_DIED"
+fi
 if ((exit_status == 0)) && [[ -n $bad ]]; then
     exit "$EXIT_DMESG"
 fi

@@ -162,7 +162,9 @@ else
     case $status in
     "$EXIT_TIMEOUT") why="timeout" ;;
     "$EXIT_DMESG") why="kernel problems in L1's dmesg" ;;
-    "$EXIT_NO_MARKER") why="L1 did not finish (QEMU failed or kernel panic)" ;;
+    "$EXIT_QEMU_EARLY") why="QEMU failed before L1 reached /init" ;;
+    "$EXIT_QEMU_DIED") why="QEMU crashed while L1 ran" ;;
+    "$EXIT_NO_MARKER") why="L1 did not finish (kernel panic?)" ;;
     *) why="L1 run exited with $status" ;;
     esac
     say "result   FAILED: $why (log $run_log, L1 console $out/console.log)"

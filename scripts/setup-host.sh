@@ -16,8 +16,9 @@ SOURCES_DIR=/etc/apt/sources.list.d
 PREFS_DIR=/etc/apt/preferences.d
 
 PACKAGES=(
-    # apt-get source and patching
-    dpkg-dev git patch ca-certificates
+    # apt-get source and patching; rsync syncs the patched source into the
+    # persistent build tree by content (scripts/qemu-build-lib.sh)
+    dpkg-dev git patch rsync ca-certificates
     # a minimal x86_64-softmmu QEMU build
     build-essential ninja-build pkg-config python3 python3-venv flex bison
     libglib2.0-dev libfdt-dev libpixman-1-dev zlib1g-dev libslirp-dev

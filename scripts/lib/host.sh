@@ -15,9 +15,12 @@ REPO=$(cd "$SCRIPTS_DIR/.." && pwd)
 CACHE_DIR="${VGPU_DEV_CACHE:-$HOME/.cache/vgpu-dev}"
 
 # Exit codes of an L1 run (run-l1.sh), beside the guest command's own.
-EXIT_DMESG=123     # the command passed but the guest's dmesg has problems
-EXIT_TIMEOUT=124   # the run (or the boot to /init) timed out
-EXIT_NO_MARKER=125 # no exit marker: QEMU failed or the kernel panicked
+EXIT_QEMU_EARLY=121 # QEMU failed or crashed before the guest reached /init
+EXIT_QEMU_DIED=122  # QEMU crashed after /init (while or after the command ran)
+EXIT_DMESG=123      # the command passed but the guest's dmesg has problems
+EXIT_TIMEOUT=124    # the run (or the boot to /init) timed out
+EXIT_NO_MARKER=125  # QEMU exited normally without an exit marker: a kernel
+#                     panic, or the guest powered off before /init finished
 
 log() {
     printf '%s: %s\n' "${LOG_TAG:-$(basename "$0" .sh)}" "$*" >&2
@@ -26,6 +29,12 @@ log() {
 die() {
     log "error: $*"
     exit "${DIE_STATUS:-1}"
+}
+
+# print_header FILE: FILE's header comment (after the #! line, up to the
+# first line that is not a comment), without the "# ": a script's --help.
+print_header() {
+    sed -n '1{/^#!/d}; /^#/!q; s/^# \{0,1\}//p' "$1"
 }
 
 # short_hash: 16 hex digits of the SHA-256 of stdin (cache keys).

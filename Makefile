@@ -10,10 +10,12 @@ SHELL_FILES := scripts/*.sh scripts/lib/*.sh guest-tests/*.sh .ci/run
 # skip their own setup when make has done it.
 export VGPU_SETUP_DONE := 1
 
-.PHONY: help run-nested test lint test-model test-l1 test-host test-nested test-trace bench fuzz fuzz-qemu setup qemu images shell-l1 clean
+.PHONY: help run-nested run-l1 test lint test-model test-l1 test-host test-nested test-trace bench fuzz fuzz-qemu setup qemu images shell-l1 clean
 
 help:
 	@echo "make run-nested  the whole stack: L0 QEMU with vgpu-pci -> L1 host driver + vGPUs -> two L2 guests"
+	@echo "make run-l1 PROG=path [ARGS=...] [KMOD=m.ko] [TRACE=1]"
+	@echo "                 your own program (and module) in L1 on the GPU; output shown, dmesg on failure"
 	@echo "make test        everything: lint, model tests, the L1, host-driver and nested tiers with snapshots"
 	@echo "make test-model  the vdevice model's tests (no QEMU needed)"
 	@echo "make test-l1     build QEMU + images, boot L1, run the bare-metal driver test"
@@ -29,6 +31,9 @@ help:
 
 run-nested: setup
 	scripts/run-nested.sh
+
+run-l1: setup
+	scripts/run-prog.sh
 
 test: lint test-model test-l1 test-host test-nested test-trace
 

@@ -48,13 +48,6 @@ set -euo pipefail
 # starts, like a QEMU that refuses its arguments.
 DIE_STATUS=$EXIT_QEMU_EARLY
 
-case ${1:-} in
--h | --help)
-    print_header "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-esac
-
 DEFAULT_QEMU="$CACHE_DIR/qemu-current/bin/qemu-system-x86_64"
 if [[ -n ${QEMU:-} ]]; then
     QEMU_DATA="${QEMU_DATA:-}"

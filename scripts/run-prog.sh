@@ -28,10 +28,6 @@ set -euo pipefail
 # shellcheck source=scripts/lib/host.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
 
-if [[ ${1:-} == --help || ${1:-} == -h ]]; then
-    print_header "${BASH_SOURCE[0]}"
-    exit 0
-fi
 (($# == 0)) || die "no arguments: set PROG=, ARGS=, KMOD= (see --help)"
 [[ -n ${PROG:-} || -n ${KMOD:-} ]] || die "set PROG=path/to/binary and/or KMOD=module.ko (see --help)"
 [[ -z ${PROG:-} || -f $PROG ]] || die "PROG: no file $PROG"

@@ -37,6 +37,13 @@ print_header() {
     sed -n '1{/^#!/d}; /^#/!q; s/^# \{0,1\}//p' "$1"
 }
 
+# Every host script answers -h/--help with its header comment (a sourced
+# file sees the sourcing script's arguments).
+if [[ ${1:-} == --help || ${1:-} == -h ]]; then
+    print_header "$0"
+    exit 0
+fi
+
 # short_hash: 16 hex digits of the SHA-256 of stdin (cache keys).
 short_hash() {
     sha256sum | cut -c1-16

@@ -18,5 +18,14 @@ cat "$OUT/transcript.txt"
 sed -n 's/^bench //p' "$OUT/transcript.txt" >"$OUT/bench.txt"
 tier_check_run "L1 run" console.log
 
+# The example driver of SPEC section 14, built from the generated register
+# header alone and run as a user would run theirs (make run-l1 PROG=...).
+log "example driver (examples/first-driver) through run-prog.sh"
+example="$OUT/example"
+mkdir -p "$example"
+gcc -static -O2 -Wall -Wextra -Werror -I host-driver/include \
+    -o "$example/first-driver" examples/first-driver/first_driver.c
+PROG="$example/first-driver" OUT="$example" scripts/run-prog.sh
+
 tier_snapshots vgpu-guest-tests l1_snapshots \
     VGPU_L1_TRANSCRIPT=transcript.txt VGPU_L1_LSPCI=lspci.txt

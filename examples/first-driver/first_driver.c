@@ -65,29 +65,32 @@ static volatile uint8_t *map_bar(const char *dev, int bar, size_t *len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* A hex sysfs attribute of a PCI function (vendor, device), 0 if absent. */
+static unsigned int pci_attr(const char *dev, const char *attr)
+{
+	unsigned int v = 0;
+	char path[320];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", dev, attr);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%x", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
 /* Step 1: the first function with the GPU's vendor and device ID. */
 static int find_gpu(char *name, size_t size)
 {
 	DIR *d = opendir("/sys/bus/pci/devices");
 	struct dirent *e;
-	unsigned int vendor, device;
-	char path[320];
-	FILE *f;
 
 	while (d && (e = readdir(d))) {
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", e->d_name);
-		f = fopen(path, "r");
-		if (!f || fscanf(f, "%x", &vendor) != 1)
-			vendor = 0;
-		if (f)
-			fclose(f);
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", e->d_name);
-		f = fopen(path, "r");
-		if (!f || fscanf(f, "%x", &device) != 1)
-			device = 0;
-		if (f)
-			fclose(f);
-		if (vendor == VGPU_PCI_VENDOR_ID && device == VGPU_PCI_DEVICE_ID) {
+		if (pci_attr(e->d_name, "vendor") == VGPU_PCI_VENDOR_ID &&
+		    pci_attr(e->d_name, "device") == VGPU_PCI_DEVICE_ID) {
 			snprintf(name, size, "%s", e->d_name);
 			closedir(d);
 			return 0;

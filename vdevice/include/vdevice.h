@@ -166,6 +166,12 @@ typedef struct VDeviceConfig {
      * 1 .. 8.
      */
     uint32_t engines;
+    /**
+     * ENGINE_DELAY's value at creation and after every device reset
+     * (SPEC 13): MIN_US and JITTER_US; 0 and 0 for engines at full speed.
+     */
+    uint32_t engine_delay_us;
+    uint32_t engine_jitter_us;
 } VDeviceConfig;
 
 /**

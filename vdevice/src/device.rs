@@ -350,6 +350,9 @@ pub(crate) struct Shared {
     pub timeslice_us: AtomicU32,
     /// ENGINE_DELAY (SPEC 13): the least time a command takes, and jitter.
     pub engine_delay: AtomicU64,
+    /// What ENGINE_DELAY becomes at device reset: ENGINE_DELAY_RESET unless
+    /// the VMM set another (`Device::set_engine_delay_reset`).
+    pub engine_delay_reset: AtomicU64,
     /// State of the jitter generator (splitmix64 counter), reseeded by
     /// device reset so a run's delays are reproducible.
     pub jitter_state: AtomicU64,
@@ -403,6 +406,7 @@ impl Device {
             inject_delay_us: AtomicU32::new(INJECT_DELAY_US_RESET),
             timeslice_us: AtomicU32::new(SCHED_TIMESLICE_US_RESET),
             engine_delay: AtomicU64::new(ENGINE_DELAY_RESET),
+            engine_delay_reset: AtomicU64::new(ENGINE_DELAY_RESET),
             jitter_state: AtomicU64::new(JITTER_SEED),
             events: Arc::new(EventBus::default()),
         });
@@ -489,6 +493,18 @@ impl Device {
     /// Whole-device reset (PCI reset or DEVICE_RESET).
     pub fn reset(&self) {
         self.shared.device_reset();
+    }
+
+    /// Set the value `ENGINE_DELAY` has from now on and after every device
+    /// reset (SPEC 13): how a VMM makes engines slow from the start, e.g.
+    /// QEMU's `engine_delay_us`/`engine_jitter_us` properties. The host can
+    /// still write the register.
+    pub fn set_engine_delay_reset(&self, value: EngineDelay) {
+        let bits = value.into_bits();
+        self.shared
+            .engine_delay_reset
+            .store(bits, Ordering::Relaxed);
+        self.shared.engine_delay.store(bits, Ordering::Relaxed);
     }
 
     /// Receive the device's events (events.rs) until the returned
@@ -983,8 +999,10 @@ impl Shared {
             .store(INJECT_DELAY_US_RESET, Ordering::Relaxed);
         self.timeslice_us
             .store(SCHED_TIMESLICE_US_RESET, Ordering::Relaxed);
-        self.engine_delay
-            .store(ENGINE_DELAY_RESET, Ordering::Relaxed);
+        self.engine_delay.store(
+            self.engine_delay_reset.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
         self.jitter_state.store(JITTER_SEED, Ordering::Relaxed);
         self.vram.scrub(0, self.vram.size());
         {
@@ -1569,5 +1587,34 @@ mod tests {
         assert!(distinct.len() > 8, "{first:?}");
         dev.reset();
         assert_eq!(draw(&dev), first);
+    }
+
+    /// A VMM-set ENGINE_DELAY holds from creation and comes back at every
+    /// device reset; the host can still change it until then.
+    #[test]
+    fn a_vmm_engine_delay_is_the_reset_value() {
+        let cfg = DeviceConfig {
+            vram_size_bytes: 16 << 20,
+            partitions: 1,
+            engines: 1,
+        };
+        let dev = Device::new(
+            cfg,
+            Arc::new(FakeMemory::new(4096)),
+            Arc::new(RecordingIrq::default()),
+        )
+        .unwrap();
+        let offset = regs::offset_of(RegId::EngineDelay, 0, 0);
+        let delay = EngineDelay::new().with_min_us(2000).with_jitter_us(0);
+        dev.set_engine_delay_reset(delay);
+        assert_eq!(dev.read(REG_BAR, offset, 8), delay.into_bits());
+        assert_eq!(
+            dev.shared.command_delay(),
+            Some(Duration::from_micros(2000))
+        );
+        dev.write(REG_BAR, offset, 0, 8);
+        assert_eq!(dev.shared.command_delay(), None);
+        dev.reset();
+        assert_eq!(dev.read(REG_BAR, offset, 8), delay.into_bits());
     }
 }

@@ -18,6 +18,10 @@ pub struct VDeviceConfig {
     pub partitions: u32,
     /// 1 .. 8.
     pub engines: u32,
+    /// ENGINE_DELAY's value at creation and after every device reset
+    /// (SPEC 13): MIN_US and JITTER_US; 0 and 0 for engines at full speed.
+    pub engine_delay_us: u32,
+    pub engine_jitter_us: u32,
 }
 
 /// The shim's side: guest memory, MSI-X and thread registration.
@@ -126,7 +130,14 @@ pub unsafe extern "C" fn vdevice_create(
     };
     let host = Arc::new(Callbacks(cb));
     match Device::new(config, host.clone(), host) {
-        Ok(d) => Box::into_raw(Box::new(d)),
+        Ok(d) => {
+            d.set_engine_delay_reset(
+                crate::regs::EngineDelay::new()
+                    .with_min_us(c.engine_delay_us)
+                    .with_jitter_us(c.engine_jitter_us),
+            );
+            Box::into_raw(Box::new(d))
+        }
         Err(e) => {
             write_err(err, err_len, &e.to_string());
             std::ptr::null_mut()
@@ -456,6 +467,108 @@ fn event_to_c(e: &crate::events::Event, why: &CStr, text: &CStr) -> VDeviceEvent
     c
 }
 
+/// The event a C [`VDeviceEvent`] describes: the inverse of what a
+/// subscriber receives, for a consumer on the far side of the C ABI (the
+/// trace plugin gets events from the QEMU shim this way). None when the
+/// kind or a field is not one the model produces.
+///
+/// # Safety
+/// `c.why` must be NULL or a valid NUL-terminated string.
+pub unsafe fn event_from_c(c: &VDeviceEvent) -> Option<crate::events::Event> {
+    use crate::command::Opcode;
+    use crate::events::{Event, EventKind as K, IrqCause, IrqFate};
+    use crate::regs::{AccessError, FaultCode, PartitionState, ResumeAction};
+    let partition = usize::try_from(c.partition).ok();
+    let ring = usize::try_from(c.ring).ok();
+    let opcode = u8::try_from(c.opcode).ok().and_then(Opcode::from_bits);
+    let code = u8::try_from(c.code).ok();
+    let aux = u8::try_from(c.aux).ok();
+    let write = c.write != 0;
+    let kind = match c.kind {
+        VDEVICE_EVENT_REJECTED => K::Rejected {
+            bar: u8::try_from(c.bar).ok()?,
+            offset: c.addr,
+            size: c.size,
+            write,
+            value: c.value,
+            code: AccessError::from_bits(code?),
+            why: if c.why.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(c.why).to_string_lossy().into_owned()
+            },
+        },
+        VDEVICE_EVENT_CMD_TAKEN => K::CmdTaken {
+            partition: partition?,
+            ring: ring?,
+            index: c.index,
+            opcode: opcode?,
+        },
+        VDEVICE_EVENT_CMD_DONE => K::CmdDone {
+            partition: partition?,
+            ring: ring?,
+            index: c.index,
+            opcode: opcode?,
+        },
+        VDEVICE_EVENT_CMD_FAULT => K::CmdFault {
+            partition: partition?,
+            ring: ring?,
+            index: c.index,
+            opcode,
+            code: FaultCode::from_bits(code?),
+            addr: c.addr,
+            write,
+        },
+        VDEVICE_EVENT_CMD_ABORTED => K::CmdAborted {
+            partition: partition?,
+            ring: ring?,
+            index: c.index,
+            opcode,
+        },
+        VDEVICE_EVENT_IRQ => K::Irq {
+            vector: u32::try_from(c.value).ok()?,
+            partition,
+            cause: match c.code {
+                VDEVICE_IRQ_CAUSE_FENCE => IrqCause::Fence,
+                VDEVICE_IRQ_CAUSE_IDLE => IrqCause::Idle,
+                VDEVICE_IRQ_CAUSE_FAULT => IrqCause::Fault,
+                VDEVICE_IRQ_CAUSE_HOST => IrqCause::Host(c.aux),
+                _ => return None,
+            },
+            fate: match c.size {
+                VDEVICE_IRQ_SENT => IrqFate::Sent,
+                VDEVICE_IRQ_MASKED => IrqFate::Masked,
+                VDEVICE_IRQ_DROPPED => IrqFate::Dropped,
+                VDEVICE_IRQ_LATE => IrqFate::Late,
+                _ => return None,
+            },
+        },
+        VDEVICE_EVENT_STATE => K::State {
+            partition: partition?,
+            from: PartitionState::from_bits(aux?),
+            to: PartitionState::from_bits(code?),
+        },
+        VDEVICE_EVENT_PARTITION_RESET => K::PartitionReset {
+            partition: partition?,
+        },
+        VDEVICE_EVENT_DEVICE_RESET => K::DeviceReset,
+        VDEVICE_EVENT_XLATE_FAULT => K::XlateFault {
+            partition: partition?,
+            addr: c.addr,
+            write,
+        },
+        VDEVICE_EVENT_XLATE_RESOLVED => K::XlateResolved {
+            partition: partition?,
+            action: ResumeAction::from_bits(code?),
+        },
+        _ => return None,
+    };
+    Some(Event {
+        time_ns: c.time_ns,
+        kind,
+    })
+}
+
 /// A C subscriber: its callback and opaque pointer.
 struct EventSink {
     cb: unsafe extern "C" fn(*mut c_void, *const VDeviceEvent),
@@ -517,5 +630,130 @@ pub unsafe extern "C" fn vdevice_unsubscribe_events(dev: *mut Device, id: u64) -
         0
     } else {
         -1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Opcode;
+    use crate::events::{Event, EventKind as K, IrqCause, IrqFate};
+    use crate::regs::{AccessError, FaultCode, PartitionState, ResumeAction};
+
+    /// Every kind of event crosses the C ABI and comes back the same, so a
+    /// consumer beyond the shim (the trace plugin) sees what the model saw.
+    #[test]
+    fn events_survive_the_c_abi_both_ways() {
+        let cmd = |p, r, i| (p, r, i);
+        let (partition, ring, index) = cmd(3, 1, 17);
+        let kinds = [
+            K::Rejected {
+                bar: 0,
+                offset: 0x11000,
+                size: 4,
+                write: true,
+                value: 1,
+                code: AccessError::BadValue,
+                why: "ring 0 off: RING_SIZE is 0".into(),
+            },
+            K::CmdTaken {
+                partition,
+                ring,
+                index,
+                opcode: Opcode::Copy,
+            },
+            K::CmdDone {
+                partition,
+                ring,
+                index,
+                opcode: Opcode::Fence,
+            },
+            K::CmdFault {
+                partition,
+                ring,
+                index,
+                opcode: None,
+                code: FaultCode::BadCommand,
+                addr: 0x40,
+                write: false,
+            },
+            K::CmdFault {
+                partition,
+                ring,
+                index,
+                opcode: Some(Opcode::Fill),
+                code: FaultCode::VramOutOfBounds,
+                addr: 1 << 30,
+                write: true,
+            },
+            K::CmdAborted {
+                partition,
+                ring,
+                index,
+                opcode: Some(Opcode::Crc32),
+            },
+            K::Irq {
+                vector: 5,
+                partition: Some(partition),
+                cause: IrqCause::Fault,
+                fate: IrqFate::Late,
+            },
+            K::Irq {
+                vector: 0,
+                partition: None,
+                cause: IrqCause::Host(0b1010),
+                fate: IrqFate::Sent,
+            },
+            K::State {
+                partition,
+                from: PartitionState::Busy,
+                to: PartitionState::Faulted,
+            },
+            K::PartitionReset { partition },
+            K::DeviceReset,
+            K::XlateFault {
+                partition,
+                addr: 0xdead_0000,
+                write: true,
+            },
+            K::XlateResolved {
+                partition,
+                action: ResumeAction::Cancel,
+            },
+        ];
+        for (t, kind) in kinds.into_iter().enumerate() {
+            let e = Event {
+                time_ns: t as u64 * 1000 + 7,
+                kind,
+            };
+            let why = CString::new(match &e.kind {
+                K::Rejected { why, .. } => why.clone(),
+                _ => String::new(),
+            })
+            .unwrap();
+            let text = CString::new(e.kind.to_string()).unwrap();
+            let c = event_to_c(&e, &why, &text);
+            // SAFETY: why points at a live CString.
+            let back = unsafe { event_from_c(&c) };
+            assert_eq!(back.as_ref(), Some(&e), "{}", e.kind.name());
+        }
+    }
+
+    #[test]
+    fn events_the_model_never_makes_are_none() {
+        let e = Event {
+            time_ns: 0,
+            kind: K::DeviceReset,
+        };
+        let empty = CString::default();
+        let mut c = event_to_c(&e, &empty, &empty);
+        c.kind = 0;
+        // SAFETY: why points at a live CString.
+        assert!(unsafe { event_from_c(&c) }.is_none());
+        c.kind = VDEVICE_EVENT_CMD_DONE; // no partition, ring or opcode
+        assert!(unsafe { event_from_c(&c) }.is_none());
+        c.kind = VDEVICE_EVENT_IRQ;
+        c.code = 99;
+        assert!(unsafe { event_from_c(&c) }.is_none());
     }
 }

@@ -108,6 +108,8 @@ fn events_reach_a_c_subscriber_with_their_reason() {
         vram_size_bytes: 16 << 20,
         partitions: 2,
         engines: 1,
+        engine_delay_us: 0,
+        engine_jitter_us: 0,
     };
     let cb = VDeviceCallbacks {
         opaque: std::ptr::null_mut(),

@@ -10,6 +10,12 @@
  * a partition reset (and programs the ring again: a reset turns rings off),
  * and runs again. Exit status 0 when every step worked.
  *
+ * With --forget-ring it makes the newcomer's mistake on purpose: after the
+ * reset it rings the doorbell without programming the ring again. The
+ * device refuses the doorbell (ACCESS_ERROR_INFO says why, and so does a
+ * trace: make run-l1 PROG=first-driver ARGS=--forget-ring TRACE=1) and the
+ * fence never arrives; then it fixes the mistake and runs again.
+ *
  * Build: gcc -static -O2 -I host-driver/include -o first-driver first_driver.c
  * Run:   make run-l1 PROG=first-driver
  */
@@ -144,10 +150,42 @@ static int wait_fence(uint64_t value)
 	return -1;
 }
 
+/* The mistake: a doorbell with the ring off. What the device says. */
+static int forget_ring(void)
+{
+	uint32_t errors = rd32(VGPU_G_ACCESS_ERROR_COUNT), info;
+
+	put_command(VGPU_OP_FENCE, 0, FENCE_OFFSET, 0, 2);
+	doorbell();
+	info = rd32(VGPU_G_ACCESS_ERROR_INFO);
+	if (rd32(VGPU_G_ACCESS_ERROR_COUNT) == errors ||
+	    (info & VGPU_G_ACCESS_ERROR_INFO_REASON) >> VGPU_G_ACCESS_ERROR_INFO_REASON_SHIFT !=
+	    VGPU_ACCESS_ERROR_BAD_VALUE ||
+	    rd64(VGPU_G_ACCESS_ERROR_OFFSET) != W(VGPU_W_DOORBELL(0)))
+		return fail("the forgotten ring's doorbell was not refused");
+	usleep(100000);
+	if (rd64(W(VGPU_W_FENCE_VALUE)) >= 2)
+		return fail("a fence arrived from a ring that is off");
+	printf("ok   forgotten ring: doorbell refused (BAD_VALUE at 0x%llx), no fence\n",
+	       (unsigned long long)rd64(VGPU_G_ACCESS_ERROR_OFFSET));
+	return 0;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
+}
+
 static int fill_and_check(uint32_t pattern, uint64_t fence)
 {
+	uint64_t start;
+
 	put_command(VGPU_OP_FILL, 0, DATA_OFFSET, DATA_BYTES, pattern);
 	put_command(VGPU_OP_FENCE, 0, FENCE_OFFSET, 0, fence);
+	start = now_us();
 	doorbell();
 	if (wait_fence(fence))
 		return fail("fence did not arrive");
@@ -155,13 +193,15 @@ static int fill_and_check(uint32_t pattern, uint64_t fence)
 	for (uint64_t off = 0; off < DATA_BYTES; off += 4)
 		if (*(volatile uint32_t *)(vram + DATA_OFFSET + off) != pattern)
 			return fail("FILL result read back through the VRAM BAR");
-	printf("ok   FILL 0x%08x over %u KiB, fence %llu\n", pattern, DATA_BYTES >> 10,
-	       (unsigned long long)fence);
+	printf("ok   FILL 0x%08x over %u KiB, fence %llu after %llu us\n", pattern,
+	       DATA_BYTES >> 10, (unsigned long long)fence,
+	       (unsigned long long)(now_us() - start));
 	return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	int forget = argc > 1 && !strcmp(argv[1], "--forget-ring");
 	char dev[256];
 	size_t regs_len, vram_len;
 	uint32_t code;
@@ -217,6 +257,8 @@ int main(void)
 		return fail("ring off after reset");
 
 	/* ...so the driver programs its ring again before the next doorbell. */
+	if (forget && forget_ring())
+		return 1;
 	program_ring();
 	if (fill_and_check(0x0badcafe, 1))
 		return 1;

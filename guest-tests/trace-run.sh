@@ -1,6 +1,8 @@
 #!/bin/sh
 # trace-run.sh - runs in L1 for `make test-trace` under the MMIO tracer: the
-# RM's probe and one vGPU's creation and removal. Between phases it writes a
+# RM's probe, one vGPU's creation and removal, and the example driver's
+# reset-then-forgotten-ring mistake (first-driver --forget-ring, on the bare
+# device once the host driver is gone). Between phases it writes a
 # marker into the GPU's global SCRATCH register through /dev/mem, so the
 # trace itself says where each phase starts (0x7ace000N) - the same trick
 # works for any driver being traced.
@@ -34,5 +36,7 @@ if echo 1 >"/sys/bus/mdev/devices/$u/remove"; then ok "vGPU removed"; else fail 
 mark 4
 if unload_host_driver; then ok "host driver unloaded"; else fail "rmmod"; fi
 mark 5
+if first-driver --forget-ring; then ok "first-driver --forget-ring"; else fail "first-driver"; fi
+mark 6
 echo "VGPU-TRANSCRIPT-END"
 checks_passed

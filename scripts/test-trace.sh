@@ -3,7 +3,10 @@
 # the QEMU build's qemu-plugin.h, boot L1 twice with the host driver (once
 # plain, once under the MMIO tracer) running guest-tests/trace-run.sh, print
 # the tracer's slowdown, and compare the decoded, normalised trace of the
-# RM's probe and of one vGPU's creation and removal with the insta snapshot.
+# RM's probe, of one vGPU's creation and removal and of the example driver's
+# reset-then-forgotten-ring mistake (with the device's events) with the
+# insta snapshot. The traced run also checks that the device's refusal
+# reaches -d guest_errors.
 set -euo pipefail
 # shellcheck source=scripts/lib/tier.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/tier.sh"
@@ -13,10 +16,12 @@ scripts/gen-plugin-bindings.sh --check
 cargo build --quiet --release -p vgpu-trace-plugin
 modules=$(scripts/build-modules.sh)
 host_driver_extras "$modules"
-IMAGES=$(scripts/build-images.sh "${HOST_DRIVER_EXTRAS[@]}" "guest-tests/trace-run.sh:/bin/trace-run.sh")
+first_driver=$(build_first_driver "$OUT")
+IMAGES=$(scripts/build-images.sh "${HOST_DRIVER_EXTRAS[@]}" \
+    "guest-tests/trace-run.sh:/bin/trace-run.sh" "$first_driver:/bin/first-driver")
 
-# boot NAME [VAR=...]: one L1 run of trace-run.sh; one vCPU, so the trace
-# has one order.
+# boot NAME [VAR=...] [-- QEMU ARGS]: one L1 run of trace-run.sh; one vCPU,
+# so the trace has one order.
 boot() {
     local name=$1
     shift
@@ -31,9 +36,13 @@ seconds() { # KEY LOG: "/init after" or "total" seconds from run-l1's timing lin
 log "L1 without the tracer"
 boot plain
 log "L1 with the tracer"
-rm -f "$OUT/vgpu-trace.log"
-boot traced TRACE=1 TRACE_OUT="$OUT/vgpu-trace.log"
+rm -f "$OUT/vgpu-trace.log" "$OUT/guest-errors.log"
+boot traced TRACE=1 TRACE_OUT="$OUT/vgpu-trace.log" -- -d guest_errors -D "$OUT/guest-errors.log"
 [[ -s $OUT/vgpu-trace.log ]] || die "the tracer wrote nothing"
+refusal="PART\[0\]\.DOORBELL\[0\] <- 0x[0-9a-f]*  REJECTED BAD_VALUE (ring 0 off"
+grep -q "^vgpu-pci .*: W4 $refusal" "$OUT/guest-errors.log" ||
+    die "the refused doorbell is not in -d guest_errors ($OUT/guest-errors.log)"
+log "-d guest_errors: $(grep -m1 "$refusal" "$OUT/guest-errors.log")"
 log "$(wc -l <"$OUT/vgpu-trace.log") accesses traced into $OUT/vgpu-trace.log"
 for key in "/init after" total; do
     p=$(seconds "$key" "$OUT/plain.run-l1.log")

@@ -21,19 +21,25 @@ tier_begin() {
     scripts/build-qemu.sh >/dev/null
 }
 
-# tier_boot_l1 CONSOLE RUN [VAR=VALUE...]: boot L1 from $IMAGES with
-# -device $DEVICE and run RUN in it (run-l1.sh, with VARs). The console goes
-# to $OUT/CONSOLE, run-l1.sh's messages to stderr and to $OUT/CONSOLE with
-# console.log replaced by run-l1.log. Sets TIER_STATUS to the run's status.
+# tier_boot_l1 CONSOLE RUN [VAR=VALUE...] [-- QEMU ARGS...]: boot L1 from
+# $IMAGES with -device $DEVICE (and QEMU ARGS) and run RUN in it (run-l1.sh,
+# with VARs). The console goes to $OUT/CONSOLE, run-l1.sh's messages to
+# stderr and to $OUT/CONSOLE with console.log replaced by run-l1.log. Sets
+# TIER_STATUS to the run's status.
 tier_boot_l1() {
-    local console=$1 run=$2
+    local console=$1 run=$2 vars=()
     shift 2
-    log "booting L1 with -device $DEVICE, running $run"
+    while (($#)) && [[ $1 != -- ]]; do
+        vars+=("$1")
+        shift
+    done
+    (($#)) && shift
+    log "booting L1 with -device $DEVICE${*:+ $*}, running $run"
     TIER_STATUS=0
     # (QUIET: run-l1.sh's stdout is empty. PIPESTATUS must be read in the
     # same command: `|| true` would reset it.)
-    env "$@" IMAGES="$IMAGES" RUN="$run" LOG="$OUT/$console" QUIET=1 \
-        scripts/run-l1.sh -device "$DEVICE" 2>&1 |
+    env "${vars[@]}" IMAGES="$IMAGES" RUN="$run" LOG="$OUT/$console" QUIET=1 \
+        scripts/run-l1.sh -device "$DEVICE" "$@" 2>&1 |
         tee "$OUT/${console%console.log}run-l1.log" >&2 || TIER_STATUS=${PIPESTATUS[0]}
 }
 

@@ -404,6 +404,45 @@ fn event_json_fields(s: &mut String, k: &EventKind) {
     }
 }
 
+/// Whether `e` is the device's refusal of access `a` (same BAR 0 offset,
+/// size, direction and, for a write, value).
+pub fn refuses(e: &Event, a: &Access) -> bool {
+    match e.kind {
+        EventKind::Rejected {
+            bar,
+            offset,
+            size,
+            write,
+            value,
+            ..
+        } => {
+            bar == regs::REG_BAR
+                && offset == a.offset
+                && size == a.size
+                && write == a.write
+                && (!write || value == a.value)
+        }
+        _ => false,
+    }
+}
+
+/// The lines of an access and of what the device did inside it (`caused`,
+/// in order, as a live tracer collects them): the access's line, with its
+/// refusal appended if one of `caused` is it, then the other events,
+/// stamped with the access's time.
+pub fn access_lines(c: &Config, a: &Access, mut caused: Vec<Event>) -> Vec<String> {
+    let line = match caused.iter().position(|e| refuses(e, a)) {
+        Some(i) => format_rejected(c, a, &caused.remove(i)),
+        None => format(c, a),
+    };
+    let mut out: Vec<String> = line.into_iter().collect();
+    for mut e in caused {
+        e.time_ns = a.time_ns;
+        out.extend(format_event(c, &e));
+    }
+    out
+}
+
 /// How far apart (ns) a refused access and its REJECTED event may be
 /// stamped and still be paired (they happen in the same access).
 pub const REJECTION_WINDOW_NS: u64 = 1_000_000;
@@ -422,28 +461,16 @@ pub fn merge(c: &Config, accesses: &[Access], events: &[Event]) -> Vec<String> {
     let mut refused: Vec<Option<&Event>> = vec![None; acc.len()];
     let mut standalone = Vec::new();
     for e in evs {
-        let EventKind::Rejected {
-            bar,
-            offset,
-            size,
-            write,
-            value,
-            ..
-        } = e.kind
-        else {
+        if !matches!(e.kind, EventKind::Rejected { .. }) {
             standalone.push(e);
             continue;
-        };
+        }
         let best = acc
             .iter()
             .enumerate()
             .filter(|(i, a)| {
                 refused[*i].is_none()
-                    && bar == regs::REG_BAR
-                    && a.offset == offset
-                    && a.size == size
-                    && a.write == write
-                    && (!write || a.value == value)
+                    && refuses(e, a)
                     && a.time_ns.abs_diff(e.time_ns) <= REJECTION_WINDOW_NS
             })
             .min_by_key(|(_, a)| a.time_ns.abs_diff(e.time_ns))
@@ -721,6 +748,24 @@ mod tests {
         assert_eq!(shape, ["vcpu1", "dev", "vcpu1", "dev"], "{lines:#?}");
         assert!(lines[2].ends_with("REJECTED BAD_VALUE (ring 0 off: RING_SIZE is 0)"));
         assert!(lines[3].ends_with("DEVICE_RESET"));
+    }
+
+    #[test]
+    fn an_access_carries_its_refusal_and_is_followed_by_what_it_caused() {
+        let c = Config::default();
+        let (a, rejection) = refused_doorbell(100);
+        let reset = ev(90, EventKind::PartitionReset { partition: 0 });
+        let lines = access_lines(&c, &a, vec![reset.clone(), rejection.clone()]);
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(lines[0].contains("REJECTED BAD_VALUE"), "{}", lines[0]);
+        assert!(lines[1].trim_start().starts_with("100 dev"), "{}", lines[1]);
+        // Another access's refusal (other value) is not this one's.
+        let other = Access { value: 2, ..a };
+        assert!(!refuses(&rejection, &other));
+        let lines = access_lines(&c, &other, vec![rejection]);
+        assert!(!lines[0].contains("REJECTED"), "{}", lines[0]);
+        assert!(lines[1].contains("dev   W4") && lines[1].contains("REJECTED"));
+        assert_eq!(access_lines(&c, &a, vec![]).len(), 1);
     }
 
     #[test]

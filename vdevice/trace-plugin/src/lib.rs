@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::Instant;
-use vdevice::events::{Event, EventKind};
+use vdevice::events::Event;
 use vdevice::ffi::{event_from_c, VDeviceEvent};
 
 /// The plugin API version this plugin was built against (QEMU checks it).
@@ -118,27 +118,6 @@ unsafe extern "C" fn on_event(_opaque: *mut c_void, ev: *const VDeviceEvent) {
     }
 }
 
-/// Whether a refusal is the one of this access (what the device saw).
-fn refuses(e: &Event, a: &Access) -> bool {
-    match e.kind {
-        EventKind::Rejected {
-            bar,
-            offset,
-            size,
-            write,
-            value,
-            ..
-        } => {
-            bar == vdevice::regs::REG_BAR
-                && offset == a.offset
-                && size == a.size
-                && write == a.write
-                && (!write || value == a.value)
-        }
-        _ => false,
-    }
-}
-
 /// Install on_event with the shim, if this QEMU has vgpu-pci.
 fn listen_to_the_device() {
     // SAFETY: dlsym with a NUL-terminated name; RTLD_DEFAULT searches the
@@ -217,17 +196,9 @@ unsafe extern "C" fn on_mem(
         value,
         write: qemu_plugin_mem_is_store(info),
     };
-    // What the device did inside this access follows its line, at its
-    // time; a refusal of it goes on the line itself.
-    let mut caused = out.take_pending(me);
-    let line = match caused.iter().position(|e| refuses(e, &a)) {
-        Some(i) => decode::format_rejected(&t.config, &a, &caused.remove(i)),
-        None => decode::format(&t.config, &a),
-    };
-    out.line(line);
-    for mut e in caused {
-        e.time_ns = a.time_ns;
-        out.line(decode::format_event(&t.config, &e));
+    let caused = out.take_pending(me);
+    for line in decode::access_lines(&t.config, &a, caused) {
+        out.line(Some(line));
     }
 }
 

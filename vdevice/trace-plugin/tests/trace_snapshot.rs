@@ -1,6 +1,8 @@
-//! The decoded MMIO trace of the RM's probe and of one vGPU's creation and
-//! removal (`make test-trace` records it in L1 and sets the path), as an
-//! insta snapshot: a change in the host driver's hardware programming shows
+//! The decoded MMIO trace of the RM's probe, of one vGPU's creation and
+//! removal, and of the example driver's reset-then-forgotten-ring mistake
+//! with the device's events (`make test-trace` records it in L1 and sets the
+//! path), as an insta snapshot: a change in the host driver's hardware
+//! programming, or in what the device says about a driver's mistake, shows
 //! up in review. trace-run.sh marks the phases by writing 0x7ace000N into
 //! the global SCRATCH register.
 
@@ -14,6 +16,25 @@ fn phases(trace: &str, from: u32, to: u32) -> Vec<&str> {
         .lines()
         .skip_while(|l| !l.ends_with(&start))
         .take_while(|l| !l.ends_with(&end))
+        .collect()
+}
+
+/// The example driver's mistake, from its partition reset up to the point
+/// where it programs the ring again: everything in it happens on the vCPU
+/// (no command runs while the ring is off), so its order is fixed. The
+/// fault before the reset is the engines': its interrupt or state events
+/// may still land just after the reset line, and are left out.
+fn mistake<'a>(phase: &[&'a str]) -> Vec<&'a str> {
+    let straggler = |l: &&str| {
+        l.contains(" dev ")
+            && (l.contains("MSI-X") || l.contains(" FAULT ") || l.ends_with("-> FAULTED"))
+    };
+    phase
+        .iter()
+        .skip_while(|l| !l.contains("PART[0].RESET <- "))
+        .take_while(|l| !l.contains("PART[0].RING_CTRL[0] <- "))
+        .filter(|l| !straggler(l))
+        .copied()
         .collect()
 }
 
@@ -62,6 +83,7 @@ fn rm_probe_and_vgpu_lifecycle_trace() {
     let probe = phases(&trace, 1, 2);
     let create = phases(&trace, 2, 3);
     let remove = phases(&trace, 3, 4);
+    let forgot = mistake(&phases(&trace, 5, 6));
     assert!(
         probe.len() > 5,
         "no probe in the trace:\n{}",
@@ -77,16 +99,41 @@ fn rm_probe_and_vgpu_lifecycle_trace() {
         create.iter().any(|l| l.contains(".CTRL <- ")),
         "the vGPU's creation programmed no partition"
     );
+    assert!(
+        forgot
+            .iter()
+            .any(|l| l.contains("DOORBELL[0] <- ") && l.contains("REJECTED BAD_VALUE")),
+        "the forgotten ring's doorbell is not REJECTED in the trace:\n{}",
+        forgot.join("\n")
+    );
     let snap = format!(
-        "== probe (insmod vgpu_rm vgpu_vfio)\n{}\n== create one vGPU\n{}\n== remove it\n{}",
+        "== probe (insmod vgpu_rm vgpu_vfio)\n{}\n== create one vGPU\n{}\n== remove it\n{}\n\
+         == first-driver --forget-ring: reset, then a doorbell with the ring off\n{}",
         normalise(&probe),
         normalise(&create),
-        normalise(&remove)
+        normalise(&remove),
+        normalise(&forgot)
     );
     let mut s = insta::Settings::clone_current();
     s.set_snapshot_path(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../snapshots"));
     s.set_prepend_module_to_snapshot(false);
     s.bind(|| insta::assert_snapshot!("trace_rm_probe_and_vgpu", snap));
+}
+
+#[test]
+fn the_mistake_starts_at_the_reset_and_drops_the_faults_stragglers() {
+    let phase = [
+        "1 vcpu0 R4 0x010018 PART[0].STATUS -> 0x3 {STATE=FAULTED}",
+        "2 vcpu0 W4 0x01003c PART[0].RESET <- 0x1",
+        "2 dev   PART[0] RESET (rings off, window to reset values)",
+        "3 dev   MSI-X 3 (PART[0] FAULT) masked: not sent",
+        "2 dev   PART[0] FAULTED -> IDLE",
+        "4 vcpu0 W4 0x011000 PART[0].DOORBELL[0] <- 0x4  REJECTED BAD_VALUE (ring 0 off)",
+        "5 vcpu0 W4 0x01010c PART[0].RING_CTRL[0] <- 0x0 {SYSMEM=0}",
+    ];
+    let m = mistake(&phase);
+    assert_eq!(m.len(), 4, "{m:#?}");
+    assert!(m[0].contains("RESET <-") && m[3].contains("REJECTED"));
 }
 
 #[test]

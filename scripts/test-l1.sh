@@ -18,14 +18,23 @@ cat "$OUT/transcript.txt"
 sed -n 's/^bench //p' "$OUT/transcript.txt" >"$OUT/bench.txt"
 tier_check_run "L1 run" console.log
 
-# The example driver of SPEC section 14, built from the generated register
-# header alone and run as a user would run theirs (make run-l1 PROG=...).
-log "example driver (examples/first-driver) through run-prog.sh"
+# The example driver of SPEC section 14, run as a user would run theirs
+# (make run-l1 PROG=...), on engines slowed down by the device properties
+# of SPEC 13: it must wait for each fence, and each fence must take at
+# least the delay of its two commands (FILL, FENCE).
 example="$OUT/example"
-mkdir -p "$example"
-gcc -static -O2 -Wall -Wextra -Werror -I host-driver/include \
-    -o "$example/first-driver" examples/first-driver/first_driver.c
-PROG="$example/first-driver" OUT="$example" scripts/run-prog.sh
+delay_us=2000
+log "example driver (examples/first-driver) through run-prog.sh, engine_delay_us=$delay_us"
+PROG=$(build_first_driver "$example") OUT="$example" \
+    DEVICE="$DEVICE,engine_delay_us=$delay_us,engine_jitter_us=1000" \
+    scripts/run-prog.sh | tee "$example/output.txt"
+latencies=$(sed -n 's/^ok   FILL .* after \([0-9]*\) us$/\1/p' "$example/output.txt")
+[[ $(wc -w <<<"$latencies") == 2 ]] || die "first-driver printed no fence latencies"
+for us in $latencies; do
+    ((us >= 2 * delay_us)) ||
+        die "a fence arrived after $us us, before the engine delay of 2 x $delay_us us"
+done
+log "fences after ${latencies//$'\n'/ and } us (at least 2 x $delay_us us each)"
 
 tier_snapshots vgpu-guest-tests l1_snapshots \
     VGPU_L1_TRANSCRIPT=transcript.txt VGPU_L1_LSPCI=lspci.txt

@@ -74,6 +74,16 @@ build_guest_bins() {
         -p vgpu-guest-tests -p vgpuctl)
 }
 
+# build_first_driver DIR: the example driver of SPEC section 14
+# (examples/first-driver), built from the generated register header alone,
+# to DIR/first-driver; prints that path.
+build_first_driver() {
+    mkdir -p "$1"
+    gcc -static -O2 -Wall -Wextra -Werror -I "$REPO/host-driver/include" \
+        -o "$1/first-driver" "$REPO/examples/first-driver/first_driver.c"
+    printf '%s\n' "$1/first-driver"
+}
+
 # host_driver_extras MODULES_DIR: set HOST_DRIVER_EXTRAS to build-images.sh
 # arguments that put the host driver (build-modules.sh's output) where
 # lib/guest.sh loads it from.

@@ -1558,21 +1558,26 @@ mod tests {
     use super::*;
     use crate::testing::{FakeMemory, RecordingIrq};
 
-    /// ENGINE_DELAY's jitter: within MIN_US..=MIN_US+JITTER_US, varied
-    /// from command to command, and the same sequence after a device reset.
-    #[test]
-    fn engine_delay_jitter_is_bounded_varied_and_reproducible() {
+    /// 16 MiB, one partition, one engine.
+    fn small_device() -> Device {
         let cfg = DeviceConfig {
             vram_size_bytes: 16 << 20,
             partitions: 1,
             engines: 1,
         };
-        let dev = Device::new(
+        Device::new(
             cfg,
             Arc::new(FakeMemory::new(4096)),
             Arc::new(RecordingIrq::default()),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// ENGINE_DELAY's jitter: within MIN_US..=MIN_US+JITTER_US, varied
+    /// from command to command, and the same sequence after a device reset.
+    #[test]
+    fn engine_delay_jitter_is_bounded_varied_and_reproducible() {
+        let dev = small_device();
         let delay = EngineDelay::new().with_min_us(100).with_jitter_us(50);
         let offset = regs::offset_of(RegId::EngineDelay, 0, 0);
         let draw = |dev: &Device| -> Vec<Duration> {
@@ -1593,17 +1598,7 @@ mod tests {
     /// device reset; the host can still change it until then.
     #[test]
     fn a_vmm_engine_delay_is_the_reset_value() {
-        let cfg = DeviceConfig {
-            vram_size_bytes: 16 << 20,
-            partitions: 1,
-            engines: 1,
-        };
-        let dev = Device::new(
-            cfg,
-            Arc::new(FakeMemory::new(4096)),
-            Arc::new(RecordingIrq::default()),
-        )
-        .unwrap();
+        let dev = small_device();
         let offset = regs::offset_of(RegId::EngineDelay, 0, 0);
         let delay = EngineDelay::new().with_min_us(2000).with_jitter_us(0);
         dev.set_engine_delay_reset(delay);

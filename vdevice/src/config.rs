@@ -13,7 +13,7 @@ pub struct DeviceConfig {
     pub vram_size_bytes: u64,
     pub partitions: usize,
     pub engines: usize,
-    /// SR-IOV mode (SPEC 16): partitions 0..sriov_vfs are virtual
+    /// SR-IOV mode (SPEC 15): partitions 0..sriov_vfs are virtual
     /// functions 0..sriov_vfs (TotalVFs). 0: no SR-IOV (mdev mode).
     pub sriov_vfs: usize,
     /// Size of every VF's VRAM BAR; 0: derived (see
@@ -120,7 +120,7 @@ impl DeviceConfig {
         Ok(())
     }
 
-    /// The size of every VF's VRAM BAR (SPEC 16), 0 without SR-IOV: the
+    /// The size of every VF's VRAM BAR (SPEC 15), 0 without SR-IOV: the
     /// configured size, or VRAM divided evenly among the VFs and rounded
     /// down to a power of two (so that all VFs' BARs together never exceed
     /// the VRAM size). Call on a validated config.

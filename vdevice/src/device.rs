@@ -402,7 +402,7 @@ impl Device {
         Self::with_vf_slice_notify(cfg, dma, irq, None)
     }
 
-    /// A device whose SR-IOV slice changes are told to `notify` (SPEC 16):
+    /// A device whose SR-IOV slice changes are told to `notify` (SPEC 15):
     /// `vf_vram_changed(n)` runs after VF n's VRAM BAR started or stopped
     /// reaching partition n's slice (the partition was enabled or
     /// disabled, or the device reset), synchronously on the thread that
@@ -1403,7 +1403,7 @@ impl Shared {
     /// this slice (VRAM_BASE/SIZE take `config_lock`) or enable of another
     /// partition can slip between them.
     ///
-    /// SR-IOV mode (SPEC 16): a VF's partition takes no translation (its
+    /// SR-IOV mode (SPEC 15): a VF's partition takes no translation (its
     /// DMA goes through the platform IOMMU) and no slice bigger than the
     /// VF's VRAM BAR; enabling or disabling it tells the VF slice notifier,
     /// still under `config_lock`.

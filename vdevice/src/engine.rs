@@ -651,7 +651,7 @@ impl Exec<'_> {
             return Err(fault(FaultCode::DmaError, addr, write));
         }
         // The partition's own function issues its DMA: in SR-IOV mode a
-        // VF's requester ID, which the platform IOMMU translates (SPEC 16).
+        // VF's requester ID, which the platform IOMMU translates (SPEC 15).
         let func = self.part.function;
         let mut off = 0usize;
         for s in segs {

@@ -27,7 +27,7 @@ pub use sriov::VfSlice;
 pub struct DmaError;
 
 /// A PCI function of the device: the physical function, or in SR-IOV mode
-/// (SPEC 16) virtual function n, which is partition n's own function. Every
+/// (SPEC 15) virtual function n, which is partition n's own function. Every
 /// DMA and every MSI-X message says which function it belongs to, so a VMM
 /// can use that function's requester ID (and the IOMMU's translation for
 /// it) and MSI-X table.
@@ -85,7 +85,7 @@ pub trait Irq: Send + Sync {
 }
 
 /// SR-IOV mode: told when VF `vf`'s VRAM BAR starts or stops reaching its
-/// partition's slice (SPEC 16), so a VMM that maps the slice straight into
+/// partition's slice (SPEC 15), so a VMM that maps the slice straight into
 /// the VF's BAR can follow. Called synchronously, after the change, on the
 /// thread that made it; see [`Device::with_vf_slice_notify`] for the rules.
 pub trait VfSliceNotify: Send + Sync {

@@ -64,7 +64,7 @@ impl PciInfo {
 }
 
 /// SR-IOV mode: what the shim puts in the PF's SR-IOV capability and in
-/// each VF's config space (SPEC 16). Every VF has the same BAR layout (the
+/// each VF's config space (SPEC 15). Every VF has the same BAR layout (the
 /// capability has one size per BAR for all VFs). The VF routing (First VF
 /// Offset, VF Stride), InitialVFs and ARI are the shim's business. The C
 /// ABI hands this very struct to the shim (VDeviceVfInfo).

@@ -1,4 +1,4 @@
-//! SR-IOV mode (SPEC 16): partition n is virtual function n. A VF's
+//! SR-IOV mode (SPEC 15): partition n is virtual function n. A VF's
 //! register BAR is its partition's window, its VRAM BAR its slice (while
 //! the partition is enabled), its FLR a partition reset; its DMA and
 //! interrupts carry its function (engine.rs, device.rs). The PF keeps the

@@ -88,7 +88,7 @@ pub struct Segment {
 }
 
 /// Read a table entry. The host builds the tables in its own memory, so
-/// the walk is the PF's DMA (only PF-owned partitions translate: SPEC 16).
+/// the walk is the PF's DMA (only PF-owned partitions translate: SPEC 15).
 fn read_u64(dma: &dyn Dma, addr: u64) -> Result<u64, XlateError> {
     let mut b = [0u8; 8];
     dma.read(Function::Pf, addr, &mut b)

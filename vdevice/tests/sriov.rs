@@ -1,4 +1,4 @@
-//! SR-IOV mode (SPEC 16), driven the way a PF driver and a VF's tenant
+//! SR-IOV mode (SPEC 15), driven the way a PF driver and a VF's tenant
 //! would: VF BARs lead to their partition's window and slice, a VF's FLR
 //! resets only its partition, DMA and interrupts carry the function, the
 //! VF slice notifier follows enables, disables and device resets.

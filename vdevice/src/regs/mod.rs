@@ -21,7 +21,7 @@ pub const MSIX_BAR_SIZE: u64 = 0x4000;
 pub const MSIX_TABLE_OFFSET: u32 = 0;
 pub const MSIX_PBA_OFFSET: u32 = 0x2000;
 
-/// BARs of a virtual function in SR-IOV mode (SPEC 16): the same numbers
+/// BARs of a virtual function in SR-IOV mode (SPEC 15): the same numbers
 /// and kinds as a vGPU's BARs in mdev mode.
 pub const VF_REG_BAR: u8 = 0;
 pub const VF_VRAM_BAR: u8 = 2;

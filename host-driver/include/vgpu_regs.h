@@ -121,6 +121,8 @@
 #define VGPU_G_ACCESS_ERROR_INFO_REASON_SHIFT    8
 #define VGPU_G_ACCESS_ERROR_INFO_BAR             0x7000ULL
 #define VGPU_G_ACCESS_ERROR_INFO_BAR_SHIFT       12
+#define VGPU_G_ACCESS_ERROR_INFO_FUNCTION        0x7f0000ULL
+#define VGPU_G_ACCESS_ERROR_INFO_FUNCTION_SHIFT  16
 #define VGPU_G_ACCESS_ERROR_OFFSET               0x68ULL /* 64 bits, RO */
 #define VGPU_G_XLATE_FAULT_COUNT                 0x80ULL /* 32 bits, RO */
 #define VGPU_G_XLATE_FAULT_POP                   0x84ULL /* 32 bits, WO */

@@ -33,6 +33,7 @@ fn main() {
             vram_size_bytes: 256 * MIB,
             partitions: 1,
             engines: 1,
+            ..DeviceConfig::default()
         },
         4096,
     );
@@ -133,6 +134,7 @@ fn hog_harness() -> Harness {
             vram_size_bytes: 64 * MIB,
             partitions: 2,
             engines: 1,
+            ..DeviceConfig::default()
         },
         (DATA_BUS + DATA_PAGES * PAGE_SIZE) as usize,
     );

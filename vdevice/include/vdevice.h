@@ -30,6 +30,33 @@
  *    thread. Like msix_notify they must be quick, must not block on a lock
  *    a vdevice caller may hold (QEMU: not the BQL) and must not call back
  *    into vdevice.
+ *
+ * SR-IOV mode (sriov_vfs > 0; SPEC.md "SR-IOV mode")
+ * --------------------------------------------------
+ *  - dma_read_fn/dma_write_fn/msix_notify_fn replace dma_read/dma_write/
+ *    msix_notify and carry the function (VDEVICE_FUNCTION_PF, or
+ *    VDEVICE_FUNCTION_VF0 + n); the same thread rules apply. A VF's DMA
+ *    must go through that VF's bus-master address space (its requester
+ *    ID, the platform IOMMU's translation for it) and fail (non-zero) when
+ *    the VF is not enabled or the IOMMU refuses the address: never fall
+ *    back to the PF. A VF's MSI-X vectors (0 engine, 1 fault) are sent
+ *    through the VF's own MSI-X table.
+ *  - vdevice_vf_bar_read/_write/vdevice_vf_flr: any thread, as
+ *    vdevice_bar_read/_write and vdevice_reset.
+ *  - vf_vram_changed(opaque, vf) runs synchronously on the thread that
+ *    enabled or disabled partition vf or reset the device: inside
+ *    vdevice_bar_write of the PF's register BAR, or vdevice_reset. It runs
+ *    after the change, while the model holds the lock that serialises
+ *    slice changes (no other partition can be enabled meanwhile), and the
+ *    caller's write completes only when it returns. It must read the new
+ *    mapping with vdevice_vf_vram_slice() (the only vdevice call allowed
+ *    inside it) and apply it before returning, so that once the host's
+ *    write of CTRL completes the VF's BAR no longer reaches a slice
+ *    another partition may now be given. It may take a lock (QEMU: the
+ *    BQL) only if every call that can trigger it (the PF's register BAR
+ *    writes, vdevice_reset) is made holding that lock: QEMU dispatches
+ *    them under the BQL, so the callback updates the memory regions
+ *    directly. Never called from vdevice_vf_bar_* or vdevice_vf_flr.
  */
 
 #ifndef VDEVICE_H
@@ -45,9 +72,18 @@
 typedef struct VDevice VDevice;
 
 /**
- * VDeviceEvent.kind: a register or BAR access was refused. bar, addr (the
- * offset), size, write, value: the access; code: ACCESS_ERROR_INFO.REASON;
- * why: the reason in words; partition: the window's or table entry's.
+ * VDeviceCallbacks function ids (the *_fn callbacks' `function`): the
+ * PF, or VF n as VDEVICE_FUNCTION_VF0 + n.
+ */
+#define VDEVICE_FUNCTION_PF 0
+
+#define VDEVICE_FUNCTION_VF0 1
+
+/**
+ * VDeviceEvent.kind: a register or BAR access was refused. function, bar,
+ * addr (the offset), size, write, value: the access; code:
+ * ACCESS_ERROR_INFO.REASON; why: the reason in words; partition: the
+ * window's or table entry's (or the VF's).
  */
 #define VDEVICE_EVENT_REJECTED 1
 
@@ -135,7 +171,8 @@ typedef struct VDevice VDevice;
 #define DEVICE_ID 30352
 
 /**
- * A vGPU (one partition) as the mdev frontend presents it to a guest.
+ * A vGPU (one partition) as the mdev frontend presents it to a guest, and
+ * the VF device ID in SR-IOV mode: a VF is the same vGPU to its driver.
  */
 #define VGPU_DEVICE_ID 30353
 
@@ -172,24 +209,66 @@ typedef struct VDeviceConfig {
      */
     uint32_t engine_delay_us;
     uint32_t engine_jitter_us;
+    /**
+     * SR-IOV mode: 0 (off) .. partitions. Partition n is VF n (SPEC.md
+     * "SR-IOV mode"); needs the *_fn callbacks.
+     */
+    uint32_t sriov_vfs;
+    /**
+     * Size of every VF's VRAM BAR: 0 (derived: vram_size_bytes /
+     * sriov_vfs rounded down to a power of two) or a power of two, 64 KiB
+     * .. vram_size_bytes. Only with sriov_vfs > 0.
+     */
+    uint64_t vf_vram_bar_size;
 } VDeviceConfig;
 
 /**
- * The shim's side: guest memory, MSI-X and thread registration.
+ * The shim's side: guest memory, MSI-X, thread registration and (SR-IOV
+ * mode) the VFs' VRAM BAR mappings. Members that are not set must be NULL
+ * (use designated initializers).
  */
 typedef struct VDeviceCallbacks {
     void *opaque;
     /**
-     * Return 0 on success, non-zero on a failed bus transaction.
+     * PF DMA, used when dma_read_fn is NULL. Return 0 on success,
+     * non-zero on a failed bus transaction.
      */
     int (*dma_read)(void*, uint64_t, void*, uint64_t);
     /**
-     * Return 0 on success, non-zero on a failed bus transaction.
+     * As dma_read, for writes; used when dma_write_fn is NULL.
      */
     int (*dma_write)(void*, uint64_t, const void*, uint64_t);
+    /**
+     * PF MSI-X, used when msix_notify_fn is NULL.
+     */
     void (*msix_notify)(void*, uint32_t);
     void (*thread_start)(void*);
     void (*thread_stop)(void*);
+    /**
+     * DMA read issued by `function` (VDEVICE_FUNCTION_*): use that
+     * function's bus-master address space (a VF's requester ID, which
+     * the platform IOMMU translates). Return 0 on success, non-zero on a
+     * failed bus transaction (also: a VF that is not enabled). Required
+     * with sriov_vfs > 0; when set, dma_read is not used.
+     */
+    int (*dma_read_fn)(void*, uint32_t, uint64_t, void*, uint64_t);
+    /**
+     * As dma_read_fn, for writes.
+     */
+    int (*dma_write_fn)(void*, uint32_t, uint64_t, const void*, uint64_t);
+    /**
+     * Send vector `vector` of `function`'s MSI-X table (a VF has vectors
+     * 0 and 1). Required with sriov_vfs > 0; when set, msix_notify is not
+     * used.
+     */
+    void (*msix_notify_fn)(void*, uint32_t, uint32_t);
+    /**
+     * SR-IOV mode: VF `vf`'s VRAM BAR started or stopped reaching its
+     * slice; read the new mapping with vdevice_vf_vram_slice() and apply
+     * it before returning (contract at the top of this header). NULL: the
+     * shim traps the whole VF VRAM BAR through vdevice_vf_bar_read/write.
+     */
+    void (*vf_vram_changed)(void*, uint16_t);
 } VDeviceCallbacks;
 
 /**
@@ -225,6 +304,53 @@ typedef struct VDevicePciInfo {
     uint32_t msix_table_offset;
     uint32_t msix_pba_offset;
 } VDevicePciInfo;
+
+/**
+ * SR-IOV mode: what the shim puts in the PF's SR-IOV capability and in
+ * each VF's config space (SPEC 15). Every VF has the same BAR layout (the
+ * capability has one size per BAR for all VFs). The VF routing (First VF
+ * Offset, VF Stride), InitialVFs and ARI are the shim's business. The C
+ * ABI hands this very struct to the shim (VDeviceVfInfo).
+ */
+typedef struct VDeviceVfInfo {
+    /**
+     * TotalVFs: VF n is partition n, n < total_vfs.
+     */
+    uint16_t total_vfs;
+    /**
+     * VF Device ID of the SR-IOV capability (the vendor is the PF's).
+     */
+    uint16_t vf_device_id;
+    uint16_t subsystem_vendor_id;
+    uint16_t subsystem_id;
+    /**
+     * 24 bits: base class, sub class, prog-if.
+     */
+    uint32_t class_code;
+    uint8_t revision;
+    /**
+     * 32-bit non-prefetchable MMIO: the partition window, trapped
+     * (vdevice_vf_bar_read/write) except that its doorbell page may be.
+     */
+    uint8_t reg_bar;
+    /**
+     * 64-bit prefetchable: the partition's VRAM slice at offset 0.
+     */
+    uint8_t vram_bar;
+    /**
+     * 32-bit MMIO, MSI-X table and PBA only.
+     */
+    uint8_t msix_bar;
+    uint64_t reg_bar_size;
+    uint64_t vram_bar_size;
+    uint64_t msix_bar_size;
+    /**
+     * MSI-X vectors of each VF: 0 engine, 1 fault.
+     */
+    uint32_t msix_vectors;
+    uint32_t msix_table_offset;
+    uint32_t msix_pba_offset;
+} VDeviceVfInfo;
 
 /**
  * One device event. Fields a kind does not use are 0 (-1 for partition,
@@ -292,6 +418,10 @@ typedef struct VDeviceEvent {
      * The whole event as one line of text, as the trace decoder prints it.
      */
     const char *text;
+    /**
+     * Refused access: the function whose BAR it was (VDEVICE_FUNCTION_*).
+     */
+    uint32_t function;
 } VDeviceEvent;
 
 #ifdef __cplusplus
@@ -351,6 +481,72 @@ void vdevice_bar_write(VDevice *dev,
                        uint64_t offset,
                        uint64_t value,
                        uint32_t size);
+
+/**
+ * SR-IOV mode: the VFs' identity and BAR layout for the PF's SR-IOV
+ * capability and the VFs' config space. Returns 0, or -1 (out untouched)
+ * when sriov_vfs is 0.
+ *
+ * # Safety
+ * `dev` valid, `out` writable.
+ */
+int vdevice_vf_info(const VDevice *dev, struct VDeviceVfInfo *out);
+
+/**
+ * An access of 1, 2, 4 or 8 bytes to BAR `bar` of VF `vf` (SR-IOV mode):
+ * the register BAR is partition vf's window, the VRAM BAR its slice (SPEC
+ * "SR-IOV mode"). As vdevice_bar_read, refused accesses read all ones and
+ * are logged; a VF that does not exist is refused too. Same threading as
+ * vdevice_bar_read; never calls vf_vram_changed.
+ *
+ * # Safety
+ * `dev` valid.
+ */
+uint64_t vdevice_vf_bar_read(VDevice *dev,
+                             uint16_t vf,
+                             uint32_t bar,
+                             uint64_t offset,
+                             uint32_t size);
+
+/**
+ * As vdevice_vf_bar_read().
+ *
+ * # Safety
+ * `dev` valid.
+ */
+void vdevice_vf_bar_write(VDevice *dev,
+                          uint16_t vf,
+                          uint32_t bar,
+                          uint64_t offset,
+                          uint64_t value,
+                          uint32_t size);
+
+/**
+ * Function-level reset of VF `vf` (its FLR, and the reset QEMU does when
+ * VFs are enabled or disabled): a partition reset of partition vf. The
+ * PF, the partition table and other VFs are untouched; the slice stays
+ * mapped (no vf_vram_changed). Waits, as vdevice_reset, only for an
+ * engine's current chunk. Returns 0, or -1 if there is no VF vf.
+ *
+ * # Safety
+ * `dev` valid.
+ */
+int vdevice_vf_flr(VDevice *dev, uint16_t vf);
+
+/**
+ * Where VF `vf`'s VRAM BAR leads now. Returns 1 with *vram_offset and
+ * *size set when BAR bytes 0 .. *size are VRAM *vram_offset .. + *size
+ * (an offset into vdevice_vram_fd(); *size <= the VF VRAM BAR size);
+ * 0 when the BAR reaches no VRAM (the partition is disabled); -1 if
+ * there is no VF vf. Callable from inside vf_vram_changed.
+ *
+ * # Safety
+ * `dev` valid; `vram_offset` and `size` writable.
+ */
+int vdevice_vf_vram_slice(const VDevice *dev,
+                          uint16_t vf,
+                          uint64_t *vram_offset,
+                          uint64_t *size);
 
 /**
  * Whole-device reset (PCI reset): quiesce engines, registers to reset

@@ -14,7 +14,10 @@
 //!
 //! Lock order: a partition's `st` may be held while taking `global` (a leaf
 //! lock); `sched` is never held together with either, and neither is the
-//! TLB lock except by the engine during a translation.
+//! TLB lock except by the engine during a translation. `config_lock` comes
+//! before any `st`; it is held while the SR-IOV slice notification runs
+//! (`notify_vf_slices`), so no other enable can claim a slice a VF's BAR
+//! still reaches.
 
 #![deny(clippy::arithmetic_side_effects)]
 
@@ -26,7 +29,7 @@ use crate::pci::PciInfo;
 use crate::regs::{self, *};
 use crate::vram::Vram;
 use crate::xlate::{Tlb, XlateConfig, MAX_DIR_ENTRIES};
-use crate::{Dma, Irq};
+use crate::{Dma, Function, Irq, VfSliceNotify};
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
@@ -319,6 +322,9 @@ impl Global {
 
 pub(crate) struct Partition {
     pub index: usize,
+    /// The PCI function whose requester ID its DMA carries and whose
+    /// MSI-X table its vectors are in: VF `index` in SR-IOV mode, else the PF.
+    pub function: Function,
     pub st: Mutex<PartState>,
     pub tlb: Mutex<Tlb>,
     /// Set while a reset waits for the engine to let go of the partition.
@@ -328,8 +334,20 @@ pub(crate) struct Partition {
 }
 
 impl Partition {
+    /// First vector (engine; fault is +1) in its function's MSI-X table.
     pub fn vector_base(&self) -> u32 {
-        partition_vector_base(self.index)
+        match self.function {
+            Function::Pf => partition_vector_base(self.index),
+            Function::Vf(_) => 0,
+        }
+    }
+
+    /// Is this partition a VF's (SR-IOV mode)?
+    pub fn vf(&self) -> Option<u16> {
+        match self.function {
+            Function::Vf(n) => Some(n),
+            Function::Pf => None,
+        }
     }
 }
 
@@ -341,8 +359,13 @@ pub(crate) struct Shared {
     pub epoch: Instant,
     pub global: Mutex<Global>,
     pub parts: Vec<Partition>,
-    /// Serialises partition enable/disable (slice overlap checks).
-    config_lock: Mutex<()>,
+    /// Serialises partition enable/disable (slice overlap checks) and the
+    /// SR-IOV slice notifications that follow them.
+    pub config_lock: Mutex<()>,
+    /// SR-IOV mode: the size of every VF's VRAM BAR (0 without SR-IOV).
+    pub vf_vram_bar: u64,
+    /// SR-IOV mode: who follows the VFs' VRAM BAR mappings.
+    pub vf_notify: Option<Arc<dyn VfSliceNotify>>,
     pub sched: Mutex<Sched>,
     pub sched_cv: Condvar,
     pub timer_tx: Mutex<Option<Sender<LateIrq>>>,
@@ -362,7 +385,7 @@ pub(crate) struct Shared {
 
 /// The vGPU device model. Dropping it stops and joins its threads.
 pub struct Device {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -379,11 +402,33 @@ impl Device {
         dma: Arc<dyn Dma>,
         irq: Arc<dyn Irq>,
     ) -> Result<Self, ConfigError> {
+        Self::with_vf_slice_notify(cfg, dma, irq, None)
+    }
+
+    /// A device whose SR-IOV slice changes are told to `notify` (SPEC 15):
+    /// `vf_vram_changed(n)` runs after VF n's VRAM BAR started or stopped
+    /// reaching partition n's slice (the partition was enabled or
+    /// disabled, or the device reset), synchronously on the thread that
+    /// made the change, while the device holds the lock that serialises
+    /// slice changes: it may call [`Device::vf_vram_slice`] and nothing
+    /// else of the device, and once it returns the caller's write
+    /// completes. Without a notifier a VMM must trap the whole VF VRAM BAR
+    /// (`vf_read`/`vf_write` serve the slice).
+    pub fn with_vf_slice_notify(
+        cfg: DeviceConfig,
+        dma: Arc<dyn Dma>,
+        irq: Arc<dyn Irq>,
+        notify: Option<Arc<dyn VfSliceNotify>>,
+    ) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let vram = Vram::new(cfg.vram_size_bytes).map_err(ConfigError::Backing)?;
         let parts = (0..cfg.partitions)
             .map(|index| Partition {
                 index,
+                function: match u16::try_from(index) {
+                    Ok(n) if index < cfg.sriov_vfs => Function::Vf(n),
+                    _ => Function::Pf,
+                },
                 st: Mutex::new(PartState::new()),
                 tlb: Mutex::new(Tlb::default()),
                 abort: AtomicBool::new(false),
@@ -400,6 +445,8 @@ impl Device {
             global: Mutex::new(Global::new()),
             parts,
             config_lock: Mutex::new(()),
+            vf_vram_bar: cfg.vf_vram_bar_bytes(),
+            vf_notify: notify,
             sched: Mutex::new(Sched::new(cfg.partitions)),
             sched_cv: Condvar::new(),
             timer_tx: Mutex::new(Some(tx)),
@@ -472,7 +519,8 @@ impl Device {
         match r {
             Ok(v) => v,
             Err(e) => {
-                self.shared.access_error(bar, offset, size, None, e);
+                self.shared
+                    .access_error(Function::Pf, bar, offset, size, None, e);
                 all_ones
             }
         }
@@ -486,7 +534,8 @@ impl Device {
             _ => refuse(AccessError::Unmapped, Why::NoSuchBar(bar)),
         };
         if let Err(e) = r {
-            self.shared.access_error(bar, offset, size, Some(value), e);
+            self.shared
+                .access_error(Function::Pf, bar, offset, size, Some(value), e);
         }
     }
 
@@ -560,7 +609,12 @@ impl Device {
         r
     }
 
-    fn reg_access_checked(&self, offset: u64, size: u32, value: Option<u64>) -> AccessResult<u64> {
+    pub(crate) fn reg_access_checked(
+        &self,
+        offset: u64,
+        size: u32,
+        value: Option<u64>,
+    ) -> AccessResult<u64> {
         if size != 4 && size != 8 {
             return refuse(AccessError::BadWidth, Why::RegWidth(size));
         }
@@ -805,7 +859,7 @@ impl Shared {
     fn send(&self, p: usize, d: Option<Delivery>) {
         match d {
             None | Some(Delivery::Held(..)) => {}
-            Some(Delivery::Now(v, _)) => self.irq.notify(v),
+            Some(Delivery::Now(v, _)) => self.irq.notify(self.parts[p].function, v),
             Some(Delivery::Late(v, cause)) => {
                 let delay =
                     Duration::from_micros(self.inject_delay_us.load(Ordering::Relaxed) as u64);
@@ -859,10 +913,10 @@ impl Shared {
         }
         let xlate = GlobalIntr::new().with_xlate_fault(true).into_bits();
         if fire & !xlate != 0 {
-            self.irq.notify(HOST_VECTOR_EVENTS);
+            self.irq.notify(Function::Pf, HOST_VECTOR_EVENTS);
         }
         if fire & xlate != 0 {
-            self.irq.notify(HOST_VECTOR_XLATE);
+            self.irq.notify(Function::Pf, HOST_VECTOR_XLATE);
         }
     }
 
@@ -920,12 +974,22 @@ impl Shared {
         self.host_event(GlobalIntr::new().with_xlate_fault(true));
     }
 
-    /// Record a refused access (`value` is Some for writes) and tell
-    /// subscribers why, before the host's ACCESS_ERROR interrupt.
-    fn access_error(&self, bar: u8, offset: u64, size: u32, value: Option<u64>, r: Refusal) {
+    /// Record a refused access to BAR `bar` of `function` (`value` is Some
+    /// for writes) and tell subscribers why, before the host's
+    /// ACCESS_ERROR interrupt.
+    pub(crate) fn access_error(
+        &self,
+        function: Function,
+        bar: u8,
+        offset: u64,
+        size: u32,
+        value: Option<u64>,
+        r: Refusal,
+    ) {
         let write = value.is_some();
         let e = r.code;
         self.emit(|| EventKind::Rejected {
+            function,
             bar,
             offset,
             size,
@@ -940,7 +1004,8 @@ impl Shared {
             .with_size(size.min(15) as u8)
             .with_write(write)
             .with_reason(e)
-            .with_bar(bar.min(7));
+            .with_bar(bar.min(7))
+            .with_function(function.id().min(0x7f) as u8);
         g.access_error_offset = offset;
         drop(g);
         self.host_event(GlobalIntr::new().with_access_error(true));
@@ -983,17 +1048,29 @@ impl Shared {
 
     pub fn device_reset(&self) {
         let guards: Vec<_> = (0..self.parts.len()).map(|p| self.quiesce(p)).collect();
+        // After the quiesce (an enable holding config_lock may be waiting
+        // for one): no enable runs until the VFs' BARs let go of the slices.
+        let cfg = self.config_lock.lock();
         self.emit(|| EventKind::DeviceReset);
+        let mut unmapped = Vec::new();
         for part in &self.parts {
             part.generation.fetch_add(1, Ordering::SeqCst);
             let mut st = part.st.lock();
             let before = self.watch(&st);
+            if st.ctrl.enable() {
+                unmapped.push(part.index);
+            }
             *st = PartState::new();
             let after = Self::after(before, &st);
             drop(st);
             part.tlb.lock().invalidate();
             self.state_changed(part.index, before, after);
         }
+        // Before the scrub: no VF reaches VRAM any more when it is zeroed.
+        for p in unmapped {
+            self.notify_vf_slice(p);
+        }
+        drop(cfg);
         *self.global.lock() = Global::new();
         self.inject_delay_us
             .store(INJECT_DELAY_US_RESET, Ordering::Relaxed);
@@ -1343,15 +1420,27 @@ impl Shared {
     /// `config_lock` and the partition's lock, so no concurrent write of
     /// this slice (VRAM_BASE/SIZE take `config_lock`) or enable of another
     /// partition can slip between them.
+    ///
+    /// SR-IOV mode (SPEC 15): a VF's partition takes no translation (its
+    /// DMA goes through the platform IOMMU) and no slice bigger than the
+    /// VF's VRAM BAR; enabling or disabling it tells the VF slice notifier,
+    /// still under `config_lock`.
     fn ptable_ctrl(&self, p: usize, new: PtCtrl) -> AccessResult<()> {
         let _cfg = self.config_lock.lock();
         let part = &self.parts[p];
+        if let Some(vf) = part.vf() {
+            if new.xlate() || new.xlate_replay() {
+                return refuse(AccessError::BadValue, Why::XlateOnVf { vf });
+            }
+        }
         let mut st = part.st.lock();
         let was_enabled = st.ctrl.enable();
         if was_enabled && !new.enable() {
             drop(st);
-            let _q = self.quiesce(p);
+            let q = self.quiesce(p);
             self.reset_partition_quiesced(p, Some(new));
+            drop(q);
+            self.notify_vf_slice(p);
             return Ok(());
         }
         if new.enable() && !was_enabled {
@@ -1363,6 +1452,11 @@ impl Shared {
             }
             if end > self.cfg.vram_size_bytes {
                 return Err(beyond);
+            }
+            if let Some(vf) = part.vf() {
+                if size > self.vf_vram_bar {
+                    return refuse(AccessError::BadValue, Why::SliceBeyondVfBar { vf });
+                }
             }
             // Other partitions' locks are taken while holding ours only
             // here, under config_lock, so two enables cannot deadlock.
@@ -1395,7 +1489,19 @@ impl Shared {
         let after = Self::after(before, &st);
         drop(st);
         self.state_changed(p, before, after);
+        if new.enable() && !was_enabled {
+            self.notify_vf_slice(p);
+        }
         Ok(())
+    }
+
+    /// Tell the VF slice notifier that partition `p`'s slice mapping
+    /// changed, if `p` is a VF's. The caller holds `config_lock` and no
+    /// partition lock (the notifier may read the slice back).
+    fn notify_vf_slice(&self, p: usize) {
+        if let (Some(vf), Some(n)) = (self.parts[p].vf(), &self.vf_notify) {
+            n.vf_vram_changed(vf);
+        }
     }
 
     fn window_write(&self, p: usize, id: RegId, elem: usize, v: u64) -> AccessResult<()> {
@@ -1511,13 +1617,22 @@ impl Shared {
     fn dump(&self) -> String {
         let mut out = String::new();
         let c = &self.cfg;
-        let _ = writeln!(
+        let _ = write!(
             out,
             "vgpu: vram {} MiB, {} partitions, {} engines",
             c.vram_size_bytes >> 20,
             c.partitions,
             c.engines
         );
+        if c.sriov_vfs > 0 {
+            let _ = write!(
+                out,
+                ", SR-IOV: {} VFs, VF VRAM BAR {} KiB",
+                c.sriov_vfs,
+                self.vf_vram_bar >> 10
+            );
+        }
+        out.push('\n');
         let block = |out: &mut String, block: Block, instance: usize| {
             for r in REGISTERS.iter().filter(|r| r.block == block) {
                 if r.access == Access::Wo {
@@ -1564,6 +1679,7 @@ mod tests {
             vram_size_bytes: 16 << 20,
             partitions: 1,
             engines: 1,
+            ..DeviceConfig::default()
         };
         Device::new(
             cfg,

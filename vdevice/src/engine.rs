@@ -17,7 +17,7 @@ use crate::device::{
 use crate::events::{EventKind, IrqCause, IrqFate};
 use crate::regs::{FaultCode, InjectKind, PartIntr, CHUNK_BYTES, RINGS_PER_PARTITION};
 use crate::xlate::{self, Segment, XlateConfig, XlateError};
-use crate::{Dma, DmaError};
+use crate::{Dma, DmaError, Function};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering;
@@ -637,24 +637,27 @@ impl Exec<'_> {
     }
 
     /// Translate `len` bytes at partition address `addr` (at most one
-    /// chunk) and run `f(dma, bus, range)` for each bus segment, `range`
-    /// being the segment's bytes within the chunk.
+    /// chunk) and run `f(dma, function, bus, range)` for each bus segment,
+    /// `range` being the segment's bytes within the chunk.
     fn each_segment(
         &mut self,
         addr: u64,
         len: usize,
         write: bool,
-        mut f: impl FnMut(&dyn Dma, u64, std::ops::Range<usize>) -> Result<(), DmaError>,
+        mut f: impl FnMut(&dyn Dma, Function, u64, std::ops::Range<usize>) -> Result<(), DmaError>,
     ) -> Result<(), Stop> {
         let segs = self.translate(addr, len as u64, write)?;
         if self.inject(InjectKind::DmaError) {
             return Err(fault(FaultCode::DmaError, addr, write));
         }
+        // The partition's own function issues its DMA: in SR-IOV mode a
+        // VF's requester ID, which the platform IOMMU translates (SPEC 15).
+        let func = self.part.function;
         let mut off = 0usize;
         for s in segs {
             let n = usize::try_from(s.len).unwrap_or(usize::MAX);
             let end = off.saturating_add(n).min(len);
-            f(&*self.shared.dma, s.bus, off..end)
+            f(&*self.shared.dma, func, s.bus, off..end)
                 .map_err(|_| fault(FaultCode::DmaError, addr.wrapping_add(off as u64), write))?;
             off = end;
         }
@@ -676,8 +679,8 @@ impl Exec<'_> {
                     .ok_or(fault(FaultCode::VramOutOfBounds, at, false))
             }
             Place::Sys(base) => {
-                self.each_segment(base.wrapping_add(at), buf.len(), false, |dma, bus, r| {
-                    dma.read(bus, &mut buf[r])
+                self.each_segment(base.wrapping_add(at), buf.len(), false, |dma, f, bus, r| {
+                    dma.read(f, bus, &mut buf[r])
                 })
             }
         }
@@ -694,8 +697,8 @@ impl Exec<'_> {
                     .ok_or(fault(FaultCode::VramOutOfBounds, at, true))
             }
             Place::Sys(base) => {
-                self.each_segment(base.wrapping_add(at), buf.len(), true, |dma, bus, r| {
-                    dma.write(bus, &buf[r])
+                self.each_segment(base.wrapping_add(at), buf.len(), true, |dma, f, bus, r| {
+                    dma.write(f, bus, &buf[r])
                 })
             }
         }
@@ -871,7 +874,9 @@ pub(crate) fn timer(shared: Arc<Shared>, rx: Receiver<LateIrq>) {
                     cause: m.cause,
                     fate: IrqFate::Sent,
                 });
-                shared.irq.notify(m.vector);
+                shared
+                    .irq
+                    .notify(shared.parts[m.partition].function, m.vector);
             }
         }
     }

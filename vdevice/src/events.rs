@@ -14,6 +14,7 @@
 
 use crate::command::Opcode;
 use crate::regs::{AccessError, FaultCode, PartitionState, ResumeAction};
+use crate::Function;
 use parking_lot::RwLock;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -59,8 +60,10 @@ pub enum IrqFate {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventKind {
     /// A register or BAR access the device refused (SPEC 2): the access as
-    /// made, the reason it records in `ACCESS_ERROR_INFO`, and in words why.
+    /// made (to BAR `bar` of `function`), the reason it records in
+    /// `ACCESS_ERROR_INFO`, and in words why.
     Rejected {
+        function: Function,
         bar: u8,
         offset: u64,
         size: u32,
@@ -150,9 +153,14 @@ impl EventKind {
     }
 
     /// The partition the event belongs to, if any (a rejected access to a
-    /// partition's table entry or window belongs to that partition).
+    /// partition's table entry or window, or to any BAR of its VF, belongs
+    /// to that partition).
     pub fn partition(&self) -> Option<usize> {
         match *self {
+            EventKind::Rejected {
+                function: Function::Vf(n),
+                ..
+            } => Some(usize::from(n)),
             EventKind::Rejected { bar, offset, .. } => {
                 if bar != crate::regs::REG_BAR {
                     return None;
@@ -203,6 +211,7 @@ impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EventKind::Rejected {
+                function,
                 offset,
                 size,
                 write,
@@ -210,11 +219,9 @@ impl fmt::Display for EventKind {
                 bar,
                 ..
             } => {
-                let access = if *bar == crate::regs::REG_BAR {
-                    crate::regs::format_access(*offset, *size, *value, *write)
-                } else {
-                    format!("BAR{bar}+{offset:#x}")
-                };
+                let access = crate::regs::format_function_access(
+                    *function, *bar, *offset, *size, *value, *write,
+                );
                 let rw = if *write { 'W' } else { 'R' };
                 let r = self.rejection().unwrap_or_default();
                 write!(f, "{rw}{size} {access}  {r}")
@@ -444,6 +451,12 @@ pub enum Why {
     TailOntoInFlight { ring: u8, head: u32 },
     RingOff { ring: u8 },
     TailBeyondRing { ring: u8, tail: u32, size: u32 },
+    NoSuchVf { vfs: u16 },
+    BeyondVfWindow,
+    VfSliceUnmapped { vf: u16 },
+    BeyondVfSlice { vf: u16 },
+    XlateOnVf { vf: u16 },
+    SliceBeyondVfBar { vf: u16 },
 }
 
 impl fmt::Display for Why {
@@ -496,6 +509,25 @@ impl fmt::Display for Why {
             ),
             Why::TailBeyondRing { ring, tail, size } => {
                 write!(f, "ring {ring}: TAIL {tail} >= RING_SIZE {size}")
+            }
+            Why::NoSuchVf { vfs } => write!(f, "no such VF: the device has {vfs} VFs"),
+            Why::BeyondVfWindow => {
+                f.write_str("beyond the VF's register BAR (one 8 KiB partition window)")
+            }
+            Why::VfSliceUnmapped { vf } => write!(
+                f,
+                "VF{vf}'s VRAM BAR reaches no VRAM: partition {vf} is disabled"
+            ),
+            Why::BeyondVfSlice { vf } => write!(
+                f,
+                "beyond partition {vf}'s VRAM slice (PT VRAM_SIZE) in VF{vf}'s VRAM BAR"
+            ),
+            Why::XlateOnVf { vf } => write!(
+                f,
+                "partition {vf} is VF{vf}: its DMA is translated by the platform IOMMU, not XLATE"
+            ),
+            Why::SliceBeyondVfBar { vf } => {
+                write!(f, "slice larger than VF{vf}'s VRAM BAR (vf_vram_bar_size)")
             }
         }
     }

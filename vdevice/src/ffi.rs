@@ -4,8 +4,8 @@
 //! contract on threads and locking); vdevice/tests/c_abi.rs checks it.
 
 use crate::config::DeviceConfig;
-use crate::pci::PciInfo;
-use crate::{Device, Dma, DmaError, Irq};
+use crate::pci::{PciInfo, VfPciInfo};
+use crate::{Device, Dma, DmaError, Function, Irq, VfSliceNotify};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::Arc;
 
@@ -22,20 +22,54 @@ pub struct VDeviceConfig {
     /// (SPEC 13): MIN_US and JITTER_US; 0 and 0 for engines at full speed.
     pub engine_delay_us: u32,
     pub engine_jitter_us: u32,
+    /// SR-IOV mode: 0 (off) .. partitions. Partition n is VF n (SPEC.md
+    /// "SR-IOV mode"); needs the *_fn callbacks.
+    pub sriov_vfs: u32,
+    /// Size of every VF's VRAM BAR: 0 (derived: vram_size_bytes /
+    /// sriov_vfs rounded down to a power of two) or a power of two, 64 KiB
+    /// .. vram_size_bytes. Only with sriov_vfs > 0.
+    pub vf_vram_bar_size: u64,
 }
 
-/// The shim's side: guest memory, MSI-X and thread registration.
+/// VDeviceCallbacks function ids (the *_fn callbacks' `function`): the
+/// PF, or VF n as VDEVICE_FUNCTION_VF0 + n.
+pub const VDEVICE_FUNCTION_PF: u32 = 0;
+pub const VDEVICE_FUNCTION_VF0: u32 = 1;
+
+/// The shim's side: guest memory, MSI-X, thread registration and (SR-IOV
+/// mode) the VFs' VRAM BAR mappings. Members that are not set must be NULL
+/// (use designated initializers).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct VDeviceCallbacks {
     pub opaque: *mut c_void,
-    /// Return 0 on success, non-zero on a failed bus transaction.
+    /// PF DMA, used when dma_read_fn is NULL. Return 0 on success,
+    /// non-zero on a failed bus transaction.
     pub dma_read: Option<unsafe extern "C" fn(*mut c_void, u64, *mut c_void, u64) -> c_int>,
-    /// Return 0 on success, non-zero on a failed bus transaction.
+    /// As dma_read, for writes; used when dma_write_fn is NULL.
     pub dma_write: Option<unsafe extern "C" fn(*mut c_void, u64, *const c_void, u64) -> c_int>,
+    /// PF MSI-X, used when msix_notify_fn is NULL.
     pub msix_notify: Option<unsafe extern "C" fn(*mut c_void, u32)>,
     pub thread_start: Option<unsafe extern "C" fn(*mut c_void)>,
     pub thread_stop: Option<unsafe extern "C" fn(*mut c_void)>,
+    /// DMA read issued by `function` (VDEVICE_FUNCTION_*): use that
+    /// function's bus-master address space (a VF's requester ID, which
+    /// the platform IOMMU translates). Return 0 on success, non-zero on a
+    /// failed bus transaction (also: a VF that is not enabled). Required
+    /// with sriov_vfs > 0; when set, dma_read is not used.
+    pub dma_read_fn: Option<unsafe extern "C" fn(*mut c_void, u32, u64, *mut c_void, u64) -> c_int>,
+    /// As dma_read_fn, for writes.
+    pub dma_write_fn:
+        Option<unsafe extern "C" fn(*mut c_void, u32, u64, *const c_void, u64) -> c_int>,
+    /// Send vector `vector` of `function`'s MSI-X table (a VF has vectors
+    /// 0 and 1). Required with sriov_vfs > 0; when set, msix_notify is not
+    /// used.
+    pub msix_notify_fn: Option<unsafe extern "C" fn(*mut c_void, u32, u32)>,
+    /// SR-IOV mode: VF `vf`'s VRAM BAR started or stopped reaching its
+    /// slice; read the new mapping with vdevice_vf_vram_slice() and apply
+    /// it before returning (contract at the top of this header). NULL: the
+    /// shim traps the whole VF VRAM BAR through vdevice_vf_bar_read/write.
+    pub vf_vram_changed: Option<unsafe extern "C" fn(*mut c_void, u16)>,
 }
 
 /// The shim's callbacks; the header obliges them to be thread-safe.
@@ -45,29 +79,26 @@ unsafe impl Send for Callbacks {}
 unsafe impl Sync for Callbacks {}
 
 impl Dma for Callbacks {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-        let f = self.0.dma_read.ok_or(DmaError)?;
+    fn read(&self, func: Function, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        let (ptr, len) = (buf.as_mut_ptr().cast(), buf.len() as u64);
         // SAFETY: buf is valid for len bytes for the duration of the call.
-        match unsafe {
-            f(
-                self.0.opaque,
-                addr,
-                buf.as_mut_ptr().cast(),
-                buf.len() as u64,
-            )
-        } {
-            0 => Ok(()),
-            _ => Err(DmaError),
-        }
+        let r = match (self.0.dma_read_fn, self.0.dma_read, func) {
+            (Some(f), _, _) => unsafe { f(self.0.opaque, func.id(), addr, ptr, len) },
+            (None, Some(f), Function::Pf) => unsafe { f(self.0.opaque, addr, ptr, len) },
+            _ => return Err(DmaError),
+        };
+        (r == 0).then_some(()).ok_or(DmaError)
     }
 
-    fn write(&self, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
-        let f = self.0.dma_write.ok_or(DmaError)?;
+    fn write(&self, func: Function, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
+        let (ptr, len) = (buf.as_ptr().cast(), buf.len() as u64);
         // SAFETY: as above.
-        match unsafe { f(self.0.opaque, addr, buf.as_ptr().cast(), buf.len() as u64) } {
-            0 => Ok(()),
-            _ => Err(DmaError),
-        }
+        let r = match (self.0.dma_write_fn, self.0.dma_write, func) {
+            (Some(f), _, _) => unsafe { f(self.0.opaque, func.id(), addr, ptr, len) },
+            (None, Some(f), Function::Pf) => unsafe { f(self.0.opaque, addr, ptr, len) },
+            _ => return Err(DmaError),
+        };
+        (r == 0).then_some(()).ok_or(DmaError)
     }
 
     fn thread_start(&self) {
@@ -86,10 +117,22 @@ impl Dma for Callbacks {
 }
 
 impl Irq for Callbacks {
-    fn notify(&self, vector: u32) {
-        if let Some(f) = self.0.msix_notify {
+    fn notify(&self, func: Function, vector: u32) {
+        match (self.0.msix_notify_fn, self.0.msix_notify, func) {
+            // SAFETY: C callbacks with their own opaque.
+            (Some(f), _, _) => unsafe { f(self.0.opaque, func.id(), vector) },
+            (None, Some(f), Function::Pf) => unsafe { f(self.0.opaque, vector) },
+            // vdevice_create refused VFs without msix_notify_fn.
+            _ => {}
+        }
+    }
+}
+
+impl VfSliceNotify for Callbacks {
+    fn vf_vram_changed(&self, vf: u16) {
+        if let Some(f) = self.0.vf_vram_changed {
             // SAFETY: C callback with its own opaque.
-            unsafe { f(self.0.opaque, vector) }
+            unsafe { f(self.0.opaque, vf) }
         }
     }
 }
@@ -127,9 +170,24 @@ pub unsafe extern "C" fn vdevice_create(
         vram_size_bytes: c.vram_size_bytes,
         partitions: c.partitions as usize,
         engines: c.engines as usize,
+        sriov_vfs: c.sriov_vfs as usize,
+        vf_vram_bar_size: c.vf_vram_bar_size,
     };
+    if c.sriov_vfs > 0
+        && (cb.dma_read_fn.is_none() || cb.dma_write_fn.is_none() || cb.msix_notify_fn.is_none())
+    {
+        write_err(
+            err,
+            err_len,
+            "sriov_vfs needs the dma_read_fn, dma_write_fn and msix_notify_fn callbacks (a VF's DMA and interrupts say which function they belong to)",
+        );
+        return std::ptr::null_mut();
+    }
     let host = Arc::new(Callbacks(cb));
-    match Device::new(config, host.clone(), host) {
+    let notify = cb
+        .vf_vram_changed
+        .map(|_| host.clone() as Arc<dyn VfSliceNotify>);
+    match Device::with_vf_slice_notify(config, host.clone(), host, notify) {
         Ok(d) => {
             d.set_engine_delay_reset(
                 crate::regs::EngineDelay::new()
@@ -195,6 +253,104 @@ pub unsafe extern "C" fn vdevice_bar_write(
     size: u32,
 ) {
     (*dev).write(bar.min(255) as u8, offset, value, size)
+}
+
+/// SR-IOV mode: the VFs' identity and BAR layout for the PF's SR-IOV
+/// capability and the VFs' config space. Returns 0, or -1 (out untouched)
+/// when sriov_vfs is 0.
+///
+/// # Safety
+/// `dev` valid, `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn vdevice_vf_info(dev: *const Device, out: *mut VfPciInfo) -> c_int {
+    match (*dev).vf_info() {
+        Some(info) => {
+            *out = info;
+            0
+        }
+        None => -1,
+    }
+}
+
+/// An access of 1, 2, 4 or 8 bytes to BAR `bar` of VF `vf` (SR-IOV mode):
+/// the register BAR is partition vf's window, the VRAM BAR its slice (SPEC
+/// "SR-IOV mode"). As vdevice_bar_read, refused accesses read all ones and
+/// are logged; a VF that does not exist is refused too. Same threading as
+/// vdevice_bar_read; never calls vf_vram_changed.
+///
+/// # Safety
+/// `dev` valid.
+#[no_mangle]
+pub unsafe extern "C" fn vdevice_vf_bar_read(
+    dev: *mut Device,
+    vf: u16,
+    bar: u32,
+    offset: u64,
+    size: u32,
+) -> u64 {
+    (*dev).vf_read(vf, bar.min(255) as u8, offset, size)
+}
+
+/// As vdevice_vf_bar_read().
+///
+/// # Safety
+/// `dev` valid.
+#[no_mangle]
+pub unsafe extern "C" fn vdevice_vf_bar_write(
+    dev: *mut Device,
+    vf: u16,
+    bar: u32,
+    offset: u64,
+    value: u64,
+    size: u32,
+) {
+    (*dev).vf_write(vf, bar.min(255) as u8, offset, value, size)
+}
+
+/// Function-level reset of VF `vf` (its FLR, and the reset QEMU does when
+/// VFs are enabled or disabled): a partition reset of partition vf. The
+/// PF, the partition table and other VFs are untouched; the slice stays
+/// mapped (no vf_vram_changed). Waits, as vdevice_reset, only for an
+/// engine's current chunk. Returns 0, or -1 if there is no VF vf.
+///
+/// # Safety
+/// `dev` valid.
+#[no_mangle]
+pub unsafe extern "C" fn vdevice_vf_flr(dev: *mut Device, vf: u16) -> c_int {
+    if (*dev).vf_flr(vf) {
+        0
+    } else {
+        -1
+    }
+}
+
+/// Where VF `vf`'s VRAM BAR leads now. Returns 1 with *vram_offset and
+/// *size set when BAR bytes 0 .. *size are VRAM *vram_offset .. + *size
+/// (an offset into vdevice_vram_fd(); *size <= the VF VRAM BAR size);
+/// 0 when the BAR reaches no VRAM (the partition is disabled); -1 if
+/// there is no VF vf. Callable from inside vf_vram_changed.
+///
+/// # Safety
+/// `dev` valid; `vram_offset` and `size` writable.
+#[no_mangle]
+pub unsafe extern "C" fn vdevice_vf_vram_slice(
+    dev: *const Device,
+    vf: u16,
+    vram_offset: *mut u64,
+    size: *mut u64,
+) -> c_int {
+    let d = &*dev;
+    if usize::from(vf) >= d.config().sriov_vfs {
+        return -1;
+    }
+    match d.vf_vram_slice(vf) {
+        Some(s) => {
+            *vram_offset = s.base;
+            *size = s.size_bytes;
+            1
+        }
+        None => 0,
+    }
 }
 
 /// Whole-device reset (PCI reset): quiesce engines, registers to reset
@@ -264,9 +420,10 @@ pub extern "C" fn vdevice_version() -> *const c_char {
 // taken, done and faulted, interrupts, partition states, translation faults
 // ---------------------------------------------------------------------------
 
-/// VDeviceEvent.kind: a register or BAR access was refused. bar, addr (the
-/// offset), size, write, value: the access; code: ACCESS_ERROR_INFO.REASON;
-/// why: the reason in words; partition: the window's or table entry's.
+/// VDeviceEvent.kind: a register or BAR access was refused. function, bar,
+/// addr (the offset), size, write, value: the access; code:
+/// ACCESS_ERROR_INFO.REASON; why: the reason in words; partition: the
+/// window's or table entry's (or the VF's).
 pub const VDEVICE_EVENT_REJECTED: u32 = 1;
 /// An engine took command `index` of `ring` (opcode: its opcode).
 pub const VDEVICE_EVENT_CMD_TAKEN: u32 = 2;
@@ -339,6 +496,8 @@ pub struct VDeviceEvent {
     pub why: *const c_char,
     /// The whole event as one line of text, as the trace decoder prints it.
     pub text: *const c_char,
+    /// Refused access: the function whose BAR it was (VDEVICE_FUNCTION_*).
+    pub function: u32,
 }
 
 fn event_to_c(e: &crate::events::Event, why: &CStr, text: &CStr) -> VDeviceEvent {
@@ -359,6 +518,7 @@ fn event_to_c(e: &crate::events::Event, why: &CStr, text: &CStr) -> VDeviceEvent
         time_ns: e.time_ns,
         why: why.as_ptr(),
         text: text.as_ptr(),
+        function: 0,
     };
     let cmd =
         |c: &mut VDeviceEvent, ring: usize, index: u32, op: Option<crate::command::Opcode>| {
@@ -368,6 +528,7 @@ fn event_to_c(e: &crate::events::Event, why: &CStr, text: &CStr) -> VDeviceEvent
         };
     match e.kind {
         K::Rejected {
+            function,
             bar,
             offset,
             size,
@@ -377,6 +538,7 @@ fn event_to_c(e: &crate::events::Event, why: &CStr, text: &CStr) -> VDeviceEvent
             ..
         } => {
             c.kind = VDEVICE_EVENT_REJECTED;
+            c.function = function.id();
             c.bar = bar.into();
             c.addr = offset;
             c.size = size;
@@ -486,6 +648,7 @@ pub unsafe fn event_from_c(c: &VDeviceEvent) -> Option<crate::events::Event> {
     let write = c.write != 0;
     let kind = match c.kind {
         VDEVICE_EVENT_REJECTED => K::Rejected {
+            function: crate::Function::from_id(c.function)?,
             bar: u8::try_from(c.bar).ok()?,
             offset: c.addr,
             size: c.size,
@@ -648,6 +811,7 @@ mod tests {
         let (partition, ring, index) = cmd(3, 1, 17);
         let kinds = [
             K::Rejected {
+                function: crate::Function::Pf,
                 bar: 0,
                 offset: 0x11000,
                 size: 4,
@@ -655,6 +819,16 @@ mod tests {
                 value: 1,
                 code: AccessError::BadValue,
                 why: "ring 0 off: RING_SIZE is 0".into(),
+            },
+            K::Rejected {
+                function: crate::Function::Vf(3),
+                bar: 2,
+                offset: 0x4000,
+                size: 8,
+                write: false,
+                value: 0,
+                code: AccessError::Disabled,
+                why: "VF3's partition is disabled".into(),
             },
             K::CmdTaken {
                 partition,

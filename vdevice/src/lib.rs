@@ -12,29 +12,82 @@ pub mod events;
 pub mod ffi;
 pub mod pci;
 pub mod regs;
+mod sriov;
 pub mod testing;
 pub mod vram;
 pub mod xlate;
 
 pub use config::{ConfigError, DeviceConfig};
 pub use device::Device;
+pub use sriov::VfSlice;
 
-/// A failed bus transaction (unmapped address, bus mastering off, ...).
+/// A failed bus transaction (unmapped address, bus mastering off, an
+/// IOMMU that refused the address, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DmaError;
 
-/// System memory as the device sees it (bus addresses). Called only on
-/// engine threads.
+/// A PCI function of the device: the physical function, or in SR-IOV mode
+/// (SPEC 15) virtual function n, which is partition n's own function. Every
+/// DMA and every MSI-X message says which function it belongs to, so a VMM
+/// can use that function's requester ID (and the IOMMU's translation for
+/// it) and MSI-X table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Function {
+    #[default]
+    Pf,
+    Vf(u16),
+}
+
+impl Function {
+    /// The C ABI's function id: 0 for the PF, n + 1 for VF n.
+    pub fn id(self) -> u32 {
+        match self {
+            Function::Pf => 0,
+            Function::Vf(n) => u32::from(n).wrapping_add(1),
+        }
+    }
+
+    /// The function of a C ABI function id (see [`Function::id`]); None
+    /// for ids no function can have.
+    pub fn from_id(id: u32) -> Option<Self> {
+        match id {
+            0 => Some(Function::Pf),
+            n => u16::try_from(n.wrapping_sub(1)).ok().map(Function::Vf),
+        }
+    }
+}
+
+impl std::fmt::Display for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Function::Pf => f.write_str("PF"),
+            Function::Vf(n) => write!(f, "VF{n}"),
+        }
+    }
+}
+
+/// System memory as the device sees it: bus addresses of function `func`
+/// (the PF's, or a VF's, which a platform IOMMU may translate). Called only
+/// on engine threads.
 pub trait Dma: Send + Sync {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError>;
-    fn write(&self, addr: u64, buf: &[u8]) -> Result<(), DmaError>;
+    fn read(&self, func: Function, addr: u64, buf: &mut [u8]) -> Result<(), DmaError>;
+    fn write(&self, func: Function, addr: u64, buf: &[u8]) -> Result<(), DmaError>;
     /// Called on each model thread before its first callback.
     fn thread_start(&self) {}
     /// Called on each model thread after its last callback.
     fn thread_stop(&self) {}
 }
 
-/// The MSI-X sink. Must not block or call back into the device.
+/// The MSI-X sink: vector `vector` of function `func`'s MSI-X table. Must
+/// not block or call back into the device.
 pub trait Irq: Send + Sync {
-    fn notify(&self, vector: u32);
+    fn notify(&self, func: Function, vector: u32);
+}
+
+/// SR-IOV mode: told when VF `vf`'s VRAM BAR starts or stops reaching its
+/// partition's slice (SPEC 15), so a VMM that maps the slice straight into
+/// the VF's BAR can follow. Called synchronously, after the change, on the
+/// thread that made it; see [`Device::with_vf_slice_notify`] for the rules.
+pub trait VfSliceNotify: Send + Sync {
+    fn vf_vram_changed(&self, vf: u16);
 }

@@ -5,7 +5,7 @@
 #![deny(clippy::arithmetic_side_effects)]
 
 use crate::regs::{XlatePde, XlatePte};
-use crate::Dma;
+use crate::{Dma, Function};
 
 pub const PAGE_SIZE: u64 = 4096;
 pub const PTES_PER_TABLE: u64 = 512;
@@ -87,9 +87,11 @@ pub struct Segment {
     pub len: u64,
 }
 
+/// Read a table entry. The host builds the tables in its own memory, so
+/// the walk is the PF's DMA (only PF-owned partitions translate: SPEC 15).
 fn read_u64(dma: &dyn Dma, addr: u64) -> Result<u64, XlateError> {
     let mut b = [0u8; 8];
-    dma.read(addr, &mut b)
+    dma.read(Function::Pf, addr, &mut b)
         .map_err(|_| XlateError::Dma { addr })?;
     Ok(u64::from_le_bytes(b))
 }

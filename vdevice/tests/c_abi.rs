@@ -110,6 +110,8 @@ fn events_reach_a_c_subscriber_with_their_reason() {
         engines: 1,
         engine_delay_us: 0,
         engine_jitter_us: 0,
+        sriov_vfs: 0,
+        vf_vram_bar_size: 0,
     };
     let cb = VDeviceCallbacks {
         opaque: std::ptr::null_mut(),
@@ -118,6 +120,10 @@ fn events_reach_a_c_subscriber_with_their_reason() {
         msix_notify: None,
         thread_start: None,
         thread_stop: None,
+        dma_read_fn: None,
+        dma_write_fn: None,
+        msix_notify_fn: None,
+        vf_vram_changed: None,
     };
     let seen: Seen = Mutex::new(Vec::new());
     unsafe {
@@ -151,5 +157,185 @@ fn events_reach_a_c_subscriber_with_their_reason() {
     assert!(
         text.contains("PART[1].DOORBELL[0] <- 0x1  REJECTED BAD_VALUE (ring 0 off"),
         "{text}"
+    );
+}
+
+/// The shim will put this layout in the SR-IOV capability and the VFs'
+/// config space; a change must change the patch too.
+#[test]
+fn vf_info_keeps_its_layout() {
+    use std::mem::{offset_of, size_of};
+    use vdevice::pci::VfPciInfo;
+    let offsets = [
+        offset_of!(VfPciInfo, total_vfs),
+        offset_of!(VfPciInfo, vf_device_id),
+        offset_of!(VfPciInfo, subsystem_vendor_id),
+        offset_of!(VfPciInfo, subsystem_id),
+        offset_of!(VfPciInfo, class_code),
+        offset_of!(VfPciInfo, revision),
+        offset_of!(VfPciInfo, reg_bar),
+        offset_of!(VfPciInfo, vram_bar),
+        offset_of!(VfPciInfo, msix_bar),
+        offset_of!(VfPciInfo, reg_bar_size),
+        offset_of!(VfPciInfo, vram_bar_size),
+        offset_of!(VfPciInfo, msix_bar_size),
+        offset_of!(VfPciInfo, msix_vectors),
+        offset_of!(VfPciInfo, msix_table_offset),
+        offset_of!(VfPciInfo, msix_pba_offset),
+    ];
+    assert_eq!(
+        offsets,
+        [0, 2, 4, 6, 8, 12, 13, 14, 15, 16, 24, 32, 40, 44, 48]
+    );
+    assert_eq!(size_of::<VfPciInfo>(), 56);
+}
+
+/// SR-IOV through the C ABI as the shim will use it: creation refuses a
+/// shim without the function-aware callbacks; with them, a VF's DMA and
+/// interrupts arrive with its function id, and vf_vram_changed can read
+/// the new mapping back from inside the callback.
+#[test]
+fn sriov_through_the_c_abi() {
+    use std::ffi::{c_char, c_int, c_void, CStr};
+    use std::sync::Mutex;
+    use vdevice::ffi::*;
+    use vdevice::regs::{self, RegId};
+
+    #[derive(Default)]
+    struct Shim {
+        dev: Mutex<usize>,
+        /// (function, addr, write) of every DMA.
+        dma: Mutex<Vec<(u32, u64, bool)>>,
+        msix: Mutex<Vec<(u32, u32)>>,
+        /// (vf, vdevice_vf_vram_slice's answer, offset, size).
+        slices: Mutex<Vec<(u16, c_int, u64, u64)>>,
+        mem: Mutex<Vec<u8>>,
+    }
+    unsafe fn shim<'a>(o: *mut c_void) -> &'a Shim {
+        &*(o as *const Shim)
+    }
+    unsafe extern "C" fn rd(o: *mut c_void, f: u32, a: u64, b: *mut c_void, n: u64) -> c_int {
+        let s = shim(o);
+        s.dma.lock().unwrap().push((f, a, false));
+        let m = s.mem.lock().unwrap();
+        let src = &m[a as usize..(a + n) as usize];
+        std::ptr::copy_nonoverlapping(src.as_ptr(), b.cast::<u8>(), n as usize);
+        0
+    }
+    unsafe extern "C" fn wr(o: *mut c_void, f: u32, a: u64, b: *const c_void, n: u64) -> c_int {
+        let s = shim(o);
+        s.dma.lock().unwrap().push((f, a, true));
+        let mut m = s.mem.lock().unwrap();
+        let dst = &mut m[a as usize..(a + n) as usize];
+        std::ptr::copy_nonoverlapping(b.cast::<u8>(), dst.as_mut_ptr(), n as usize);
+        0
+    }
+    unsafe extern "C" fn msix(o: *mut c_void, f: u32, v: u32) {
+        shim(o).msix.lock().unwrap().push((f, v));
+    }
+    unsafe extern "C" fn changed(o: *mut c_void, vf: u16) {
+        let s = shim(o);
+        let dev = *s.dev.lock().unwrap() as *const vdevice::Device;
+        let (mut off, mut size) = (0u64, 0u64);
+        let r = vdevice_vf_vram_slice(dev, vf, &mut off, &mut size);
+        s.slices.lock().unwrap().push((vf, r, off, size));
+    }
+
+    let s = Shim {
+        mem: Mutex::new(vec![0; 1 << 16]),
+        ..Shim::default()
+    };
+    let opaque = &s as *const Shim as *mut c_void;
+    let cfg = VDeviceConfig {
+        vram_size_bytes: 16 << 20,
+        partitions: 2,
+        engines: 1,
+        engine_delay_us: 0,
+        engine_jitter_us: 0,
+        sriov_vfs: 1,
+        vf_vram_bar_size: 0,
+    };
+    let old_shim = VDeviceCallbacks {
+        opaque,
+        dma_read: None,
+        dma_write: None,
+        msix_notify: None,
+        thread_start: None,
+        thread_stop: None,
+        dma_read_fn: None,
+        dma_write_fn: None,
+        msix_notify_fn: None,
+        vf_vram_changed: None,
+    };
+    let mut err = [0 as c_char; 256];
+    unsafe {
+        let dev = vdevice_create(&cfg, &old_shim, err.as_mut_ptr(), err.len());
+        assert!(dev.is_null());
+        let msg = CStr::from_ptr(err.as_ptr()).to_string_lossy();
+        assert!(msg.starts_with("sriov_vfs needs the dma_read_fn"), "{msg}");
+        let bad = VDeviceConfig {
+            sriov_vfs: 3,
+            ..cfg
+        };
+        let cb = VDeviceCallbacks {
+            dma_read_fn: Some(rd),
+            dma_write_fn: Some(wr),
+            msix_notify_fn: Some(msix),
+            vf_vram_changed: Some(changed),
+            ..old_shim
+        };
+        let dev = vdevice_create(&bad, &cb, err.as_mut_ptr(), err.len());
+        assert!(dev.is_null());
+        let msg = CStr::from_ptr(err.as_ptr()).to_string_lossy();
+        assert!(msg.contains("partitions = 2 (got 3)"), "{msg}");
+
+        let dev = vdevice_create(&cfg, &cb, err.as_mut_ptr(), err.len());
+        assert!(!dev.is_null());
+        *s.dev.lock().unwrap() = dev as usize;
+        let mut info = std::mem::zeroed::<vdevice::pci::VfPciInfo>();
+        assert_eq!(vdevice_vf_info(dev, &mut info), 0);
+        assert_eq!((info.total_vfs, info.vram_bar_size), (1, 16 << 20));
+
+        let pf = |id: RegId, p: usize, v: u64| {
+            let w = regs::register(id).width as u32;
+            vdevice_bar_write(dev, 0, regs::offset_of(id, p, 0), v, w)
+        };
+        let vf = |id: RegId, v: u64| {
+            let w = regs::register(id).width as u32;
+            vdevice_vf_bar_write(dev, 0, 0, regs::window_offset(id, 0), v, w)
+        };
+        pf(RegId::PtVramBase, 0, 1 << 20);
+        pf(RegId::PtVramSize, 0, 1 << 20);
+        pf(RegId::PtCtrl, 0, 1);
+        // VF0's tenant: a system-memory ring with one FENCE carrying INTR.
+        let fence =
+            vdevice::command::Command::fence(vdevice::command::Loc::Sys(0x8000), 0x99, true);
+        s.mem.lock().unwrap()[0x1000..0x1040].copy_from_slice(&fence.encode());
+        vf(RegId::WRingCtrl, 1);
+        vf(RegId::WRingBase, 0x1000);
+        vf(RegId::WRingSize, 4);
+        vf(RegId::WIntrMask, 1);
+        vf(RegId::WDoorbell, 1);
+        let fence_value = regs::window_offset(RegId::WFenceValue, 0);
+        let t = std::time::Instant::now();
+        while vdevice_vf_bar_read(dev, 0, 0, fence_value, 8) != 0x99 {
+            assert!(t.elapsed().as_secs() < 10, "fence never completed");
+            std::thread::yield_now();
+        }
+        assert_eq!(vdevice_vf_flr(dev, 0), 0);
+        assert_eq!(vdevice_vf_flr(dev, 1), -1);
+        pf(RegId::PtCtrl, 0, 0);
+        let (mut off, mut size) = (0, 0);
+        assert_eq!(vdevice_vf_vram_slice(dev, 1, &mut off, &mut size), -1);
+        vdevice_destroy(dev);
+    }
+    let vf0 = VDEVICE_FUNCTION_VF0;
+    let dma = s.dma.into_inner().unwrap();
+    assert_eq!(dma, [(vf0, 0x1000, false), (vf0, 0x8000, true)]);
+    assert_eq!(s.mem.lock().unwrap()[0x8000], 0x99);
+    assert!(s.msix.into_inner().unwrap().contains(&(vf0, 0)));
+    assert_eq!(
+        s.slices.into_inner().unwrap(),
+        [(0, 1, 1 << 20, 1 << 20), (0, 0, 0, 0)]
     );
 }

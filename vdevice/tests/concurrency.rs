@@ -107,6 +107,7 @@ fn run_seed(seed: u64, time: Duration) {
             vram_size_bytes: VRAM,
             partitions: PARTS,
             engines: 2,
+            ..DeviceConfig::default()
         },
         SYSMEM,
     ));

@@ -17,6 +17,7 @@ fn harness() -> Harness {
             vram_size_bytes: 64 * MIB,
             partitions: 2,
             engines: 1,
+            ..DeviceConfig::default()
         },
         8 << 20,
     )

@@ -19,6 +19,7 @@ fn harness() -> Harness {
             vram_size_bytes: 64 * MIB,
             partitions: 2,
             engines: 2,
+            ..DeviceConfig::default()
         },
         4 << 20,
     );
@@ -337,6 +338,7 @@ fn slices_must_be_valid_and_disjoint_and_scrub_needs_a_disabled_partition() {
             vram_size_bytes: 16 * MIB,
             partitions: 3,
             engines: 1,
+            ..DeviceConfig::default()
         },
         4096,
     );

@@ -71,7 +71,7 @@ proptest! {
 
     #[test]
     fn garbage_never_panics_and_reset_recovers(seq in prop::collection::vec(access(), 1..200)) {
-        let h = Harness::new(DeviceConfig { vram_size_bytes: 64 * MIB, partitions: 3, engines: 2 }, 1 << 20);
+        let h = Harness::new(DeviceConfig { vram_size_bytes: 64 * MIB, partitions: 3, engines: 2, ..DeviceConfig::default() }, 1 << 20);
         let init = h.dev.dump();
         for a in &seq {
             match a {

@@ -24,6 +24,7 @@ fn gated(partitions: usize, engines: usize, sysmem: usize) -> (Harness, Arc<Gate
             vram_size_bytes: 64 * MIB,
             partitions,
             engines,
+            ..DeviceConfig::default()
         },
         mem,
         gate.clone(),
@@ -210,6 +211,7 @@ fn enable_and_a_racing_slice_write_never_overlap() {
             vram_size_bytes: 64 * MIB,
             partitions: 64,
             engines: 1,
+            ..DeviceConfig::default()
         },
         4096,
     ));

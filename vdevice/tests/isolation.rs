@@ -79,7 +79,7 @@ proptest! {
 
     #[test]
     fn a_partition_stays_inside_its_slice_and_its_pages(ops in prop::collection::vec(op(), 1..40), maps in mapping(), replay in any::<bool>()) {
-        let h = Harness::new(DeviceConfig { vram_size_bytes: 16 * MIB, partitions: 2, engines: 2 }, SYSMEM);
+        let h = Harness::new(DeviceConfig { vram_size_bytes: 16 * MIB, partitions: 2, engines: 2, ..DeviceConfig::default() }, SYSMEM);
         // VRAM: marks everywhere, the slice gets its own bytes.
         let mut outside = vec![0u8; 16 * MIB as usize];
         fill_marks(&mut outside);

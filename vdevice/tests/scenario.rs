@@ -16,6 +16,7 @@ fn cfg() -> DeviceConfig {
         vram_size_bytes: 64 * MIB,
         partitions: 4,
         engines: 2,
+        ..DeviceConfig::default()
     }
 }
 

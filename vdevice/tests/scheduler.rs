@@ -16,6 +16,7 @@ fn weights_one_and_three_share_one_engine_one_to_three() {
             vram_size_bytes: 64 * MIB,
             partitions: 2,
             engines: 1,
+            ..DeviceConfig::default()
         },
         4096,
     );

@@ -37,6 +37,7 @@ fn register_dump_after_init() {
             vram_size_bytes: 256 * MIB,
             partitions: 2,
             engines: 2,
+            ..DeviceConfig::default()
         },
         4096,
     );
@@ -51,6 +52,7 @@ fn decoded_trace_of_partition_bring_up_and_one_batch() {
             vram_size_bytes: 256 * MIB,
             partitions: 4,
             engines: 2,
+            ..DeviceConfig::default()
         },
         1 << 20,
     );
@@ -114,6 +116,7 @@ fn decoded_trace_of_a_doorbell_on_a_ring_a_reset_turned_off() {
             vram_size_bytes: 64 * MIB,
             partitions: 2,
             engines: 1,
+            ..DeviceConfig::default()
         },
         1 << 20,
     );

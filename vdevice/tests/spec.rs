@@ -75,6 +75,7 @@ fn registers_read_their_tables_reset_value() {
             vram_size_bytes: 16 << 20,
             partitions: 2,
             engines: 1,
+            ..DeviceConfig::default()
         },
         4096,
     );

@@ -20,6 +20,7 @@ fn harness(engines: usize) -> Harness {
             vram_size_bytes: 64 * MIB,
             partitions: 2,
             engines,
+            ..DeviceConfig::default()
         },
         1 << 20,
     );

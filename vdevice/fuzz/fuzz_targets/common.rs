@@ -83,6 +83,7 @@ impl World {
                 vram_size_bytes: 16 * MIB,
                 partitions: 2,
                 engines: 1,
+                ..DeviceConfig::default()
             },
             SYSMEM as usize,
         );

@@ -158,6 +158,53 @@ pub fn format_fields(reg: &Register, value: u64) -> String {
     out
 }
 
+/// The register an access to BAR `bar` of function `func` lands in: the
+/// PF's register BAR decodes as [`decode`]; a VF's register BAR (SR-IOV
+/// mode) is its partition's window, so it decodes with that partition's
+/// register names.
+pub fn decode_function(func: crate::Function, bar: u8, offset: u64) -> Option<Decoded> {
+    match func {
+        crate::Function::Pf if bar == REG_BAR => decode(offset),
+        crate::Function::Vf(n) if bar == VF_REG_BAR => {
+            decode_in_block(Block::Window, usize::from(n), offset)
+        }
+        _ => None,
+    }
+}
+
+/// [`format_access`] for an access to any BAR of any function: a VF's
+/// accesses are prefixed with the VF (`VF1 PART[1].DOORBELL[0] <- 0x3`),
+/// other BARs name the BAR (`BAR2+0x1000`).
+pub fn format_function_access(
+    func: crate::Function,
+    bar: u8,
+    offset: u64,
+    size: u32,
+    value: u64,
+    write: bool,
+) -> String {
+    let prefix = match func {
+        crate::Function::Pf => String::new(),
+        vf => format!("{vf} "),
+    };
+    match (func, decode_function(func, bar, offset)) {
+        (crate::Function::Pf, _) if bar == REG_BAR => format_access(offset, size, value, write),
+        (crate::Function::Vf(n), Some(d)) => {
+            // The same register in the PF's window has the same name and fields.
+            let pf_offset = WINDOW_BASE
+                .checked_add(WINDOW_STRIDE.saturating_mul(u64::from(n)))
+                .and_then(|b| b.checked_add(offset));
+            match pf_offset {
+                Some(o) if d.instance < MAX_PARTITIONS => {
+                    format!("{prefix}{}", format_access(o, size, value, write))
+                }
+                _ => format!("{prefix}BAR{bar}+{offset:#x}"),
+            }
+        }
+        _ => format!("{prefix}BAR{bar}+{offset:#x}"),
+    }
+}
+
 /// One decoded register access, as the trace decoder and test transcripts print it.
 pub fn format_access(offset: u64, size: u32, value: u64, write: bool) -> String {
     let arrow = if write { "<-" } else { "->" };
@@ -206,5 +253,31 @@ mod tests {
             true,
         );
         assert_eq!(s, "PT[2].CTRL <- 0x3 {ENABLE=1 XLATE=1 XLATE_REPLAY=0}");
+    }
+
+    #[test]
+    fn a_vfs_register_bar_decodes_as_its_partitions_window() {
+        use crate::Function;
+        let off = window_offset(RegId::WDoorbell, 1);
+        let d = decode_function(Function::Vf(3), VF_REG_BAR, off).unwrap();
+        assert_eq!(d.name(), "PART[3].DOORBELL[1]");
+        assert!(decode_function(Function::Vf(3), VF_VRAM_BAR, off).is_none());
+        assert!(decode_function(Function::Vf(3), VF_REG_BAR, WINDOW_STRIDE).is_none());
+        assert_eq!(
+            format_function_access(Function::Vf(3), VF_REG_BAR, off, 4, 5, true),
+            "VF3 PART[3].DOORBELL[1] <- 0x5"
+        );
+        assert_eq!(
+            format_function_access(Function::Vf(3), VF_VRAM_BAR, 0x10, 4, 5, false),
+            "VF3 BAR2+0x10"
+        );
+        assert_eq!(
+            format_function_access(Function::Pf, REG_BAR, 0x1c, 4, 7, true),
+            format_access(0x1c, 4, 7, true)
+        );
+        assert_eq!(
+            format_function_access(Function::Pf, VRAM_BAR, 0x40, 4, 7, true),
+            "BAR2+0x40"
+        );
     }
 }

@@ -62,8 +62,12 @@ pub struct AccessErrorInfo {
     pub reason: AccessError,
     #[bits(3)]
     pub bar: u8,
-    #[bits(17)]
-    __: u32,
+    __: bool,
+    /// 0: the PF; n + 1: VF n (SR-IOV mode).
+    #[bits(7)]
+    pub function: u8,
+    #[bits(9)]
+    __: u16,
 }
 
 #[bitfield(u32)]
@@ -433,7 +437,7 @@ impl FaultLogInfo {
 
 impl AccessErrorInfo {
     pub const FIELDS: &'static [Field] =
-        fields!(AccessErrorInfo { SIZE, WRITE, REASON = AccessError::VALUES, BAR });
+        fields!(AccessErrorInfo { SIZE, WRITE, REASON = AccessError::VALUES, BAR, FUNCTION });
 }
 
 impl XlateFaultInfo {

@@ -21,6 +21,18 @@ pub const MSIX_BAR_SIZE: u64 = 0x4000;
 pub const MSIX_TABLE_OFFSET: u32 = 0;
 pub const MSIX_PBA_OFFSET: u32 = 0x2000;
 
+/// BARs of a virtual function in SR-IOV mode (SPEC 15): the same numbers
+/// and kinds as a vGPU's BARs in mdev mode.
+pub const VF_REG_BAR: u8 = 0;
+pub const VF_VRAM_BAR: u8 = 2;
+pub const VF_MSIX_BAR: u8 = 4;
+/// A VF's register BAR is one partition window.
+pub const VF_REG_BAR_SIZE: u64 = WINDOW_STRIDE;
+/// A VF's MSI-X BAR: table at 0, PBA at 0x800 (its two vectors).
+pub const VF_MSIX_BAR_SIZE: u64 = 0x1000;
+pub const VF_MSIX_TABLE_OFFSET: u32 = 0;
+pub const VF_MSIX_PBA_OFFSET: u32 = 0x800;
+
 pub const GLOBAL_BASE: u64 = 0;
 pub const GLOBAL_SIZE: u64 = 0x1000;
 pub const PTABLE_BASE: u64 = 0x1000;
@@ -49,7 +61,8 @@ pub const WINDOW_MAGIC: u32 = 0x5550_4776; // "vGPU" little endian
 pub const VERSION_MAJOR: u16 = 1;
 pub const VERSION_MINOR: u16 = 0;
 
-/// First MSI-X vector of partition `p`.
+/// First MSI-X vector of partition `p` in the PF's table (a VF's
+/// partition uses vectors 0 and 1 of its VF's table instead).
 pub const fn partition_vector_base(p: usize) -> u32 {
     HOST_VECTORS + VECTORS_PER_PARTITION * p as u32
 }
@@ -79,8 +92,8 @@ pub mod table;
 
 pub use c_header::c_header;
 pub use decode::{
-    block_of, decode, decode_in_block, format_access, format_fields, offset_of, register,
-    window_offset, Decoded,
+    block_of, decode, decode_function, decode_in_block, format_access, format_fields,
+    format_function_access, offset_of, register, window_offset, Decoded,
 };
 pub use fields::*;
 pub use spec::spec_tables;

@@ -315,7 +315,7 @@ pub static REGISTERS: &[Register] = &[
         desc: "The most recent rejected access.",
         ..Register::PLAIN },
     Register { id: RegId::AccessErrorOffset, name: "ACCESS_ERROR_OFFSET", block: Global, offset: 0x068, width: 8, access: Ro,
-        desc: "BAR offset of the most recent rejected access.",
+        desc: "BAR offset of the most recent rejected access (in the BAR of the function ACCESS_ERROR_INFO.FUNCTION names).",
         ..Register::PLAIN },
     Register { id: RegId::XlateFaultCount, name: "XLATE_FAULT_COUNT", block: Global, offset: 0x080, width: 4, access: Ro,
         desc: "Replayable translation faults waiting for the host (at most one per partition).",
@@ -390,8 +390,8 @@ pub static REGISTERS: &[Register] = &[
         desc: "Write 1: drop cached translations of this partition. Required after changing or removing an entry. Completes (a read of any register after it returns) only once no in-flight command can use a translation made before it: the command stops at a chunk boundary and resumes by translating afresh.",
         ..Register::PLAIN },
     Register { id: RegId::PtMsixBase, name: "MSIX_BASE", block: PartitionTable, offset: 0x34, width: 4, access: Ro,
-        reset: Reset::Config("2 + 2 * partition"),
-        desc: "First MSI-X vector of the partition (engine vector; fault vector is +1).",
+        reset: Reset::Config("2 + 2 * partition; 0 for a VF's partition"),
+        desc: "First MSI-X vector of the partition (engine vector; fault vector is +1), in the PF's MSI-X table; in SR-IOV mode a VF's partition reads 0: its vectors are 0 and 1 of its VF's table.",
         ..Register::PLAIN },
     Register { id: RegId::PtInject, name: "INJECT", block: PartitionTable, offset: 0x38, width: 4, access: Rw,
         writable: fields_mask(PtInject::FIELDS), fields: PtInject::FIELDS,
@@ -469,7 +469,7 @@ pub static REGISTERS: &[Register] = &[
         desc: "Faults of this partition since reset.",
         ..Register::PLAIN },
     Register { id: RegId::WAccessErrors, name: "ACCESS_ERRORS", block: Window, offset: 0x06c, width: 4, access: Ro,
-        desc: "Rejected accesses to this window since reset.",
+        desc: "Rejected accesses to this window since reset (in SR-IOV mode, to any BAR of the partition's VF too).",
         ..Register::PLAIN },
     Register { id: RegId::WScratch, name: "SCRATCH", block: Window, offset: 0x070, width: 4, access: Rw,
         writable: ALL32,
@@ -625,7 +625,7 @@ mod tests {
         };
         assert_eq!(
             msix,
-            format!("{HOST_VECTORS} + {VECTORS_PER_PARTITION} * partition")
+            format!("{HOST_VECTORS} + {VECTORS_PER_PARTITION} * partition; 0 for a VF's partition")
         );
         assert!(register(RegId::PtMsixBase)
             .desc

@@ -7,6 +7,7 @@
 use std::fmt::Write;
 use vdevice::events::{Event, EventKind, IrqCause, IrqFate};
 use vdevice::regs::{self, Block};
+use vdevice::Function;
 
 /// The memory region vgpu-pci registers for its register BAR (BAR 0).
 pub const REGS_REGION: &str = "vgpu-pci.regs";
@@ -261,12 +262,21 @@ pub fn format_event(c: &Config, e: &Event) -> Option<String> {
     if c.partition.is_some() && e.kind.partition() != c.partition {
         return None;
     }
-    if let EventKind::Rejected { offset, write, .. } = e.kind {
+    if let EventKind::Rejected {
+        function,
+        bar,
+        offset,
+        write,
+        ..
+    } = e.kind
+    {
         if c.rw.is_some_and(|w| w != write) {
             return None;
         }
         if !c.regs.is_empty() {
-            let n = regs::decode(offset).map(|d| d.name()).unwrap_or_default();
+            let n = regs::decode_function(function, bar, offset)
+                .map(|d| d.name())
+                .unwrap_or_default();
             if !c.regs.iter().any(|r| n.contains(r.as_str())) {
                 return None;
             }
@@ -278,6 +288,7 @@ pub fn format_event(c: &Config, e: &Event) -> Option<String> {
             let _ = write!(s, "{:>12} dev   ", e.time_ns);
             match &e.kind {
                 EventKind::Rejected {
+                    function,
                     bar,
                     offset,
                     size,
@@ -287,7 +298,12 @@ pub fn format_event(c: &Config, e: &Event) -> Option<String> {
                 } => {
                     let rw = if *write { 'W' } else { 'R' };
                     let _ = write!(s, "{rw}{size} {offset:#08x} ");
-                    if *bar == regs::REG_BAR {
+                    if *function != Function::Pf {
+                        // A VF's BARs: its register BAR is its partition's window.
+                        s.push_str(&regs::format_function_access(
+                            *function, *bar, *offset, *size, *value, *write,
+                        ));
+                    } else if *bar == regs::REG_BAR {
                         s.push_str(&regs::format_access(*offset, *size, *value, *write));
                     } else {
                         let _ = write!(s, "BAR{bar}");
@@ -318,6 +334,7 @@ fn event_json_fields(s: &mut String, k: &EventKind) {
     };
     match k {
         EventKind::Rejected {
+            function,
             bar,
             offset,
             size,
@@ -326,13 +343,16 @@ fn event_json_fields(s: &mut String, k: &EventKind) {
             code,
             why,
         } => {
+            if *function != Function::Pf {
+                let _ = write!(s, ",\"function\":\"{function}\"");
+            }
             let _ = write!(
                 s,
                 ",\"bar\":{bar},\"offset\":{offset},\"size\":{size},\"op\":\"{}\",\"value\":{value},\"code\":\"{code}\",\"why\":\"{}\"",
                 if *write { "write" } else { "read" },
                 json_escape(why)
             );
-            if let Some(d) = regs::decode(*offset).filter(|_| *bar == regs::REG_BAR) {
+            if let Some(d) = regs::decode_function(*function, *bar, *offset) {
                 let _ = write!(s, ",\"reg\":\"{}\"", d.name());
             }
         }
@@ -404,11 +424,12 @@ fn event_json_fields(s: &mut String, k: &EventKind) {
     }
 }
 
-/// Whether `e` is the device's refusal of access `a` (same BAR 0 offset,
+/// Whether `e` is the device's refusal of access `a` (the PF's BAR 0, same offset,
 /// size, direction and, for a write, value).
 pub fn refuses(e: &Event, a: &Access) -> bool {
     match e.kind {
         EventKind::Rejected {
+            function,
             bar,
             offset,
             size,
@@ -416,7 +437,8 @@ pub fn refuses(e: &Event, a: &Access) -> bool {
             value,
             ..
         } => {
-            bar == regs::REG_BAR
+            function == Function::Pf
+                && bar == regs::REG_BAR
                 && offset == a.offset
                 && size == a.size
                 && write == a.write
@@ -589,6 +611,7 @@ mod tests {
         let e = ev(
             time_ns + 10,
             EventKind::Rejected {
+                function: Function::Pf,
                 bar: 0,
                 offset: a.offset,
                 size: 4,

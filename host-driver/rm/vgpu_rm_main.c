@@ -493,9 +493,8 @@ static struct pci_driver vgpu_rm_driver = {
 	.probe = vgpu_rm_probe,
 	.remove = vgpu_rm_remove,
 	.sriov_configure = vgpu_rm_sriov_configure,
-	.driver = {
-		.dev_groups = vgpu_rm_pf_groups,
-	},
+	/* (pci_register_driver() copies this into driver.dev_groups) */
+	.dev_groups = vgpu_rm_pf_groups,
 };
 
 /**

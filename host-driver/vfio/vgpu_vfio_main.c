@@ -420,6 +420,7 @@ err_put:
 static void vgpu_vfio_mdev_remove(struct mdev_device *mdev)
 {
 	struct vgpu_vfio_state *s = dev_get_drvdata(&mdev->dev);
+	struct vgpu_vfio_gpu *gpu = s->type->gpu;
 
 	/* waits for the user to close it; vgpu_vfio_request() says so */
 	vfio_unregister_group_dev(&s->vdev);
@@ -432,8 +433,8 @@ static void vgpu_vfio_mdev_remove(struct mdev_device *mdev)
 	dev_info(&mdev->dev, "vGPU %pUl removed\n", &mdev->uuid);
 
 	dev_set_drvdata(&mdev->dev, NULL);
-	vfio_put_device(&s->vdev);
-	vgpu_vfio_gpu_vgpu_gone(s->type->gpu);
+	vfio_put_device(&s->vdev);	/* frees s */
+	vgpu_vfio_gpu_vgpu_gone(gpu);
 }
 
 static unsigned int vgpu_vfio_get_available(struct mdev_type *mtype)

@@ -25,7 +25,8 @@ tier_check_run "L1 run" console.log
 example="$OUT/example"
 delay_us=2000
 log "example driver (examples/first-driver) through run-prog.sh, engine_delay_us=$delay_us"
-PROG=$(build_first_driver "$example") OUT="$example" \
+prog=$(build_first_driver "$example")
+PROG=$prog OUT="$example" \
     DEVICE="$DEVICE,engine_delay_us=$delay_us,engine_jitter_us=1000" \
     scripts/run-prog.sh | tee "$example/output.txt"
 latencies=$(sed -n 's/^ok   FILL .* after \([0-9]*\) us$/\1/p' "$example/output.txt")

@@ -121,20 +121,40 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Config, String> {
     Ok(c)
 }
 
-/// One access to the register BAR, as the plugin saw it.
+/// One access to a register BAR, as the plugin saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Access {
     /// Nanoseconds since the plugin was installed.
     pub time_ns: u64,
     pub vcpu: u32,
-    /// Offset inside BAR 0.
+    /// Whose register BAR: the PF's, or VF n's (SR-IOV mode: partition n's
+    /// window).
+    pub function: Function,
+    /// Offset inside that BAR.
     pub offset: u64,
     pub size: u32,
     pub value: u64,
     pub write: bool,
 }
 
-fn partition_of(offset: u64) -> Option<usize> {
+/// The function whose register BAR a memory region is: vgpu-pci's own
+/// (`region`), or VF n's (`vgpu-pci-vfN.regs`, SR-IOV mode, traced with
+/// the default region only).
+pub fn region_function(c: &Config, name: &[u8]) -> Option<Function> {
+    if name == c.region.as_bytes() {
+        return Some(Function::Pf);
+    }
+    if c.region != REGS_REGION {
+        return None;
+    }
+    let n = name.strip_prefix(b"vgpu-pci-vf")?.strip_suffix(b".regs")?;
+    std::str::from_utf8(n).ok()?.parse().ok().map(Function::Vf)
+}
+
+fn partition_of(function: Function, offset: u64) -> Option<usize> {
+    if let Function::Vf(n) = function {
+        return Some(usize::from(n));
+    }
     match regs::block_of(offset) {
         Some((Block::Global, _, _)) | None => None,
         Some((_, p, _)) => Some(p),
@@ -157,10 +177,14 @@ fn format_access(c: &Config, a: &Access, rejected: Option<&EventKind>) -> Option
     if c.rw.is_some_and(|w| w != a.write) {
         return None;
     }
-    if c.partition.is_some() && partition_of(a.offset) != c.partition {
+    if c.partition.is_some() && partition_of(a.function, a.offset) != c.partition {
         return None;
     }
-    let decoded = regs::decode(a.offset);
+    let bar = match a.function {
+        Function::Pf => regs::REG_BAR,
+        Function::Vf(_) => regs::VF_REG_BAR,
+    };
+    let decoded = regs::decode_function(a.function, bar, a.offset);
     let name = decoded.as_ref().map(|d| d.name());
     if !c.regs.is_empty() {
         let n = name.as_deref().unwrap_or("");
@@ -179,7 +203,7 @@ fn format_access(c: &Config, a: &Access, rejected: Option<&EventKind>) -> Option
                 if a.write { 'W' } else { 'R' },
                 a.size,
                 a.offset,
-                regs::format_access(a.offset, a.size, a.value, a.write)
+                regs::format_function_access(a.function, bar, a.offset, a.size, a.value, a.write)
             );
             if let Some(r) = rejected.and_then(EventKind::rejection) {
                 let _ = write!(s, "  {r}");
@@ -188,9 +212,10 @@ fn format_access(c: &Config, a: &Access, rejected: Option<&EventKind>) -> Option
         Format::Json => {
             let _ = write!(
                 s,
-                "{{\"t_ns\":{},\"vcpu\":{},\"op\":\"{}\",\"size\":{},\"offset\":{},\"value\":{}",
+                "{{\"t_ns\":{},\"vcpu\":{},\"function\":\"{}\",\"op\":\"{}\",\"size\":{},\"offset\":{},\"value\":{}",
                 a.time_ns,
                 a.vcpu,
+                a.function,
                 if a.write { "write" } else { "read" },
                 a.size,
                 a.offset,
@@ -199,7 +224,7 @@ fn format_access(c: &Config, a: &Access, rejected: Option<&EventKind>) -> Option
             match &decoded {
                 Some(d) => {
                     let _ = write!(s, ",\"reg\":\"{}\"", name.as_deref().unwrap_or(""));
-                    if let Some(p) = partition_of(a.offset) {
+                    if let Some(p) = partition_of(a.function, a.offset) {
                         let _ = write!(s, ",\"partition\":{p}");
                     }
                     if d.byte == 0 && a.size >= d.reg.width as u32 && !d.reg.fields.is_empty() {
@@ -424,7 +449,7 @@ fn event_json_fields(s: &mut String, k: &EventKind) {
     }
 }
 
-/// Whether `e` is the device's refusal of access `a` (the PF's BAR 0, same offset,
+/// Whether `e` is the device's refusal of access `a` (the same function's register BAR, same offset,
 /// size, direction and, for a write, value).
 pub fn refuses(e: &Event, a: &Access) -> bool {
     match e.kind {
@@ -437,7 +462,7 @@ pub fn refuses(e: &Event, a: &Access) -> bool {
             value,
             ..
         } => {
-            function == Function::Pf
+            function == a.function
                 && bar == regs::REG_BAR
                 && offset == a.offset
                 && size == a.size
@@ -527,6 +552,7 @@ mod tests {
         Access {
             time_ns: 42,
             vcpu: 1,
+            function: Function::Pf,
             offset: regs::offset_of(id, p, 0),
             size: 4,
             value,
@@ -591,7 +617,7 @@ mod tests {
         assert_eq!(
             line,
             format!(
-                "{{\"t_ns\":42,\"vcpu\":1,\"op\":\"read\",\"size\":4,\"offset\":{},\"value\":1,\
+                "{{\"t_ns\":42,\"vcpu\":1,\"function\":\"PF\",\"op\":\"read\",\"size\":4,\"offset\":{},\"value\":1,\
                  \"reg\":\"PART[2].STATUS\",\"partition\":2,\"fields\":{{\"STATE\":\"IDLE\"}}}}",
                 regs::offset_of(RegId::WStatus, 2, 0)
             )
@@ -789,6 +815,35 @@ mod tests {
         assert!(!lines[0].contains("REJECTED"), "{}", lines[0]);
         assert!(lines[1].contains("dev   W4") && lines[1].contains("REJECTED"));
         assert_eq!(access_lines(&c, &a, vec![]).len(), 1);
+    }
+
+    #[test]
+    fn a_vfs_accesses_decode_with_its_partitions_names() {
+        let c = Config::default();
+        assert_eq!(region_function(&c, b"vgpu-pci.regs"), Some(Function::Pf));
+        assert_eq!(
+            region_function(&c, b"vgpu-pci-vf3.regs"),
+            Some(Function::Vf(3))
+        );
+        for other in [
+            &b"vgpu-pci-vf.regs"[..],
+            b"vgpu-pci-vfx.regs",
+            b"serial",
+            b"vgpu-pci.vram",
+        ] {
+            assert_eq!(region_function(&c, other), None, "{other:?}");
+        }
+        let custom = parse_args(&["region=other"]).unwrap();
+        assert_eq!(region_function(&custom, b"vgpu-pci-vf3.regs"), None);
+        let a = Access {
+            function: Function::Vf(3),
+            offset: regs::window_offset(RegId::WDoorbell, 0),
+            ..access(RegId::Id, 0, 2, true)
+        };
+        let line = format(&c, &a).unwrap();
+        assert!(line.ends_with("VF3 PART[3].DOORBELL[0] <- 0x2"), "{line}");
+        assert!(format(&parse_args(&["partition=3"]).unwrap(), &a).is_some());
+        assert!(format(&parse_args(&["partition=0"]).unwrap(), &a).is_none());
     }
 
     #[test]

@@ -37,6 +37,7 @@ use std::thread::ThreadId;
 use std::time::Instant;
 use vdevice::events::Event;
 use vdevice::ffi::{event_from_c, VDeviceEvent};
+use vdevice::Function;
 
 /// The plugin API version this plugin was built against (QEMU checks it).
 #[no_mangle]
@@ -46,10 +47,10 @@ struct Tracer {
     config: Config,
     start: Instant,
     out: Mutex<Out>,
-    /// The interned name of the traced region once seen: QEMU hands out one
-    /// pointer per name, so later accesses compare pointers, not strings.
+    /// The interned name of the PF's register region once seen: QEMU hands
+    /// out one pointer per name, so later accesses compare pointers; other
+    /// I/O regions (a VF's, or not ours) compare their names.
     region: AtomicPtr<c_char>,
-    region_name: CString,
 }
 
 /// The trace file, and the events waiting for their access: the shim
@@ -165,14 +166,24 @@ unsafe extern "C" fn on_mem(
         return;
     }
     let known = t.region.load(Ordering::Relaxed);
-    if name.cast_mut() != known {
-        if CStr::from_ptr(name) != t.region_name.as_c_str() {
-            return;
+    let function = if name.cast_mut() == known {
+        Function::Pf
+    } else {
+        match decode::region_function(&t.config, CStr::from_ptr(name).to_bytes()) {
+            Some(Function::Pf) => {
+                t.region.store(name.cast_mut(), Ordering::Relaxed);
+                Function::Pf
+            }
+            Some(vf) => vf,
+            None => return,
         }
-        t.region.store(name.cast_mut(), Ordering::Relaxed);
-    }
+    };
+    let bar_size = match function {
+        Function::Pf => vdevice::regs::REG_BAR_SIZE,
+        Function::Vf(_) => vdevice::regs::VF_REG_BAR_SIZE,
+    };
     // BARs are naturally aligned to their size: the offset is the low bits.
-    let offset = qemu_plugin_hwaddr_phys_addr(hw) & (vdevice::regs::REG_BAR_SIZE - 1);
+    let offset = qemu_plugin_hwaddr_phys_addr(hw) & (bar_size - 1);
     let size = 1u32 << qemu_plugin_mem_size_shift(info);
     let v = qemu_plugin_mem_get_value(info);
     const U8: qemu_plugin_mem_value_type = qemu_plugin_mem_value_type_QEMU_PLUGIN_MEM_VALUE_U8;
@@ -191,6 +202,7 @@ unsafe extern "C" fn on_mem(
     let a = Access {
         time_ns: t.now(),
         vcpu: vcpu_index,
+        function,
         offset,
         size,
         value,
@@ -258,10 +270,10 @@ pub unsafe extern "C" fn qemu_plugin_install(
             return -1;
         }
     };
-    let Ok(region_name) = CString::new(config.region.clone()) else {
+    if config.region.contains('\0') {
         say("region name contains NUL");
         return -1;
-    };
+    }
     say(&format!(
         "tracing {} to {} ({:?})",
         config.region, config.out, config.format
@@ -274,7 +286,6 @@ pub unsafe extern "C" fn qemu_plugin_install(
             pending: Vec::new(),
         }),
         region: AtomicPtr::new(std::ptr::null_mut()),
-        region_name,
     };
     let events = tracer.config.events;
     if TRACER.set(tracer).is_err() {

@@ -290,13 +290,14 @@ static int vgpu_rm_identify(struct vgpu_rm_gpu *gpu)
 			div_u64(pci_resource_len(pdev, PCI_IOV_RESOURCES +
 							 VGPU_VRAM_BAR),
 				pci_sriov_get_totalvfs(pdev));
-		if (pci_sriov_get_totalvfs(pdev) > gpu->partitions ||
-		    !gpu->vf_vram_bar_bytes) {
-			dev_err(dev, "SR-IOV capability with %d VFs and a %llu-byte VF VRAM BAR for %u partitions\n",
-				pci_sriov_get_totalvfs(pdev),
-				gpu->vf_vram_bar_bytes, gpu->partitions);
+		if (pci_sriov_get_totalvfs(pdev) > gpu->partitions) {
+			dev_err(dev, "SR-IOV capability with %d VFs for %u partitions\n",
+				pci_sriov_get_totalvfs(pdev), gpu->partitions);
 			return -ENODEV;
 		}
+		/* The platform did not give the VF BARs space: mdev only. */
+		if (!gpu->vf_vram_bar_bytes)
+			dev_err(dev, "SR-IOV unusable: the VF BARs got no address space (boot with pci=realloc?); mdev mode only\n");
 	}
 	return 0;
 }

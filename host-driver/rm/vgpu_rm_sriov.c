@@ -45,6 +45,10 @@ static int vgpu_rm_to_sriov(struct vgpu_rm_gpu *gpu)
 		dev_err(dev, "vgpu_mode: this GPU has no SR-IOV capability (QEMU: -device vgpu-pci,sriov_vfs=N)\n");
 		return -EOPNOTSUPP;
 	}
+	if (!gpu->vf_vram_bar_bytes) {
+		dev_err(dev, "vgpu_mode: the VF BARs got no address space at boot; SR-IOV cannot be used\n");
+		return -EOPNOTSUPP;
+	}
 	mutex_lock(&vgpu_rm_lock);
 	mutex_lock(&gpu->lock);
 	used = bitmap_weight(gpu->part_map, gpu->partitions);

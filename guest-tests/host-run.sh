@@ -36,6 +36,9 @@ refuse "vgpuctl refuses an unknown type" "has no vGPU type" vgpuctl create --typ
 refuse "vgpuctl destroy of a missing vGPU" "no vGPU" vgpuctl destroy 1d1d1d1d-0000-4000-8000-0000000000ff
 check "debugfs: RM state readable" sh -c "cat /sys/kernel/debug/vgpu_rm/$parent/partitions /sys/kernel/debug/vgpu_rm/$parent/types >/dev/null"
 
+# Runtime-defined types (configfs): two sizes side by side, fragmentation,
+# bad input; they are gone again afterwards.
+/bin/vgpu-types-test || failures=$((failures + 1))
 /bin/vgpu-vfio-test || failures=$((failures + 1))
 # A hostile VMM: a seeded random VFIO sequence with 24 episodes of the
 # sequences that once broke isolation (ring rewinds and reconfiguration, large

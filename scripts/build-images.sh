@@ -31,7 +31,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib/images.sh
 . "$SCRIPTS_DIR/lib/images.sh"
 
-MODULES="${MODULES-vfio vfio_iommu_type1 mdev kvm_amd kvm_intel}"
+MODULES="${MODULES-configfs vfio vfio_iommu_type1 mdev kvm_amd kvm_intel}"
 USERLAND_PACKAGES=(busybox-static pciutils libpci3 pci.ids)
 INIT_SCRIPT="${INIT_SCRIPT:-$SCRIPTS_DIR/l1-init.sh}"
 # What every image is made of besides the packages: these feed the key.

@@ -39,6 +39,10 @@ if ! cmdline_flag nomodules && [ -f /etc/vgpu/modules.load ]; then
         load_module "$mod" "/lib/modules/$(uname -r)" || echo "VGPU-L1: insmod $mod failed"
     done </etc/vgpu/modules.load
 fi
+# vgpu_rm's runtime-defined types live in configfs (when it is loaded).
+if [ -d /sys/kernel/config ]; then
+    mount -t configfs configfs /sys/kernel/config
+fi
 
 run=$(cmdline_words run)
 if [ -z "$run" ] && [ -e /run.sh ]; then

@@ -14,6 +14,7 @@ build_guest_bins
 host_driver_extras "$modules"
 IMAGES=$(scripts/build-images.sh "${HOST_DRIVER_EXTRAS[@]}" \
     "$GUEST_BIN/vgpu-vfio-test:/bin/vgpu-vfio-test" \
+    "$GUEST_BIN/vgpu-types-test:/bin/vgpu-types-test" \
     "$GUEST_BIN/vgpu-vfio-chaos:/bin/vgpu-vfio-chaos" \
     "$GUEST_BIN/vgpuctl:/bin/vgpuctl" \
     "/usr/bin/mdevctl:/bin/mdevctl" \

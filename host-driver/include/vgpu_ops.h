@@ -10,6 +10,18 @@
  * callbacks->probe() for every GPU it owns (now and later), and
  * callbacks->remove() before a GPU goes away. The frontend never touches
  * hardware; the backend never calls vfio_* or mdev_* functions.
+ *
+ * A GPU runs in one mode at a time (the PF's vgpu_mode attribute): in mdev
+ * mode the frontend above has it; in SR-IOV mode it has not (remove() was
+ * called), and each VF's vfio-pci variant driver reaches the backend
+ * through the second table at the end of this file.
+ *
+ * Types can be defined and removed at run time (configfs, in the
+ * backend). The mdev core takes a parent's types once, in
+ * mdev_register_parent(), so the frontend can list a changed table only by
+ * registering the parent again, which removes every mdev: the backend asks
+ * first (types_changing()) and the change is refused while the frontend has
+ * vGPUs of that GPU.
  */
 #ifndef VGPU_OPS_H
 #define VGPU_OPS_H
@@ -19,6 +31,7 @@
 
 struct device;
 struct page;
+struct pci_dev;
 struct vgpu_rm_gpu;	/* one physical GPU, owned by the backend */
 struct vgpu_rm_vgpu;	/* one vGPU (a partition), owned by the backend */
 
@@ -139,11 +152,64 @@ struct vgpu_vfio_callbacks {
 	int (*pin_page)(void *frontend_priv, u64 iova, bool write,
 			struct page **page);
 	void (*unpin_page)(void *frontend_priv, u64 iova);
+
+	/*
+	 * The GPU's type table is about to change (a runtime type defined or
+	 * removed). -EBUSY if the frontend has vGPUs of this GPU (its type
+	 * list cannot change under them); otherwise 0, and from then on it
+	 * creates no vGPU of the GPU and calls no type op of it until
+	 * types_changed(), which lists the new table. Called with the
+	 * backend's GPU list lock held, never from the frontend's own calls
+	 * into the backend; both may sleep.
+	 */
+	int (*types_changing)(struct vgpu_rm_gpu *gpu);
+	void (*types_changed)(struct vgpu_rm_gpu *gpu);
 };
 
 /* Exported by vgpu_rm.ko. */
 int vgpu_rm_set_ops(struct vgpu_rm_ops *ops,
 		    const struct vgpu_vfio_callbacks *callbacks);
 void vgpu_rm_clear_ops(void);
+
+/*
+ * SR-IOV mode: what the vfio-pci variant driver of a VF (device 0x7691,
+ * is_virtfn) needs from the backend. The VF's BARs, config space, MSI-X
+ * and FLR are the device's own and stay vfio-pci-core's; the backend only
+ * gives the VF's partition its type (the admin's current_vgpu_type) and
+ * enables it while a VMM has the VF open.
+ *
+ * The VF's backend is found with vgpu_rm_vf_get() (pci_iov_get_pf_drvdata()
+ * on the backend's own pci_driver, as the reviewers of NVIDIA's vGPU RFCs
+ * require): it is valid while the variant driver is bound to the VF, since
+ * the PF driver disables its VFs, unbinding their drivers, before it lets
+ * go of the GPU. Opens and closes of one VF are serialised by
+ * vfio-pci-core; none of these calls happens in atomic context.
+ */
+struct vgpu_rm_vf_ops {
+	/*
+	 * A VMM opens the VF: -ENODEV if it has no vGPU type (the admin
+	 * writes one to current_vgpu_type first), -EBUSY if it is open
+	 * already; else its partition is enabled (slice, weight, no
+	 * device-side translation) and current_vgpu_type cannot change
+	 * until vf_close().
+	 */
+	int (*vf_open)(struct vgpu_rm_gpu *gpu, struct pci_dev *vf);
+	/*
+	 * The VMM closed it, after vfio-pci-core's FLR (a partition reset):
+	 * the partition is disabled and its VRAM slice scrubbed, so the next
+	 * tenant of the VF finds zeroes. Cannot fail.
+	 */
+	void (*vf_close)(struct vgpu_rm_gpu *gpu, struct pci_dev *vf);
+	/* framebuffer bytes of the VF's type, 0 if it has none */
+	u64 (*vf_framebuffer)(struct vgpu_rm_gpu *gpu, struct pci_dev *vf);
+};
+
+/*
+ * The backend that owns @vf's PF and its VF ops, or an ERR_PTR: -EINVAL if
+ * @vf is not a VF, -ENODEV if its PF is not bound to vgpu_rm or is not in
+ * SR-IOV mode.
+ */
+struct vgpu_rm_gpu *vgpu_rm_vf_get(struct pci_dev *vf,
+				   const struct vgpu_rm_vf_ops **ops);
 
 #endif /* VGPU_OPS_H */

@@ -24,7 +24,8 @@
 /* Programming-interface major version this driver speaks (SPEC.md). */
 #define VGPU_RM_VERSION_MAJOR	1
 
-#define VGPU_RM_MAX_TYPES	16
+/* Built-in and runtime-defined (configfs) types together, per GPU. */
+#define VGPU_RM_MAX_TYPES	32
 /*
  * Every vGPU gets the largest translation directory the device allows:
  * 4096 entries of 2 MiB = 8 GiB of guest address space in a 32 KiB
@@ -37,14 +38,36 @@
 
 struct vgpu_rm_gpu;
 
+enum vgpu_rm_mode {
+	VGPU_RM_MODE_MDEV,	/* vGPUs are mdevs of the frontend */
+	VGPU_RM_MODE_SRIOV,	/* vGPUs are VFs with a type (current_vgpu_type) */
+};
+
+/* One enabled VF (SR-IOV mode): partition n is VF n. */
+struct vgpu_rm_vf {
+	struct pci_dev *pdev;
+	struct vgpu_rm_vgpu *vgpu;	/* its type, or NULL */
+	bool open;			/* a VMM has it (vgpu_rm_vf_open()) */
+	bool attrs;			/* creatable/current_vgpu_type exist */
+};
+
+/*
+ * A vGPU type. Built-in ones (module parameter or default table) live as
+ * long as the GPU; runtime ones are embedded in their configfs item and
+ * are in the GPU's table only while enabled. A vGPU points at its type,
+ * so table positions may change while vGPUs exist.
+ */
 struct vgpu_rm_type {
+	/* stable ID: creatable_vgpu_types / current_vgpu_type (SR-IOV) */
+	unsigned int id;
 	char name[VGPU_TYPE_NAME_LEN];		/* "vgpu-256M" */
-	char human_name[VGPU_TYPE_NAME_LEN];	/* "vGPU 256M (1/4 GPU)" */
+	char human_name[VGPU_TYPE_DESC_LEN];	/* "vGPU 256M (1/4 GPU)" */
 	char fb_str[16];			/* "256M" */
 	u64 framebuffer_bytes;
 	unsigned int max_instances;
 	unsigned int weight;
-	unsigned int created;
+	unsigned int created;			/* under gpu->lock */
+	bool runtime;				/* defined through configfs */
 };
 
 /* A page table of the partition's translation (512 PTEs, one page). */
@@ -63,8 +86,10 @@ struct vgpu_rm_pin {
 struct vgpu_rm_vgpu {
 	struct vgpu_rm_gpu *gpu;
 	unsigned int partition;
-	unsigned int type;
+	struct vgpu_rm_type *type;
 	guid_t uuid;
+	/* the vGPU of SR-IOV VF @partition: no device-side translation */
+	bool vf;
 	void *frontend_priv;
 	/* NULL for a vGPU made through debugfs' control file, whose
 	 * "system memory" is pages the RM allocates on translation faults
@@ -146,8 +171,22 @@ struct vgpu_rm_gpu {
 	unsigned long *vram_scratch;	/* for available_instances trials */
 	unsigned int vram_granules;
 	DECLARE_BITMAP(part_map, VGPU_MAX_PARTITIONS);
-	struct vgpu_rm_type types[VGPU_RM_MAX_TYPES];
+	/*
+	 * The type table; changed under vgpu_rm_lock and gpu->lock, so
+	 * either keeps it stable for a reader (vgpu_rm_alloc.c)
+	 */
+	struct vgpu_rm_type *types[VGPU_RM_MAX_TYPES];
 	unsigned int nr_types;
+	unsigned int next_type_id;
+
+	/* mdev or SR-IOV (vgpu_rm_sriov.c); under vgpu_rm_lock and gpu->lock */
+	enum vgpu_rm_mode mode;
+	/* SR-IOV: one entry per VF while VFs are enabled, under sriov_lock */
+	struct mutex sriov_lock;
+	struct vgpu_rm_vf *vfs;
+	unsigned int nr_vfs;
+	bool vfs_going;			/* sriov_configure(0) runs */
+	u64 vf_vram_bar_bytes;		/* S: the VF VRAM BAR size */
 
 	/* the fault thread's read-and-pop vs. writes that drop entries */
 	struct mutex xlate_queue_lock;
@@ -183,20 +222,51 @@ vgpu_rm_win_reg(struct vgpu_rm_gpu *gpu, unsigned int p, u64 reg)
 }
 
 /* vgpu_rm_main.c */
+extern struct mutex vgpu_rm_lock;
 const struct vgpu_vfio_callbacks *vgpu_rm_frontend_callbacks(void);
+struct vgpu_rm_gpu *vgpu_rm_find_gpu(const char *name);
+int vgpu_rm_frontend_attach(struct vgpu_rm_gpu *gpu);
+void vgpu_rm_frontend_detach_gpu(struct vgpu_rm_gpu *gpu);
+int vgpu_rm_types_change_begin(struct vgpu_rm_gpu *gpu);
+void vgpu_rm_types_change_end(struct vgpu_rm_gpu *gpu);
 
 /* vgpu_rm_alloc.c: VRAM and partition allocators, type table */
 int vgpu_rm_types_init(struct vgpu_rm_gpu *gpu, const char *spec);
 int vgpu_rm_vram_alloc(struct vgpu_rm_gpu *gpu, unsigned long *map,
 		       u64 size, u64 *base);
 void vgpu_rm_vram_free(struct vgpu_rm_gpu *gpu, u64 base, u64 size);
-unsigned int vgpu_rm_available(struct vgpu_rm_gpu *gpu, unsigned int type);
+unsigned int vgpu_rm_available(struct vgpu_rm_gpu *gpu,
+			       struct vgpu_rm_type *t);
+struct vgpu_rm_type *vgpu_rm_type_at(struct vgpu_rm_gpu *gpu,
+				     unsigned int index);
+struct vgpu_rm_type *vgpu_rm_type_by_name(struct vgpu_rm_gpu *gpu,
+					  const char *name);
+struct vgpu_rm_type *vgpu_rm_type_by_id(struct vgpu_rm_gpu *gpu,
+					unsigned int id);
+int vgpu_rm_type_publish(struct vgpu_rm_gpu *gpu, struct vgpu_rm_type *t);
+int vgpu_rm_type_unpublish(struct vgpu_rm_gpu *gpu, struct vgpu_rm_type *t);
+void vgpu_rm_type_describe(struct vgpu_rm_type *t);
+int vgpu_rm_parse_framebuffer(struct vgpu_rm_gpu *gpu, const char *what,
+			      const char *str, bool pow2, u64 *bytes);
 void vgpu_rm_format_size(char *buf, size_t len, u64 bytes);
+
+/* vgpu_rm_configfs.c: runtime-defined types */
+int vgpu_rm_configfs_init(void);
+void vgpu_rm_configfs_exit(void);
+void vgpu_rm_configfs_gpu_gone(struct vgpu_rm_gpu *gpu);
+
+/* vgpu_rm_sriov.c: the PF driver's side of SR-IOV mode */
+extern const struct attribute_group *vgpu_rm_pf_groups[];
+extern const struct vgpu_rm_vf_ops vgpu_rm_vf_ops_table;
+int vgpu_rm_sriov_configure(struct pci_dev *pdev, int num_vfs);
+void vgpu_rm_sriov_remove(struct vgpu_rm_gpu *gpu);
 
 /* vgpu_rm_vgpu.c: the ops table */
 extern const struct vgpu_rm_ops vgpu_rm_ops_table;
-int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type,
-		   const guid_t *uuid, void *frontend_priv,
+/* @partition: a VF's own partition, or VGPU_RM_ANY_PARTITION */
+#define VGPU_RM_ANY_PARTITION	(-1)
+int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type_id,
+		   int partition, const guid_t *uuid, void *frontend_priv,
 		   const struct vgpu_vfio_callbacks *cb,
 		   struct vgpu_rm_vgpu **out);
 void vgpu_rm_delete(struct vgpu_rm_vgpu *vgpu);

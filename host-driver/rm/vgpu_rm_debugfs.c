@@ -72,8 +72,9 @@ static int vgpu_rm_partitions_show(struct seq_file *s, void *unused)
 		seq_printf(s, "index=%u state=%s", p, vgpu_rm_state_name(state));
 		if (vgpu)
 			seq_printf(s, " origin=%s owner=%pUl type=%s",
+				   vgpu->vf ? "vf" :
 				   vgpu->cb ? "frontend" : "debugfs",
-				   &vgpu->uuid, gpu->types[vgpu->type].name);
+				   &vgpu->uuid, vgpu->type->name);
 		else
 			seq_puts(s, " origin=- owner=- type=-");
 		seq_printf(s, " vram_base=0x%llx vram_size=0x%llx weight=%u pinned_pages=%lu",
@@ -118,7 +119,7 @@ static int vgpu_rm_vram_show(struct seq_file *s, void *unused)
 			continue;
 		seq_printf(s, "partition=%u vram_base=0x%llx vram_size=0x%llx type=%s owner=%pUl\n",
 			   p, vgpu->vram_base, vgpu->vram_size,
-			   gpu->types[vgpu->type].name, &vgpu->uuid);
+			   vgpu->type->name, &vgpu->uuid);
 	}
 	mutex_unlock(&gpu->lock);
 	return 0;
@@ -131,14 +132,15 @@ static int vgpu_rm_types_show(struct seq_file *s, void *unused)
 	struct vgpu_rm_type *t;
 	unsigned int i;
 
-	seq_puts(s, "# index name framebuffer framebuffer_bytes max_instances weight created available\n");
+	seq_puts(s, "# index id name origin framebuffer framebuffer_bytes max_instances weight created available\n");
 	mutex_lock(&gpu->lock);
 	for (i = 0; i < gpu->nr_types; i++) {
-		t = &gpu->types[i];
-		seq_printf(s, "index=%u name=%s framebuffer=%s framebuffer_bytes=%llu max_instances=%u weight=%u created=%u available=%u\n",
-			   i, t->name, t->fb_str, t->framebuffer_bytes,
+		t = gpu->types[i];
+		seq_printf(s, "index=%u id=%u name=%s origin=%s framebuffer=%s framebuffer_bytes=%llu max_instances=%u weight=%u created=%u available=%u\n",
+			   i, t->id, t->name, t->runtime ? "configfs" : "built-in",
+			   t->fb_str, t->framebuffer_bytes,
 			   t->max_instances, t->weight, t->created,
-			   vgpu_rm_available(gpu, i));
+			   vgpu_rm_available(gpu, t));
 	}
 	mutex_unlock(&gpu->lock);
 	return 0;
@@ -221,7 +223,7 @@ static struct vgpu_rm_vgpu *vgpu_rm_debugfs_vgpu(struct vgpu_rm_gpu *gpu,
 
 	mutex_lock(&gpu->lock);
 	if (p < gpu->partitions && gpu->parts[p].vgpu &&
-	    !gpu->parts[p].vgpu->cb)
+	    !gpu->parts[p].vgpu->cb && !gpu->parts[p].vgpu->vf)
 		vgpu = gpu->parts[p].vgpu;
 	mutex_unlock(&gpu->lock);
 	return vgpu;
@@ -241,13 +243,20 @@ static int vgpu_rm_control_cmd(struct vgpu_rm_gpu *gpu, char *cmd)
 	arg = cmd ? strim(cmd) : "";
 
 	if (!strcmp(verb, "create")) {
-		for (i = 0; i < gpu->nr_types; i++)
-			if (!strcmp(arg, gpu->types[i].name))
-				break;
-		if (i == gpu->nr_types && kstrtouint(arg, 0, &i))
+		struct vgpu_rm_type *t;
+
+		/* a type name, or a table index */
+		mutex_lock(&gpu->lock);
+		t = vgpu_rm_type_by_name(gpu, arg);
+		if (!t && !kstrtouint(arg, 0, &i))
+			t = vgpu_rm_type_at(gpu, i);
+		i = t ? t->id : 0;
+		mutex_unlock(&gpu->lock);
+		if (!i)
 			return -EINVAL;
 		guid_gen(&uuid);
-		return vgpu_rm_create(gpu, i, &uuid, NULL, NULL, &vgpu);
+		return vgpu_rm_create(gpu, i, VGPU_RM_ANY_PARTITION, &uuid,
+				      NULL, NULL, &vgpu);
 	}
 
 	if (!strcmp(verb, "peek")) {

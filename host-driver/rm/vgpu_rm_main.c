@@ -25,7 +25,7 @@ MODULE_PARM_DESC(types,
  * must not block other GPUs' probe and remove): vgpu_rm_cb_users counts
  * the removes in flight, which disconnecting the frontend waits for.
  */
-static DEFINE_MUTEX(vgpu_rm_lock);
+DEFINE_MUTEX(vgpu_rm_lock);
 static LIST_HEAD(vgpu_rm_gpus);
 static const struct vgpu_vfio_callbacks *vgpu_rm_cb;
 static unsigned int vgpu_rm_cb_users;
@@ -34,6 +34,49 @@ static DECLARE_WAIT_QUEUE_HEAD(vgpu_rm_cb_wait);
 const struct vgpu_vfio_callbacks *vgpu_rm_frontend_callbacks(void)
 {
 	return READ_ONCE(vgpu_rm_cb);
+}
+
+/* The bound GPU whose PF has PCI name @name, or NULL. */
+struct vgpu_rm_gpu *vgpu_rm_find_gpu(const char *name)
+{
+	struct vgpu_rm_gpu *gpu;
+
+	lockdep_assert_held(&vgpu_rm_lock);
+	list_for_each_entry(gpu, &vgpu_rm_gpus, node)
+		if (!strcmp(pci_name(gpu->pdev), name))
+			return gpu;
+	return NULL;
+}
+
+/*
+ * The type table of @gpu is about to change: the frontend that lists it,
+ * if any, must have no vGPU of it and stop listing it (vgpu_ops.h). Holds
+ * vgpu_rm_lock, which keeps gpu->frontend.
+ */
+int vgpu_rm_types_change_begin(struct vgpu_rm_gpu *gpu)
+{
+	const struct vgpu_vfio_callbacks *cb = gpu->frontend;
+	int ret;
+
+	lockdep_assert_held(&vgpu_rm_lock);
+	if (!cb || !cb->types_changing)
+		return 0;
+	ret = cb->types_changing(gpu);
+	if (ret == -EBUSY)
+		dev_err(&gpu->pdev->dev, "mdev mode: vgpu_vfio has vGPUs of this GPU, and the mdev core takes a parent's type list only when it registers: remove every mdev of the GPU, then change its types\n");
+	else if (ret)
+		dev_err(&gpu->pdev->dev, "the frontend cannot change its type list: %d\n",
+			ret);
+	return ret;
+}
+
+void vgpu_rm_types_change_end(struct vgpu_rm_gpu *gpu)
+{
+	const struct vgpu_vfio_callbacks *cb = gpu->frontend;
+
+	lockdep_assert_held(&vgpu_rm_lock);
+	if (cb && cb->types_changed)
+		cb->types_changed(gpu);
 }
 
 /* Record one fault-log entry; hard-irq context. */
@@ -236,6 +279,26 @@ static int vgpu_rm_identify(struct vgpu_rm_gpu *gpu)
 		return -ENODEV;
 	}
 	gpu->vram_granules = gpu->vram_size / VGPU_VRAM_ALIGN;
+
+	/* SR-IOV (SPEC 15): every VF's VRAM BAR has the same size S. */
+	if (pci_sriov_get_totalvfs(pdev) > 0) {
+		/*
+		 * pci_iov_resource_size() is not exported: the IOV resource
+		 * spans TotalVFs BARs of S bytes each.
+		 */
+		gpu->vf_vram_bar_bytes =
+			div_u64(pci_resource_len(pdev, PCI_IOV_RESOURCES +
+							 VGPU_VRAM_BAR),
+				pci_sriov_get_totalvfs(pdev));
+		if (pci_sriov_get_totalvfs(pdev) > gpu->partitions) {
+			dev_err(dev, "SR-IOV capability with %d VFs for %u partitions\n",
+				pci_sriov_get_totalvfs(pdev), gpu->partitions);
+			return -ENODEV;
+		}
+		/* The platform did not give the VF BARs space: mdev only. */
+		if (!gpu->vf_vram_bar_bytes)
+			dev_err(dev, "SR-IOV unusable: the VF BARs got no address space (boot with pci=realloc?); mdev mode only\n");
+	}
 	return 0;
 }
 
@@ -255,7 +318,9 @@ static int vgpu_rm_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	mutex_init(&gpu->xlate_queue_lock);
 	spin_lock_init(&gpu->irq_lock);
 	spin_lock_init(&gpu->fault_lock);
+	mutex_init(&gpu->sriov_lock);
 	INIT_LIST_HEAD(&gpu->node);
+	gpu->mode = VGPU_RM_MODE_MDEV;
 
 	ret = pcim_enable_device(pdev);
 	if (ret)
@@ -320,11 +385,16 @@ static int vgpu_rm_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		 FIELD_GET(VGPU_G_VERSION_MINOR, gpu->version),
 		 gpu->partitions, FIELD_GET(VGPU_G_CAPS_ENGINES, gpu->caps),
 		 vram, gpu->nr_types, gpu->nvec);
+	if (gpu->vf_vram_bar_bytes) {
+		vgpu_rm_format_size(vram, sizeof(vram), gpu->vf_vram_bar_bytes);
+		dev_info(dev, "SR-IOV capable: %d VFs, %s VF VRAM BAR; mdev mode until 'sriov' is written to vgpu_mode\n",
+			 pci_sriov_get_totalvfs(pdev), vram);
+	}
 
 	mutex_lock(&vgpu_rm_lock);
 	list_add_tail(&gpu->node, &vgpu_rm_gpus);
 	cb = vgpu_rm_cb;
-	if (cb) {
+	if (cb) {	/* a new GPU is in mdev mode */
 		ret = cb->probe(gpu, dev);
 		if (ret)
 			dev_err(dev, "the frontend refused this GPU (%d)\n", ret);
@@ -387,6 +457,8 @@ static void vgpu_rm_remove(struct pci_dev *pdev)
 	struct vgpu_rm_gpu *gpu = pci_get_drvdata(pdev);
 	const struct vgpu_vfio_callbacks *cb;
 
+	/* VFs first: their drivers go, their VMMs close them, types go. */
+	vgpu_rm_sriov_remove(gpu);
 	mutex_lock(&vgpu_rm_lock);
 	list_del_init(&gpu->node);
 	cb = vgpu_rm_frontend_take(gpu);
@@ -401,6 +473,10 @@ static void vgpu_rm_remove(struct pci_dev *pdev)
 
 	vgpu_rm_debugfs_remove(gpu);
 	vgpu_rm_delete_all(gpu);
+	/* its runtime types become disabled configfs directories */
+	mutex_lock(&vgpu_rm_lock);
+	vgpu_rm_configfs_gpu_gone(gpu);
+	mutex_unlock(&vgpu_rm_lock);
 	writel(0, gpu->regs + VGPU_G_INTR_MASK);
 	writel(1, gpu->regs + VGPU_G_DEVICE_RESET);
 	/* devres frees the interrupts, vectors and BARs after this. */
@@ -417,7 +493,70 @@ static struct pci_driver vgpu_rm_driver = {
 	.id_table = vgpu_rm_ids,
 	.probe = vgpu_rm_probe,
 	.remove = vgpu_rm_remove,
+	.sriov_configure = vgpu_rm_sriov_configure,
+	/* (pci_register_driver() copies this into driver.dev_groups) */
+	.dev_groups = vgpu_rm_pf_groups,
 };
+
+/**
+ * vgpu_rm_vf_get() - the backend of a VF's PF (vgpu_ops.h)
+ * @vf: a VF of a GPU bound to vgpu_rm
+ * @ops: set to the VF ops
+ *
+ * Return: the GPU, ERR_PTR(-EINVAL) if @vf is not a VF of a vgpu_rm GPU,
+ * ERR_PTR(-ENODEV) if the GPU is not in SR-IOV mode.
+ */
+struct vgpu_rm_gpu *vgpu_rm_vf_get(struct pci_dev *vf,
+				   const struct vgpu_rm_vf_ops **ops)
+{
+	struct vgpu_rm_gpu *gpu = pci_iov_get_pf_drvdata(vf, &vgpu_rm_driver);
+
+	if (IS_ERR(gpu))
+		return gpu;
+	if (READ_ONCE(gpu->mode) != VGPU_RM_MODE_SRIOV)
+		return ERR_PTR(-ENODEV);
+	*ops = &vgpu_rm_vf_ops_table;
+	return gpu;
+}
+EXPORT_SYMBOL_GPL(vgpu_rm_vf_get);
+
+/*
+ * Give @gpu to the frontend (mdev mode again), if one is connected and
+ * does not have it.
+ */
+int vgpu_rm_frontend_attach(struct vgpu_rm_gpu *gpu)
+{
+	const struct vgpu_vfio_callbacks *cb;
+	int ret = 0;
+
+	mutex_lock(&vgpu_rm_lock);
+	cb = vgpu_rm_cb;
+	if (cb && !gpu->frontend && !gpu->frontend_removing &&
+	    !list_empty(&gpu->node)) {
+		ret = cb->probe(gpu, &gpu->pdev->dev);
+		if (ret)
+			dev_err(&gpu->pdev->dev, "the frontend refused this GPU (%d)\n",
+				ret);
+		else
+			gpu->frontend = cb;
+	}
+	mutex_unlock(&vgpu_rm_lock);
+	return ret;
+}
+
+/* Take @gpu from the frontend (SR-IOV mode); it has no vGPU there. */
+void vgpu_rm_frontend_detach_gpu(struct vgpu_rm_gpu *gpu)
+{
+	const struct vgpu_vfio_callbacks *cb;
+
+	mutex_lock(&vgpu_rm_lock);
+	cb = vgpu_rm_frontend_take(gpu);
+	mutex_unlock(&vgpu_rm_lock);
+	if (cb) {
+		cb->remove(gpu);
+		vgpu_rm_frontend_removed(gpu);
+	}
+}
 
 /*
  * Take every GPU from the frontend and remove it there, without
@@ -478,6 +617,8 @@ int vgpu_rm_set_ops(struct vgpu_rm_ops *ops,
 	*ops = vgpu_rm_ops_table;
 	WRITE_ONCE(vgpu_rm_cb, callbacks);
 	list_for_each_entry(gpu, &vgpu_rm_gpus, node) {
+		if (gpu->mode != VGPU_RM_MODE_MDEV)
+			continue;
 		ret = callbacks->probe(gpu, &gpu->pdev->dev);
 		if (ret) {
 			dev_err(&gpu->pdev->dev, "the frontend refused this GPU (%d)\n",
@@ -521,10 +662,18 @@ static int __init vgpu_rm_init(void)
 
 	/* A PTE maps one kernel page. */
 	BUILD_BUG_ON(PAGE_SIZE != VGPU_XLATE_PAGE_SIZE);
+	ret = vgpu_rm_configfs_init();
+	if (ret) {
+		pr_err(VGPU_RM_NAME ": cannot register the configfs subsystem: %d\n",
+		       ret);
+		return ret;
+	}
 	vgpu_rm_debugfs_init();
 	ret = pci_register_driver(&vgpu_rm_driver);
-	if (ret)
+	if (ret) {
 		vgpu_rm_debugfs_exit();
+		vgpu_rm_configfs_exit();
+	}
 	return ret;
 }
 module_init(vgpu_rm_init);
@@ -533,6 +682,7 @@ static void __exit vgpu_rm_exit(void)
 {
 	pci_unregister_driver(&vgpu_rm_driver);
 	vgpu_rm_debugfs_exit();
+	vgpu_rm_configfs_exit();
 }
 module_exit(vgpu_rm_exit);
 

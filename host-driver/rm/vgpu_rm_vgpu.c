@@ -12,6 +12,11 @@
 
 #include "vgpu_rm.h"
 
+/*
+ * The ops address types by table index: the frontend lists the table as it
+ * is when it registers, and the table changes only while the frontend has
+ * no vGPU and lists no type (vgpu_rm_types_change_begin()).
+ */
 static unsigned int vgpu_rm_get_types(struct vgpu_rm_gpu *gpu)
 {
 	return gpu->nr_types;
@@ -20,25 +25,32 @@ static unsigned int vgpu_rm_get_types(struct vgpu_rm_gpu *gpu)
 static const char *vgpu_rm_get_name(struct vgpu_rm_gpu *gpu,
 				    unsigned int type)
 {
-	return type < gpu->nr_types ? gpu->types[type].name : NULL;
+	struct vgpu_rm_type *t = vgpu_rm_type_at(gpu, type);
+
+	return t ? t->name : NULL;
 }
 
 static const char *vgpu_rm_get_human_name(struct vgpu_rm_gpu *gpu,
 					  unsigned int type)
 {
-	return type < gpu->nr_types ? gpu->types[type].human_name : NULL;
+	struct vgpu_rm_type *t = vgpu_rm_type_at(gpu, type);
+
+	return t ? t->human_name : NULL;
 }
 
 static int vgpu_rm_get_description(struct vgpu_rm_gpu *gpu,
 				   unsigned int type, char *buf, size_t len)
 {
 	struct vgpu_rm_type *t;
+	int ret = -EINVAL;
 
-	if (type >= gpu->nr_types)
-		return -EINVAL;
-	t = &gpu->types[type];
-	return scnprintf(buf, len, "framebuffer=%s, max_instances=%u, weight=%u",
-			 t->fb_str, t->max_instances, t->weight);
+	mutex_lock(&gpu->lock);
+	t = vgpu_rm_type_at(gpu, type);
+	if (t)
+		ret = scnprintf(buf, len, "framebuffer=%s, max_instances=%u, weight=%u",
+				t->fb_str, t->max_instances, t->weight);
+	mutex_unlock(&gpu->lock);
+	return ret;
 }
 
 static unsigned int vgpu_rm_get_instances(struct vgpu_rm_gpu *gpu,
@@ -47,7 +59,7 @@ static unsigned int vgpu_rm_get_instances(struct vgpu_rm_gpu *gpu,
 	unsigned int n;
 
 	mutex_lock(&gpu->lock);
-	n = vgpu_rm_available(gpu, type);
+	n = vgpu_rm_available(gpu, vgpu_rm_type_at(gpu, type));
 	mutex_unlock(&gpu->lock);
 	return n;
 }
@@ -64,25 +76,32 @@ static void vgpu_rm_partition_clear(struct vgpu_rm_gpu *gpu, unsigned int p)
 	writel(VGPU_PT_WEIGHT_RESET, vgpu_rm_pt_reg(gpu, p, VGPU_PT_WEIGHT));
 }
 
-int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type,
-		   const guid_t *uuid, void *frontend_priv,
+/*
+ * A vGPU of the type with ID @type_id: on any free partition (mdev mode),
+ * or on VF @partition's own (SR-IOV mode), which takes no device-side
+ * translation (SPEC 15). -EINVAL: no such type; -ENOSPC: no partition or
+ * VRAM left, or max_instances reached; -EBUSY: the GPU is in the other
+ * mode or the VF's partition is taken.
+ */
+int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type_id,
+		   int partition, const guid_t *uuid, void *frontend_priv,
 		   const struct vgpu_vfio_callbacks *cb,
 		   struct vgpu_rm_vgpu **out)
 {
+	enum vgpu_rm_mode want = partition < 0 ? VGPU_RM_MODE_MDEV :
+						 VGPU_RM_MODE_SRIOV;
 	struct vgpu_rm_vgpu *vgpu;
 	struct vgpu_rm_type *t;
 	unsigned int p;
 	int ret;
 
-	if (type >= gpu->nr_types)
+	if (partition >= (int)gpu->partitions)
 		return -EINVAL;
-	t = &gpu->types[type];
-
 	vgpu = kzalloc(sizeof(*vgpu), GFP_KERNEL);
 	if (!vgpu)
 		return -ENOMEM;
 	vgpu->gpu = gpu;
-	vgpu->type = type;
+	vgpu->vf = partition >= 0;
 	vgpu->frontend_priv = frontend_priv;
 	vgpu->cb = cb;
 	if (uuid)
@@ -91,22 +110,40 @@ int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type,
 	mutex_init(&vgpu->vram_lock);
 	INIT_WORK(&vgpu->fault_work, vgpu_rm_xlate_work);
 	xa_init(&vgpu->pins);
-	ret = vgpu_rm_xlate_init(vgpu);
-	if (ret)
-		goto err_free;
+	if (!vgpu->vf) {
+		ret = vgpu_rm_xlate_init(vgpu);
+		if (ret)
+			goto err_free;
+	}
 
 	mutex_lock(&gpu->lock);
+	ret = -EBUSY;
+	if (gpu->mode != want)
+		goto err_unlock;
+	ret = -EINVAL;
+	t = vgpu_rm_type_by_id(gpu, type_id);
+	if (!t)
+		goto err_unlock;
 	ret = -ENOSPC;
 	if (t->created >= t->max_instances)
 		goto err_unlock;
-	p = find_first_zero_bit(gpu->part_map, gpu->partitions);
-	if (p >= gpu->partitions)
-		goto err_unlock;
+	if (vgpu->vf) {
+		p = partition;
+		ret = -EBUSY;
+		if (test_bit(p, gpu->part_map))
+			goto err_unlock;
+		ret = -ENOSPC;
+	} else {
+		p = find_first_zero_bit(gpu->part_map, gpu->partitions);
+		if (p >= gpu->partitions)
+			goto err_unlock;
+	}
 	ret = vgpu_rm_vram_alloc(gpu, gpu->vram_map, t->framebuffer_bytes,
 				 &vgpu->vram_base);
 	if (ret)
 		goto err_unlock;
 	vgpu->vram_size = t->framebuffer_bytes;
+	vgpu->type = t;
 	vgpu->partition = p;
 	vgpu->placed = true;
 	set_bit(p, gpu->part_map);
@@ -116,9 +153,11 @@ int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type,
 	vgpu_rm_partition_clear(gpu, p);
 	writeq(vgpu->vram_base, vgpu_rm_pt_reg(gpu, p, VGPU_PT_VRAM_BASE));
 	writeq(vgpu->vram_size, vgpu_rm_pt_reg(gpu, p, VGPU_PT_VRAM_SIZE));
-	writeq(vgpu->dir_dma, vgpu_rm_pt_reg(gpu, p, VGPU_PT_XLATE_ROOT));
-	writel(VGPU_RM_DIR_ENTRIES,
-	       vgpu_rm_pt_reg(gpu, p, VGPU_PT_XLATE_DIR_ENTRIES));
+	if (!vgpu->vf) {
+		writeq(vgpu->dir_dma, vgpu_rm_pt_reg(gpu, p, VGPU_PT_XLATE_ROOT));
+		writel(VGPU_RM_DIR_ENTRIES,
+		       vgpu_rm_pt_reg(gpu, p, VGPU_PT_XLATE_DIR_ENTRIES));
+	}
 	writel(t->weight, vgpu_rm_pt_reg(gpu, p, VGPU_PT_WEIGHT));
 
 	spin_lock_irq(&gpu->irq_lock);
@@ -180,7 +219,7 @@ void vgpu_rm_delete(struct vgpu_rm_vgpu *vgpu)
 	vgpu->vram = NULL;
 	vgpu_rm_vram_free(gpu, vgpu->vram_base, vgpu->vram_size);
 	clear_bit(p, gpu->part_map);
-	gpu->types[vgpu->type].created--;
+	vgpu->type->created--;
 	mutex_unlock(&gpu->lock);
 
 	dev_dbg(&gpu->pdev->dev, "vGPU %pUl on partition %u deleted\n",
@@ -194,7 +233,9 @@ int vgpu_rm_start(struct vgpu_rm_vgpu *vgpu)
 {
 	struct vgpu_rm_gpu *gpu = vgpu->gpu;
 	unsigned int p = vgpu->partition;
-	u32 want = VGPU_PT_CTRL_ENABLE | VGPU_PT_CTRL_XLATE |
+	/* A VF's DMA is translated by the platform IOMMU instead (SPEC 15). */
+	u32 want = vgpu->vf ? VGPU_PT_CTRL_ENABLE :
+		   VGPU_PT_CTRL_ENABLE | VGPU_PT_CTRL_XLATE |
 		   VGPU_PT_CTRL_XLATE_REPLAY;
 	u32 ctrl;
 	int ret = 0;
@@ -427,8 +468,17 @@ static int vgpu_rm_op_create(struct vgpu_rm_gpu *gpu, unsigned int type,
 			     const guid_t *uuid, void *frontend_priv,
 			     struct vgpu_rm_vgpu **out)
 {
-	return vgpu_rm_create(gpu, type, uuid, frontend_priv,
-			      vgpu_rm_frontend_callbacks(), out);
+	struct vgpu_rm_type *t;
+	unsigned int id;
+
+	mutex_lock(&gpu->lock);
+	t = vgpu_rm_type_at(gpu, type);
+	id = t ? t->id : 0;
+	mutex_unlock(&gpu->lock);
+	if (!id)
+		return -EINVAL;
+	return vgpu_rm_create(gpu, id, VGPU_RM_ANY_PARTITION, uuid,
+			      frontend_priv, vgpu_rm_frontend_callbacks(), out);
 }
 
 const struct vgpu_rm_ops vgpu_rm_ops_table = {

@@ -47,6 +47,16 @@ struct vgpu_vfio_gpu {
 	unsigned int nr_types;
 	struct vgpu_vfio_type *types;
 	struct mdev_type **type_ptrs;
+	/*
+	 * Under lock: the vGPUs (mdevs) of this GPU, and whether its type
+	 * list is being changed (the parent is registered again for that,
+	 * which the mdev core allows only without mdevs) or could not be
+	 * registered again.
+	 */
+	struct mutex lock;
+	unsigned int nr_vgpus;
+	bool retyping;
+	bool registered;
 };
 
 /* A BAR as the VFIO user sees it. */

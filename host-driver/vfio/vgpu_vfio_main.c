@@ -338,6 +338,13 @@ static int vgpu_vfio_create_errno(int err)
 	}
 }
 
+static void vgpu_vfio_gpu_vgpu_gone(struct vgpu_vfio_gpu *gpu)
+{
+	mutex_lock(&gpu->lock);
+	gpu->nr_vgpus--;
+	mutex_unlock(&gpu->lock);
+}
+
 static int vgpu_vfio_mdev_probe(struct mdev_device *mdev)
 {
 	struct vgpu_vfio_type *type =
@@ -345,10 +352,23 @@ static int vgpu_vfio_mdev_probe(struct mdev_device *mdev)
 	struct vgpu_vfio_state *s;
 	int ret;
 
+	/* the type list is not changed under a vGPU (types_changing) */
+	mutex_lock(&type->gpu->lock);
+	if (type->gpu->retyping) {
+		mutex_unlock(&type->gpu->lock);
+		dev_info(&mdev->dev, "vGPU %pUl not created: the GPU's type list is being changed\n",
+			 &mdev->uuid);
+		return -EBUSY;
+	}
+	type->gpu->nr_vgpus++;
+	mutex_unlock(&type->gpu->lock);
+
 	s = vfio_alloc_device(vgpu_vfio_state, vdev, &mdev->dev,
 			      &vgpu_vfio_dev_ops);
-	if (IS_ERR(s))
+	if (IS_ERR(s)) {
+		vgpu_vfio_gpu_vgpu_gone(type->gpu);
 		return PTR_ERR(s);
+	}
 	s->mdev = mdev;
 	s->type = type;
 
@@ -393,12 +413,14 @@ err_delete:
 	s->vgpu = NULL;
 err_put:
 	vfio_put_device(&s->vdev);
+	vgpu_vfio_gpu_vgpu_gone(type->gpu);
 	return ret;
 }
 
 static void vgpu_vfio_mdev_remove(struct mdev_device *mdev)
 {
 	struct vgpu_vfio_state *s = dev_get_drvdata(&mdev->dev);
+	struct vgpu_vfio_gpu *gpu = s->type->gpu;
 
 	/* waits for the user to close it; vgpu_vfio_request() says so */
 	vfio_unregister_group_dev(&s->vdev);
@@ -411,7 +433,8 @@ static void vgpu_vfio_mdev_remove(struct mdev_device *mdev)
 	dev_info(&mdev->dev, "vGPU %pUl removed\n", &mdev->uuid);
 
 	dev_set_drvdata(&mdev->dev, NULL);
-	vfio_put_device(&s->vdev);
+	vfio_put_device(&s->vdev);	/* frees s */
+	vgpu_vfio_gpu_vgpu_gone(gpu);
 }
 
 static unsigned int vgpu_vfio_get_available(struct mdev_type *mtype)
@@ -518,6 +541,7 @@ static void vgpu_vfio_gpu_free(struct vgpu_vfio_gpu *gpu)
 {
 	kfree(gpu->type_ptrs);
 	kfree(gpu->types);
+	mutex_destroy(&gpu->lock);
 	kfree(gpu);
 }
 
@@ -532,11 +556,44 @@ static struct vgpu_vfio_gpu *vgpu_vfio_find_gpu(struct vgpu_rm_gpu *rm_gpu)
 	return NULL;
 }
 
+/* The backend's type table as mdev types; frees the old ones. */
+static int vgpu_vfio_gpu_types_init(struct vgpu_vfio_gpu *gpu)
+{
+	struct vgpu_vfio_type *types;
+	struct mdev_type **ptrs;
+	unsigned int i, n;
+	int ret;
+
+	n = vgpu_vfio_rm.get_types(gpu->rm_gpu);
+	if (!n || n > VGPU_VFIO_MAX_TYPES) {
+		dev_err(gpu->dev, "%u vGPU types; 1 to %u are supported\n", n,
+			VGPU_VFIO_MAX_TYPES);
+		return -EINVAL;
+	}
+	types = kcalloc(n, sizeof(*types), GFP_KERNEL);
+	ptrs = kcalloc(n, sizeof(*ptrs), GFP_KERNEL);
+	if (!types || !ptrs) {
+		kfree(ptrs);
+		kfree(types);
+		return -ENOMEM;
+	}
+	kfree(gpu->type_ptrs);
+	kfree(gpu->types);
+	gpu->types = types;
+	gpu->type_ptrs = ptrs;
+	gpu->nr_types = n;
+	for (i = 0; i < n; i++) {
+		ret = vgpu_vfio_type_init(gpu, i);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static int vgpu_vfio_gpu_probe(struct vgpu_rm_gpu *rm_gpu,
 			       struct device *dev)
 {
 	struct vgpu_vfio_gpu *gpu;
-	unsigned int i, n;
 	int ret;
 
 	if (!rm_gpu || !dev)
@@ -545,30 +602,16 @@ static int vgpu_vfio_gpu_probe(struct vgpu_rm_gpu *rm_gpu,
 		dev_err(dev, "vgpu_rm filled an incomplete ops table\n");
 		return -EINVAL;
 	}
-	n = vgpu_vfio_rm.get_types(rm_gpu);
-	if (!n || n > VGPU_VFIO_MAX_TYPES) {
-		dev_err(dev, "%u vGPU types; 1 to %u are supported\n", n,
-			VGPU_VFIO_MAX_TYPES);
-		return -EINVAL;
-	}
 
 	gpu = kzalloc(sizeof(*gpu), GFP_KERNEL);
 	if (!gpu)
 		return -ENOMEM;
-	gpu->types = kcalloc(n, sizeof(*gpu->types), GFP_KERNEL);
-	gpu->type_ptrs = kcalloc(n, sizeof(*gpu->type_ptrs), GFP_KERNEL);
-	if (!gpu->types || !gpu->type_ptrs) {
-		ret = -ENOMEM;
-		goto err_free;
-	}
+	mutex_init(&gpu->lock);
 	gpu->rm_gpu = rm_gpu;
 	gpu->dev = dev;
-	gpu->nr_types = n;
-	for (i = 0; i < n; i++) {
-		ret = vgpu_vfio_type_init(gpu, i);
-		if (ret)
-			goto err_free;
-	}
+	ret = vgpu_vfio_gpu_types_init(gpu);
+	if (ret)
+		goto err_free;
 
 	mutex_lock(&vgpu_vfio_gpus_lock);
 	if (vgpu_vfio_find_gpu(rm_gpu)) {
@@ -578,15 +621,16 @@ static int vgpu_vfio_gpu_probe(struct vgpu_rm_gpu *rm_gpu,
 	/* mdev wants the parent held until mdev_unregister_parent() */
 	get_device(dev);
 	ret = mdev_register_parent(&gpu->parent, dev, &vgpu_vfio_mdev_driver,
-				   gpu->type_ptrs, n);
+				   gpu->type_ptrs, gpu->nr_types);
 	if (ret) {
 		put_device(dev);
 		goto err_unlock;
 	}
+	gpu->registered = true;
 	list_add_tail(&gpu->node, &vgpu_vfio_gpus);
 	mutex_unlock(&vgpu_vfio_gpus_lock);
 
-	dev_info(dev, "mdev parent with %u vGPU types\n", n);
+	dev_info(dev, "mdev parent with %u vGPU types\n", gpu->nr_types);
 	return 0;
 
 err_unlock:
@@ -599,9 +643,82 @@ err_free:
 static void vgpu_vfio_gpu_unregister(struct vgpu_vfio_gpu *gpu)
 {
 	/* removes every vGPU of the GPU, each after its user closed it */
-	mdev_unregister_parent(&gpu->parent);
-	put_device(gpu->dev);
+	if (gpu->registered) {
+		mdev_unregister_parent(&gpu->parent);
+		put_device(gpu->dev);
+	}
 	vgpu_vfio_gpu_free(gpu);
+}
+
+static struct vgpu_vfio_gpu *vgpu_vfio_get_gpu(struct vgpu_rm_gpu *rm_gpu)
+{
+	struct vgpu_vfio_gpu *gpu;
+
+	mutex_lock(&vgpu_vfio_gpus_lock);
+	gpu = vgpu_vfio_find_gpu(rm_gpu);
+	mutex_unlock(&vgpu_vfio_gpus_lock);
+	return gpu;
+}
+
+/*
+ * The backend's types change (vgpu_ops.h). mdev_register_parent() takes a
+ * fixed list and only mdev_unregister_parent() lets go of it, removing
+ * every mdev: so the list changes only while the GPU has none, and no
+ * mdev can be made until types_changed() registers the parent again.
+ * The backend serialises these calls with probe() and remove().
+ */
+static int vgpu_vfio_gpu_types_changing(struct vgpu_rm_gpu *rm_gpu)
+{
+	struct vgpu_vfio_gpu *gpu = vgpu_vfio_get_gpu(rm_gpu);
+	unsigned int n;
+
+	if (!gpu)
+		return 0;
+	mutex_lock(&gpu->lock);
+	n = gpu->nr_vgpus;
+	if (!n)
+		gpu->retyping = true;
+	mutex_unlock(&gpu->lock);
+	if (n) {
+		dev_err(gpu->dev, "the mdev type list cannot change while %u vGPU(s) of this GPU exist\n",
+			n);
+		return -EBUSY;
+	}
+	if (gpu->registered) {
+		mdev_unregister_parent(&gpu->parent);
+		put_device(gpu->dev);
+		gpu->registered = false;
+	}
+	return 0;
+}
+
+static void vgpu_vfio_gpu_types_changed(struct vgpu_rm_gpu *rm_gpu)
+{
+	struct vgpu_vfio_gpu *gpu = vgpu_vfio_get_gpu(rm_gpu);
+	int ret;
+
+	if (!gpu)
+		return;
+	ret = vgpu_vfio_gpu_types_init(gpu);
+	if (!ret) {
+		get_device(gpu->dev);
+		ret = mdev_register_parent(&gpu->parent, gpu->dev,
+					   &vgpu_vfio_mdev_driver,
+					   gpu->type_ptrs, gpu->nr_types);
+		if (ret)
+			put_device(gpu->dev);
+	}
+	if (ret) {
+		dev_err(gpu->dev, "mdev parent not registered again with the new types: %d (reload vgpu_vfio)\n",
+			ret);
+	} else {
+		gpu->registered = true;
+		dev_info(gpu->dev, "mdev parent registered again with %u vGPU types\n",
+			 gpu->nr_types);
+	}
+	mutex_lock(&gpu->lock);
+	gpu->retyping = false;
+	mutex_unlock(&gpu->lock);
 }
 
 static void vgpu_vfio_gpu_remove(struct vgpu_rm_gpu *rm_gpu)
@@ -643,6 +760,8 @@ static const struct vgpu_vfio_callbacks vgpu_vfio_callbacks = {
 	.inject_interrupt = vgpu_vfio_inject_interrupt,
 	.pin_page	= vgpu_vfio_pin_page,
 	.unpin_page	= vgpu_vfio_unpin_page,
+	.types_changing	= vgpu_vfio_gpu_types_changing,
+	.types_changed	= vgpu_vfio_gpu_types_changed,
 };
 
 /* ---- module ------------------------------------------------------------- */

@@ -133,26 +133,51 @@ static ssize_t vgpu_rm_cfs_max_instances_show(struct config_item *item,
 	return sysfs_emit(page, "%u\n", to_cfs_type(item)->type.max_instances);
 }
 
-static ssize_t vgpu_rm_cfs_max_instances_store(struct config_item *item,
-					       const char *page, size_t count)
+/*
+ * Store a number in 1..limit into a disabled type's field: limit is the
+ * GPU's partition count for max_instances, VGPU_MAX_WEIGHT for weight.
+ */
+static ssize_t vgpu_rm_cfs_store_uint(struct config_item *item,
+				      const char *page, size_t count,
+				      const char *attr, bool per_partition,
+				      unsigned int *(*field)(struct vgpu_rm_type *t))
 {
 	struct vgpu_rm_cfs_type *ct = to_cfs_type(item);
 	struct vgpu_rm_gpu *gpu;
-	unsigned int n;
+	unsigned int n, limit;
 	int ret = 0;
 
 	gpu = vgpu_rm_cfs_lock_disabled(ct);
 	if (IS_ERR(gpu))
 		return PTR_ERR(gpu);
-	if (kstrtouint(page, 0, &n) || !n || n > gpu->partitions) {
-		dev_err(&gpu->pdev->dev, "type %s: max_instances must be 1..%u (partitions)\n",
-			ct->type.name, gpu->partitions);
+	limit = per_partition ? gpu->partitions : VGPU_MAX_WEIGHT;
+	if (kstrtouint(page, 0, &n) || !n || n > limit) {
+		dev_err(&gpu->pdev->dev, "type %s: %s must be 1..%u%s\n",
+			ct->type.name, attr, limit,
+			per_partition ? " (partitions)" : "");
 		ret = -EINVAL;
 	} else {
-		ct->type.max_instances = n;
+		*field(&ct->type) = n;
 	}
 	mutex_unlock(&vgpu_rm_lock);
 	return ret ? ret : count;
+}
+
+static unsigned int *vgpu_rm_type_max_instances(struct vgpu_rm_type *t)
+{
+	return &t->max_instances;
+}
+
+static unsigned int *vgpu_rm_type_weight(struct vgpu_rm_type *t)
+{
+	return &t->weight;
+}
+
+static ssize_t vgpu_rm_cfs_max_instances_store(struct config_item *item,
+					       const char *page, size_t count)
+{
+	return vgpu_rm_cfs_store_uint(item, page, count, "max_instances", true,
+				      vgpu_rm_type_max_instances);
 }
 
 static ssize_t vgpu_rm_cfs_weight_show(struct config_item *item, char *page)
@@ -163,23 +188,8 @@ static ssize_t vgpu_rm_cfs_weight_show(struct config_item *item, char *page)
 static ssize_t vgpu_rm_cfs_weight_store(struct config_item *item,
 					const char *page, size_t count)
 {
-	struct vgpu_rm_cfs_type *ct = to_cfs_type(item);
-	struct vgpu_rm_gpu *gpu;
-	unsigned int n;
-	int ret = 0;
-
-	gpu = vgpu_rm_cfs_lock_disabled(ct);
-	if (IS_ERR(gpu))
-		return PTR_ERR(gpu);
-	if (kstrtouint(page, 0, &n) || !n || n > VGPU_MAX_WEIGHT) {
-		dev_err(&gpu->pdev->dev, "type %s: weight must be 1..%llu\n",
-			ct->type.name, VGPU_MAX_WEIGHT);
-		ret = -EINVAL;
-	} else {
-		ct->type.weight = n;
-	}
-	mutex_unlock(&vgpu_rm_lock);
-	return ret ? ret : count;
+	return vgpu_rm_cfs_store_uint(item, page, count, "weight", false,
+				      vgpu_rm_type_weight);
 }
 
 static ssize_t vgpu_rm_cfs_id_show(struct config_item *item, char *page)

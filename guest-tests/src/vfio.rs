@@ -468,10 +468,23 @@ impl VfioVgpu {
     ) -> Result<(Self, File), String> {
         let v = vgpuctl::Vgpu::get(uuid).map_err(|e| e.to_string())?;
         let group = v.iommu_group.ok_or("no iommu_group")?;
+        Self::open_in_group(container, group, uuid, first, dma, iova)
+    }
+
+    /// As `open`, for any VFIO device: `name` (a vGPU's UUID, a PCI
+    /// function's address such as an SR-IOV VF's) in IOMMU group `group`.
+    pub fn open_in_group(
+        container: &Container,
+        group: u32,
+        name: &str,
+        first: bool,
+        dma: DmaBuf,
+        iova: u64,
+    ) -> Result<(Self, File), String> {
         let gf = container
             .add_group(group, first)
             .map_err(|e| format!("group {group}: {e}"))?;
-        let dev = Device::open(&gf, uuid).map_err(|e| format!("device fd: {e}"))?;
+        let dev = Device::open(&gf, name).map_err(|e| format!("device fd: {e}"))?;
         let bar0 = dev.region(0).map_err(|e| format!("BAR0 info: {e}"))?;
         let bar2 = dev.region(2).map_err(|e| format!("BAR2 info: {e}"))?;
         let vram = dev

@@ -12,6 +12,27 @@
 //! exits non-zero on any failure.
 //!
 //! Usage: vgpu-vf-test [--no-refused-dma]
+//!
+//! Run in L1 (from the repository; vf-run.sh adds IOMMU and lspci views):
+//!
+//! ```sh
+//! B=target/x86_64-unknown-linux-gnu/release
+//! RUSTFLAGS="-C target-feature=+crt-static" cargo build --release \
+//!     --target x86_64-unknown-linux-gnu -p vgpu-guest-tests
+//! IMAGES=$(LINK_CURRENT=0 MODULES="vfio vfio_iommu_type1 vfio-pci mdev pci-pf-stub" \
+//!     scripts/build-images.sh $B/vgpu-vf-test:/bin/vgpu-vf-test \
+//!     guest-tests/vf-run.sh:/bin/vf-run.sh) \
+//! RUN=/bin/vf-run.sh ACCEL=tcg SMP=1 APPEND=intel_iommu=on scripts/run-l1.sh -M q35 \
+//!     -device intel-iommu,caching-mode=on,intremap=on \
+//!     -device pcie-root-port,id=rp0,chassis=1 \
+//!     -device vgpu-pci,bus=rp0,vram_size=256M,partitions=8,sriov_vfs=4
+//! ```
+//!
+//! A refused DMA needs a shim that translates a VF's DMA through its own
+//! copy of the vIOMMU's mappings (an IOMMU notifier): QEMU's intel-iommu
+//! raises its fault interrupt on the engine thread that made the access,
+//! which under TCG asserts the BQL and aborts QEMU. `--no-refused-dma`
+//! skips those checks (each then fails as skipped).
 
 use std::fs::File;
 use vdevice::command::{Command, Loc};

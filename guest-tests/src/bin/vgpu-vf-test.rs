@@ -359,6 +359,10 @@ const VF_CHECKS: &[Check<Vfs>] = &[
         run: refused_read_faults_only_vf1,
     },
     Check {
+        name: "DMA unmap: once VFIO_IOMMU_UNMAP_DMA returns, VF0's write there faults; mapped again it works",
+        run: unmap_then_write_faults,
+    },
+    Check {
         name: "PF: taking partition 1 back (CTRL=0, SCRUB) leaves VF1's BAR2 without VRAM",
         run: take_back_partition_1,
     },
@@ -648,6 +652,34 @@ fn refused_read_faults_only_vf1(c: &mut Vfs) -> Result<String, String> {
     dma_work(a, 0).map_err(|e| format!("VF0 beside faulted VF1: {e}"))?;
     pf_sees_fault(&c.pf, 1, FaultCode::DmaError).map_err(|e| format!("PF: {e}"))?;
     flr_recovers(c, 1)?;
+    Ok(what)
+}
+
+/// VF0's buffer unmapped from its container: a FENCE into it faults
+/// DMA_ERROR and leaves the page's canary; mapped again and after FLR, the
+/// same work lands (the IOMMU's mapping changes reach the device).
+fn unmap_then_write_faults(c: &mut Vfs) -> Result<String, String> {
+    ensure!(c.refused_dma, "skipped (--no-refused-dma)");
+    let vf = &c.vf[0];
+    let (iova, size) = (vf.iova, DMA_BYTES as u64);
+    vf.container
+        .unmap_dma(iova, size)
+        .map_err(|e| format!("UNMAP_DMA: {e}"))?;
+    vf.dma.fill(0x60000, 8, 0xcafe_f00d);
+    vf.drain();
+    vf.g.submit(0, 0, &[Command::fence(Loc::Sys(iova + 0x60000), 9, true)]);
+    let fired = vf.efd[1].wait(TIMEOUT_MS);
+    let what = faulted_with_dma_error(vf, iova + 0x60000, fired)?;
+    ensure!(
+        vf.dma.u64_at(0x60000) == 0xcafe_f00d_cafe_f00d,
+        "the unmapped page was written: {:#x}",
+        vf.dma.u64_at(0x60000)
+    );
+    pf_sees_fault(&c.pf, 0, FaultCode::DmaError).map_err(|e| format!("PF: {e}"))?;
+    vf.container
+        .map_dma(vf.dma.vaddr(0), iova, size)
+        .map_err(|e| format!("MAP_DMA again: {e}"))?;
+    flr_recovers(c, 0)?;
     Ok(what)
 }
 

@@ -14,6 +14,7 @@ echo "VGPU-TRANSCRIPT-BEGIN"
 rc=$?
 echo "VGPU-TRANSCRIPT-END"
 lspci -nnk -d 1234:
+dmesg | grep -iE "vfio|DMAR|iommu" | tail -8
 for d in /sys/bus/pci/devices/*; do
     [ "$(cat "$d/vendor")" = 0x1234 ] && echo "$(basename "$d") group $(basename "$(readlink "$d/iommu_group")")"
 done

@@ -69,6 +69,11 @@ fn check(r: i32) -> io::Result<i32> {
     }
 }
 
+/// An ioctl's error, naming the ioctl (errno kept).
+fn step(what: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
 /// `argsz` of a fixed-size argument struct.
 fn argsz<T>() -> u32 {
     size_of::<T>() as u32
@@ -104,18 +109,21 @@ impl Container {
             flags: 0,
         };
         // SAFETY: GROUP_GET_STATUS fills a vfio_group_status.
-        check(unsafe { ioctl_with_mut_ref(&g, nr::VFIO_GROUP_GET_STATUS(), &mut status) })?;
+        check(unsafe { ioctl_with_mut_ref(&g, nr::VFIO_GROUP_GET_STATUS(), &mut status) })
+            .map_err(|e| step("GROUP_GET_STATUS", e))?;
         if status.flags & VFIO_GROUP_FLAGS_VIABLE == 0 {
             return Err(io::Error::other("group not viable"));
         }
         let cfd: i32 = self.fd.as_raw_fd();
         // SAFETY: GROUP_SET_CONTAINER reads the container fd as an int.
-        check(unsafe { ioctl_with_ptr(&g, nr::VFIO_GROUP_SET_CONTAINER(), &cfd) })?;
+        check(unsafe { ioctl_with_ptr(&g, nr::VFIO_GROUP_SET_CONTAINER(), &cfd) })
+            .map_err(|e| step("GROUP_SET_CONTAINER", e))?;
         if first {
             // SAFETY: SET_IOMMU takes its argument by value.
             check(unsafe {
                 ioctl_with_val(&self.fd, nr::VFIO_SET_IOMMU(), VFIO_TYPE1v2_IOMMU.into())
-            })?;
+            })
+            .map_err(|e| step("SET_IOMMU type1v2", e))?;
         }
         Ok(g)
     }

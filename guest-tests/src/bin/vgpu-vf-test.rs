@@ -28,6 +28,11 @@
 //!     -device vgpu-pci,bus=rp0,vram_size=256M,partitions=8,sriov_vfs=4
 //! ```
 //!
+//! With virtio-iommu instead (`-device virtio-iommu-pci`, add virtio_iommu
+//! to MODULES): it has no interrupt remapping, so VFIO type1 wants
+//! `APPEND=vfio_iommu_type1.allow_unsafe_interrupts=1`, which vf-run.sh
+//! applies.
+//!
 //! A refused DMA needs a shim that translates a VF's DMA through its own
 //! copy of the vIOMMU's mappings (an IOMMU notifier): QEMU's intel-iommu
 //! raises its fault interrupt on the engine thread that made the access,

@@ -55,6 +55,63 @@ impl PciDev {
         read_hex(&self.path.join(name))
     }
 
+    /// The function's address (`0000:01:00.0`), as sysfs and VFIO name it.
+    pub fn name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The last path component of the symlink `link` (a driver's or an
+    /// IOMMU group's name), None when there is no such link.
+    pub fn link_name(&self, link: &str) -> Option<String> {
+        let t = fs::read_link(self.path.join(link)).ok()?;
+        Some(t.file_name()?.to_string_lossy().into_owned())
+    }
+
+    /// The bound driver's name.
+    pub fn driver(&self) -> Option<String> {
+        self.link_name("driver")
+    }
+
+    /// The IOMMU group number, None without an IOMMU.
+    pub fn iommu_group(&self) -> Option<u32> {
+        self.link_name("iommu_group")?.parse().ok()
+    }
+
+    /// The function that the link `link` names (an SR-IOV PF's `virtfnN`).
+    pub fn linked(&self, link: &str) -> Result<Self, String> {
+        let t = fs::canonicalize(self.path.join(link))
+            .map_err(|e| format!("{}/{link}: {e}", self.name()))?;
+        Ok(Self { path: t })
+    }
+
+    /// Write a sysfs attribute of the function.
+    pub fn write_attr(&self, name: &str, value: &str) -> Result<(), String> {
+        fs::write(self.path.join(name), value)
+            .map_err(|e| format!("write {value:?} to {}/{name}: {e}", self.name()))
+    }
+
+    /// Bind the function to driver `drv` as an administrator does for
+    /// device assignment: `driver_override`, unbind from any other driver,
+    /// `drivers_probe`. Fails unless `drv` is bound afterwards.
+    pub fn bind_override(&self, drv: &str) -> Result<(), String> {
+        if self.driver().as_deref() == Some(drv) {
+            return Ok(());
+        }
+        self.write_attr("driver_override", drv)?;
+        if self.driver().is_some() {
+            self.write_attr("driver/unbind", &self.name())?;
+        }
+        fs::write("/sys/bus/pci/drivers_probe", self.name())
+            .map_err(|e| format!("drivers_probe {}: {e}", self.name()))?;
+        match self.driver() {
+            Some(d) if d == drv => Ok(()),
+            other => Err(format!("{} bound to {other:?}, not {drv}", self.name())),
+        }
+    }
+
     /// Turn on memory decoding and bus mastering in the command register.
     pub fn enable_mem_and_bus_master(&self) -> Result<(), String> {
         let mut f = OpenOptions::new()

@@ -69,6 +69,11 @@ fn check(r: i32) -> io::Result<i32> {
     }
 }
 
+/// An ioctl's error, naming the ioctl (errno kept).
+fn step(what: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
 /// `argsz` of a fixed-size argument struct.
 fn argsz<T>() -> u32 {
     size_of::<T>() as u32
@@ -104,18 +109,21 @@ impl Container {
             flags: 0,
         };
         // SAFETY: GROUP_GET_STATUS fills a vfio_group_status.
-        check(unsafe { ioctl_with_mut_ref(&g, nr::VFIO_GROUP_GET_STATUS(), &mut status) })?;
+        check(unsafe { ioctl_with_mut_ref(&g, nr::VFIO_GROUP_GET_STATUS(), &mut status) })
+            .map_err(|e| step("GROUP_GET_STATUS", e))?;
         if status.flags & VFIO_GROUP_FLAGS_VIABLE == 0 {
             return Err(io::Error::other("group not viable"));
         }
         let cfd: i32 = self.fd.as_raw_fd();
         // SAFETY: GROUP_SET_CONTAINER reads the container fd as an int.
-        check(unsafe { ioctl_with_ptr(&g, nr::VFIO_GROUP_SET_CONTAINER(), &cfd) })?;
+        check(unsafe { ioctl_with_ptr(&g, nr::VFIO_GROUP_SET_CONTAINER(), &cfd) })
+            .map_err(|e| step("GROUP_SET_CONTAINER", e))?;
         if first {
             // SAFETY: SET_IOMMU takes its argument by value.
             check(unsafe {
                 ioctl_with_val(&self.fd, nr::VFIO_SET_IOMMU(), VFIO_TYPE1v2_IOMMU.into())
-            })?;
+            })
+            .map_err(|e| step("SET_IOMMU type1v2", e))?;
         }
         Ok(g)
     }
@@ -468,10 +476,23 @@ impl VfioVgpu {
     ) -> Result<(Self, File), String> {
         let v = vgpuctl::Vgpu::get(uuid).map_err(|e| e.to_string())?;
         let group = v.iommu_group.ok_or("no iommu_group")?;
+        Self::open_in_group(container, group, uuid, first, dma, iova)
+    }
+
+    /// As `open`, for any VFIO device: `name` (a vGPU's UUID, a PCI
+    /// function's address such as an SR-IOV VF's) in IOMMU group `group`.
+    pub fn open_in_group(
+        container: &Container,
+        group: u32,
+        name: &str,
+        first: bool,
+        dma: DmaBuf,
+        iova: u64,
+    ) -> Result<(Self, File), String> {
         let gf = container
             .add_group(group, first)
             .map_err(|e| format!("group {group}: {e}"))?;
-        let dev = Device::open(&gf, uuid).map_err(|e| format!("device fd: {e}"))?;
+        let dev = Device::open(&gf, name).map_err(|e| format!("device fd: {e}"))?;
         let bar0 = dev.region(0).map_err(|e| format!("BAR0 info: {e}"))?;
         let bar2 = dev.region(2).map_err(|e| format!("BAR2 info: {e}"))?;
         let vram = dev

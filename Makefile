@@ -10,7 +10,7 @@ SHELL_FILES := scripts/*.sh scripts/lib/*.sh guest-tests/*.sh .ci/run
 # skip their own setup when make has done it.
 export VGPU_SETUP_DONE := 1
 
-.PHONY: help run-nested run-l1 test lint test-model test-l1 test-host test-sriov-pf test-nested test-trace bench fuzz fuzz-qemu setup qemu images shell-l1 clean
+.PHONY: help run-nested run-l1 test lint test-model test-l1 test-host test-sriov-pf test-sriov test-nested test-trace bench fuzz fuzz-qemu setup qemu images shell-l1 clean
 
 help:
 	@echo "make run-nested  the whole stack: L0 QEMU with vgpu-pci -> L1 host driver + vGPUs -> two L2 guests"
@@ -21,6 +21,7 @@ help:
 	@echo "make test-l1     build QEMU + images, boot L1, run the bare-metal driver test"
 	@echo "make test-host   build the host driver, boot L1, run the mdev/VFIO tier"
 	@echo "make test-sriov-pf  boot L1 on q35 with an SR-IOV vgpu-pci: the RM as PF driver (VFs, per-VF types)"
+	@echo "make test-sriov  L1 with intel-iommu: two VFs through VFIO (IOMMU DMA, refused DMA, FLR), snapshots"
 	@echo "make test-nested the whole stack with two L2 guests, with snapshots"
 	@echo "make test-trace  the MMIO tracer: decoded trace of the RM's probe and a vGPU, snapshot"
 	@echo "                 (make run-nested TRACE=1 or make shell-l1 TRACE=1 trace any run)"
@@ -36,7 +37,7 @@ run-nested: setup
 run-l1: setup
 	scripts/run-prog.sh
 
-test: lint test-model test-l1 test-host test-sriov-pf test-nested test-trace
+test: lint test-model test-l1 test-host test-sriov-pf test-sriov test-nested test-trace
 
 lint: setup
 	$(CARGO) fmt --all -- --check
@@ -54,6 +55,9 @@ test-host: setup
 
 test-sriov-pf: setup
 	scripts/test-sriov-pf.sh
+
+test-sriov: setup
+	scripts/test-sriov.sh
 
 test-nested: setup
 	scripts/test-nested.sh

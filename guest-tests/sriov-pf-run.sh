@@ -2,7 +2,9 @@
 # sriov-pf-run.sh - runs in L1 (busybox sh) for `make test-sriov-pf`: the RM
 # as SR-IOV PF driver on vgpu-pci,sriov_vfs=4 (q35): vgpu_mode, sriov_numvfs,
 # each VF's creatable_vgpu_types / current_vgpu_type, their refusals (errno
-# and the kernel's reason), and unloading with VFs enabled and a type held.
+# and the kernel's reason), all 64 VFs of a second GPU with 64 partitions
+# enabled at once (max_vfs, vf_enable_ms_64), and unloading with VFs
+# enabled and a type held.
 # No VF is opened here: that needs the vfio-pci variant driver.
 
 # shellcheck source=scripts/lib/guest.sh
@@ -17,8 +19,14 @@ say() {
 echo "VGPU-TRANSCRIPT-BEGIN"
 check "insmod vgpu_rm" load_module vgpu_rm
 check "insmod vgpu_vfio" load_module vgpu_vfio
-pf=""
-for d in /sys/bus/pci/drivers/vgpu_rm/0000:*; do [ -e "$d" ] && pf=$(basename "$d"); done
+# Two GPUs: the one with 4 VFs for the checks, the one with 64 for max_vfs.
+pf="" big=""
+for d in /sys/bus/pci/drivers/vgpu_rm/0000:*; do
+    case "$(cat "$d/sriov_totalvfs" 2>/dev/null)" in
+    4) pf=$(basename "$d") ;;
+    64) big=$(basename "$d") ;;
+    esac
+done
 P=/sys/bus/pci/devices/$pf
 echo "PF: vgpu_mode=$(cat "$P/vgpu_mode") sriov_totalvfs=$(cat "$P/sriov_totalvfs")"
 
@@ -71,6 +79,21 @@ check "the released slices are free again" sh -c "grep -q 'free_bytes=268435456 
 check "VFs disabled" sh -c "echo 0 > $P/sriov_numvfs && ! test -e $P/virtfn0"
 check "vgpu_mode mdev, the mdev parent is back" sh -c "echo mdev > $P/vgpu_mode && test -e /sys/class/mdev_bus/$pf"
 check "sriov again: 2 VFs, VF0 with a type" sh -c "echo sriov > $P/vgpu_mode && echo 2 > $P/sriov_numvfs && echo $a > $vf0/current_vgpu_type"
+# max_vfs: every VF of a GPU with 64 partitions, enabled at once.
+B=/sys/bus/pci/devices/$big
+check "the 64-partition GPU in sriov mode" sh -c "echo sriov > $B/vgpu_mode"
+check "64 VFs enabled at once" sh -c "echo 64 > $B/sriov_numvfs"
+n=0
+for d in "$B"/virtfn*; do [ -e "$d" ] && n=$((n + 1)); done
+echo "bench max_vfs $n"
+dmesg | grep "$big" | grep -o "VFs enabled in [0-9]* ms" | sed 's/.* in \([0-9]*\) ms/bench vf_enable_ms_64 \1/'
+last=/sys/bus/pci/devices/$(basename "$(readlink "$B/virtfn63")")
+echo "VF63: device $(cat "$last/device"), creatable_vgpu_types:"
+sed 's/^/  /' "$last/creatable_vgpu_types"
+small=$(tail -n 1 "$last/creatable_vgpu_types" | cut -d' ' -f1)
+check "VF63 takes type $small and releases it" \
+    sh -c "echo $small > $last/current_vgpu_type && echo 0 > $last/current_vgpu_type"
+check "64 VFs disabled" sh -c "echo 0 > $B/sriov_numvfs && ! test -e $B/virtfn0"
 check "rmmod vgpu_vfio" rmmod vgpu_vfio
 check "rmmod vgpu_rm with VFs enabled and a type held" rmmod vgpu_rm
 check "the VFs went with it" sh -c "! test -e $P/virtfn0"

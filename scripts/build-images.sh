@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # build-images.sh - the L1 guest's boot images: Debian's bookworm-backports
 # 6.12 kernel (plus its headers for building our modules) and an initramfs
-# with busybox, lspci, the VFIO/mdev/KVM modules and scripts/l1-init.sh.
+# with busybox, lspci, the VFIO (vfio-pci-core for the VF variant driver),
+# mdev and KVM modules and scripts/l1-init.sh.
 #
 # Usage: scripts/build-images.sh [SRC:DST ...]
 #   SRC:DST       add file or directory SRC to the initramfs at DST (absolute)
@@ -31,7 +32,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib/images.sh
 . "$SCRIPTS_DIR/lib/images.sh"
 
-MODULES="${MODULES-configfs vfio vfio_iommu_type1 mdev kvm_amd kvm_intel}"
+MODULES="${MODULES-configfs vfio vfio_iommu_type1 vfio_pci_core mdev kvm_amd kvm_intel}"
 USERLAND_PACKAGES=(busybox-static pciutils libpci3 pci.ids)
 INIT_SCRIPT="${INIT_SCRIPT:-$SCRIPTS_DIR/l1-init.sh}"
 # What every image is made of besides the packages: these feed the key.

@@ -9,6 +9,7 @@
 # Kernel command line (run-nested.sh sets these):
 #   vgpu.l2accel=kvm|tcg   default kvm when /dev/kvm works with nested paging
 #   vgpu.l2timeout=SECS    per L2 guest; default 240 (KVM) or 1500 (TCG)
+#   vgpu.mode=mdev|sriov   default mdev
 #   vgpu.type=NAME         mdev type; default the one with max_instances=4
 #   vgpu.l2mem=SIZE        L2 memory (default 256M)
 #   vgpu.novgpu            no host driver, no vGPUs: the L2 guests run lspci
@@ -44,6 +45,7 @@ note() {
 l2accel=$(cmdline_value l2accel)
 l2timeout=$(cmdline_value l2timeout)
 type=$(cmdline_value type)
+mode=$(cmdline_value mode) || mode=mdev
 l2mem=$(cmdline_value l2mem) || l2mem=256M
 novgpu=0
 if cmdline_flag novgpu; then
@@ -65,9 +67,9 @@ esac
 note accel_l2 "$l2accel"
 echo "l1-nested: L2 guests under $l2accel (timeout ${l2timeout}s each)"
 
-# --- host driver and vGPUs ------------------------------------------------------
+# --- host driver and vGPUs: mdev mode ------------------------------------------
 ua="" ub=""
-if [ "$novgpu" = 0 ]; then
+setup_mdev() {
     t=$(now)
     load_host_driver || fail "insmod the host driver"
     note stage l1_modules "$(since "$t")"
@@ -85,6 +87,8 @@ if [ "$novgpu" = 0 ]; then
         if ua=$(vgpuctl create --type "$type") && ub=$(vgpuctl create --type "$type"); then
             note stage vgpu_create_ms "$(ms_since "$t")"
             ok "two vGPUs of type $type created: $ua $ub"
+            deva="-device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$ua"
+            devb="-device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$ub"
         else
             ua="" ub=""
             fail "create vGPUs of type $type"
@@ -92,10 +96,10 @@ if [ "$novgpu" = 0 ]; then
     else
         fail "no mdev type with room for two vGPUs"
     fi
-fi
+}
 
-# --- the parent's sysfs tree while the vGPUs exist ------------------------------
-if [ "$novgpu" = 0 ] && [ -n "$ua" ]; then
+# the parent's sysfs tree while the vGPUs exist
+sysfs_mdev() {
     echo "VGPU-SYSFS-BEGIN"
     echo "parent: driver $(basename "$(readlink -f "$parent/driver")"), $(cat "$parent/vendor"):$(cat "$parent/device")"
     for dir in "$types"/*; do
@@ -113,6 +117,129 @@ if [ "$novgpu" = 0 ] && [ -n "$ua" ]; then
             "iommu_group $([ -e "$d/iommu_group" ] && echo yes || echo no)"
     done
     echo "VGPU-SYSFS-END"
+}
+
+teardown_mdev() {
+    t=$(now_us)
+    for uuid in $ua $ub; do
+        vgpuctl destroy "$uuid" || fail "remove vGPU $uuid"
+    done
+    note stage vgpu_destroy_ms "$(ms_since "$t")"
+    for uuid in $ua $ub; do
+        [ ! -e "/sys/bus/mdev/devices/$uuid" ] || fail "vGPU $uuid still exists"
+    done
+    if unload_host_driver; then
+        ok "vGPUs destroyed, host driver unloaded"
+    else
+        fail "unload the host driver"
+    fi
+}
+
+# --- host driver and vGPUs: SR-IOV mode ------------------------------------------
+# The PF (P), its VFs' sysfs directories (vf N), VF0 and VF1's names (ua, ub:
+# the L2 guests' pattern names) and the type IDs they get (ta, tb).
+vf() {
+    echo "/sys/bus/pci/devices/$(basename "$(readlink "$P/virtfn$1")")"
+}
+
+setup_sriov() {
+    t=$(now)
+    if load_host_driver && load_module vgpu_vfio_pci; then
+        note stage l1_modules "$(since "$t")"
+    else
+        fail "insmod the host driver and vgpu_vfio_pci"
+        return
+    fi
+    pf=""
+    for d in /sys/bus/pci/drivers/vgpu_rm/0000:*; do [ -e "$d" ] && pf=$(basename "$d"); done
+    P=/sys/bus/pci/devices/$pf
+    if ! echo sriov >"$P/vgpu_mode"; then
+        fail "vgpu_mode sriov on $pf"
+        return
+    fi
+    nvfs=$(cat "$P/sriov_totalvfs")
+    t=$(now_us)
+    if echo "$nvfs" >"$P/sriov_numvfs"; then
+        note stage vf_enable_ms "$(ms_since "$t")"
+        ok "$nvfs VFs enabled"
+    else
+        fail "enable $nvfs VFs"
+        return
+    fi
+    # Two types of different sizes: the first two VF0 can take.
+    ta=$(sed -n 2p "$(vf 0)/creatable_vgpu_types" | cut -d' ' -f1)
+    tb=$(sed -n 3p "$(vf 0)/creatable_vgpu_types" | cut -d' ' -f1)
+    t=$(now_us)
+    if [ -n "$tb" ] && echo "$ta" >"$(vf 0)/current_vgpu_type" &&
+        echo "$tb" >"$(vf 1)/current_vgpu_type"; then
+        note stage vgpu_create_ms "$(ms_since "$t")"
+        ua=$(basename "$(vf 0)") ub=$(basename "$(vf 1)")
+        ok "VF0 and VF1 take types $ta and $tb"
+        deva="-device vfio-pci,host=$ua"
+        devb="-device vfio-pci,host=$ub"
+    else
+        ua="" ub=""
+        fail "give VF0 and VF1 two types (creatable: $(tr '\n' ' ' <"$(vf 0)/creatable_vgpu_types"))"
+        return
+    fi
+    for v in "$ua" "$ub"; do
+        drv=$(basename "$(readlink "/sys/bus/pci/devices/$v/driver")")
+        [ "$drv" = vgpu_vfio_pci ] || fail "$v is bound to ${drv:-nothing}, not vgpu_vfio_pci"
+    done
+    # A VMM cannot open a VF that has no type (VF2 has none).
+    # shellcheck disable=SC2086 # accel is a list of arguments
+    refuse "QEMU refused a VF without a type" "No such device" \
+        timeout 60 "$QEMU" -L /usr/share/qemu $accel -m 64M -nodefaults -S \
+        -display none -monitor none -serial none \
+        -device "vfio-pci,host=$(basename "$(vf 2)")"
+}
+
+# The VFs' sysfs view while both are open by their VMMs.
+sysfs_sriov() {
+    echo "VGPU-SYSFS-BEGIN"
+    echo "PF: driver $(basename "$(readlink -f "$P/driver")"), $(cat "$P/vendor"):$(cat "$P/device")," \
+        "vgpu_mode $(cat "$P/vgpu_mode"), sriov_numvfs $(cat "$P/sriov_numvfs") of $(cat "$P/sriov_totalvfs")"
+    i=0
+    while [ -e "$P/virtfn$i" ]; do
+        d=$(vf $i)
+        echo "VF$i: $(cat "$d/vendor"):$(cat "$d/device")," \
+            "driver $(basename "$(readlink -f "$d/driver")")," \
+            "iommu_group $([ -e "$d/iommu_group" ] && echo yes || echo no)," \
+            "current_vgpu_type $(cat "$d/current_vgpu_type")"
+        sed 's/^/  creatable: /' "$d/creatable_vgpu_types"
+        i=$((i + 1))
+    done
+    echo "VGPU-SYSFS-END"
+}
+
+# While both VFs are open: what the admin cannot change under a VMM.
+busy_sriov() {
+    refuse "sriov_numvfs cannot change while VFs are open" "busy" sh -c "echo 0 > $P/sriov_numvfs"
+    refuse "current_vgpu_type cannot change while the VF is open" "busy" \
+        sh -c "echo 0 > $(vf 0)/current_vgpu_type"
+}
+
+teardown_sriov() {
+    t=$(now_us)
+    for i in 0 1; do
+        echo 0 >"$(vf $i)/current_vgpu_type" || fail "release VF$i's type"
+    done
+    note stage vgpu_destroy_ms "$(ms_since "$t")"
+    # shellcheck disable=SC2016 # an awk program
+    check "the released slices are free again" \
+        awk 'BEGIN { r = 1 } /^total_bytes=/ { split($1, t, "="); split($2, f, "="); r = t[2] != f[2] }
+            END { exit r }' "/sys/kernel/debug/vgpu_rm/$pf/vram"
+    if echo 0 >"$P/sriov_numvfs" && echo mdev >"$P/vgpu_mode" &&
+        rmmod vgpu_vfio_pci && unload_host_driver; then
+        ok "types released, VFs disabled, host driver unloaded"
+    else
+        fail "release the VFs and unload the host driver"
+    fi
+}
+
+if [ "$novgpu" = 0 ]; then
+    "setup_$mode"
+    [ -z "$ua" ] || "sysfs_$mode"
 fi
 
 # --- the L2 guests ----------------------------------------------------------------
@@ -129,19 +256,19 @@ relay() {
     now >"/tmp/$1.t_end"
 }
 
-# start_l2 NAME UUID PEER_UUID: boot one L2 guest in the background; its
+# start_l2 NAME VGPU PEER_VGPU DEVICE_ARGS: boot one L2 guest in the background; its
 # console input comes from fd 3 (L2a) or fd 4 (L2b).
 start_l2() {
     rm -f "/tmp/$1".*
     if [ "$novgpu" = 1 ]; then
         dev="" run="vgpu.run=lspci,-nn"
     else
-        dev="-device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$2"
+        dev=$4
         run="vgpu.args=--name,$1,--pattern,$2,--peer,$3,--sync"
         # L2b boots without MSI, so its driver takes INTx: the two guests
         # run both of the frontend's interrupt paths (MSI-X and INTx with
-        # KVM's resampling irqfd) end to end.
-        if [ "$1" = L2b ]; then
+        # KVM's resampling irqfd) end to end. A VF has no INTx (PCIe).
+        if [ "$1" = L2b ] && [ "$mode" = mdev ]; then
             run="pci=nomsi $run,--irq,intx"
         fi
     fi
@@ -171,14 +298,15 @@ fi
 mkfifo /tmp/L2a.in /tmp/L2b.in
 exec 3<>/tmp/L2a.in 4<>/tmp/L2b.in
 t=$(now)
-start_l2 L2a "$ua" "$ub"
-start_l2 L2b "$ub" "$ua"
+start_l2 L2a "$ua" "$ub" "$deva"
+start_l2 L2b "$ub" "$ua" "$devb"
 
 # The isolation check runs while both guests hold their patterns: each
 # prints VGPU-L2-SYNC and waits for a line; "alone" if the other died.
 if [ "$novgpu" = 0 ]; then
     while :; do
         if [ -e /tmp/L2a.sync ] && [ -e /tmp/L2b.sync ]; then
+            [ "$mode" != sriov ] || busy_sriov
             msg=go
             break
         fi
@@ -233,20 +361,8 @@ for name in L2a L2b; do
 done
 
 # --- tear down -----------------------------------------------------------------
-if [ "$novgpu" = 0 ]; then
-    t=$(now_us)
-    for uuid in $ua $ub; do
-        vgpuctl destroy "$uuid" || fail "remove vGPU $uuid"
-    done
-    note stage vgpu_destroy_ms "$(ms_since "$t")"
-    for uuid in $ua $ub; do
-        [ ! -e "/sys/bus/mdev/devices/$uuid" ] || fail "vGPU $uuid still exists"
-    done
-    if unload_host_driver; then
-        ok "vGPUs destroyed, host driver unloaded"
-    else
-        fail "unload the host driver"
-    fi
+if [ "$novgpu" = 0 ] && [ -n "$ua" ]; then
+    "teardown_$mode"
 fi
 note failures "$failures"
 checks_passed

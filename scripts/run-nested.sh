@@ -8,7 +8,15 @@
 # it. Exit status 0 only if every check passed, no timeout, clean dmesgs.
 #
 # Environment:
-#   VGPU_DEVICE=...     default vgpu-pci,vram_size=256M,partitions=8
+#   MODE=mdev|sriov     mdev (default): two mdev vGPUs of one type. sriov: L1
+#                       is q35 with intel-iommu (caching mode, interrupt
+#                       remapping) and the GPU in a PCIe root port with
+#                       sriov_vfs=4; L1 enables the VFs, gives VF0 and VF1
+#                       types of different sizes (current_vgpu_type), the
+#                       variant driver vgpu_vfio_pci binds them, and each L2
+#                       gets one with `-device vfio-pci,host=<VF>`
+#   VGPU_DEVICE=...     default vgpu-pci,vram_size=256M,partitions=8 (sriov:
+#                       vgpu-pci,bus=rp0,vram_size=256M,partitions=8,sriov_vfs=4)
 #   VGPU_TYPE=NAME      mdev type (default: the one with max_instances=4)
 #   L2_ACCEL=kvm|tcg    L2's accelerator (default: detected inside L1)
 #   L2_TIMEOUT=SECS     per L2 guest (default 240 with KVM, 1500 with TCG)
@@ -29,8 +37,26 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib/host.sh"
 
 cd "$REPO"
-out="${OUT:-$REPO/target/nested}"
-device="${VGPU_DEVICE:-vgpu-pci,vram_size=256M,partitions=8}"
+mode="${MODE:-mdev}"
+machine=()
+case "$mode" in
+mdev)
+    out="${OUT:-$REPO/target/nested}"
+    device="${VGPU_DEVICE:-vgpu-pci,vram_size=256M,partitions=8}"
+    ;;
+sriov)
+    out="${OUT:-$REPO/target/nested-sriov}"
+    device="${VGPU_DEVICE:-vgpu-pci,bus=rp0,vram_size=256M,partitions=8,sriov_vfs=4}"
+    # The vIOMMU before any PCI device; kernel-irqchip=split is what
+    # interrupt remapping needs under KVM (TCG ignores it).
+    machine=(-machine "q35,kernel-irqchip=split" -device "intel-iommu,caching-mode=on,intremap=on"
+        -device "pcie-root-port,id=rp0,chassis=1")
+    ;;
+*)
+    echo "run-nested: MODE=$mode: want mdev or sriov" >&2
+    exit 2
+    ;;
+esac
 mkdir -p "$out"
 run_log="$out/run.log"
 if [[ -n ${TRACE:-} && $TRACE != 0 ]]; then
@@ -93,7 +119,8 @@ fi
 images=$(cat "$out/images")
 build_time=$((SECONDS - start))
 
-append="vgpu.l2mem=256M"
+append="vgpu.l2mem=256M vgpu.mode=$mode"
+[[ $mode != sriov ]] || append+=" intel_iommu=on"
 [[ -z ${NO_VGPU:-} ]] || append+=" vgpu.novgpu"
 [[ -z ${VGPU_TYPE:-} ]] || append+=" vgpu.type=$VGPU_TYPE"
 [[ -z ${L2_ACCEL:-} ]] || append+=" vgpu.l2accel=$L2_ACCEL"
@@ -106,7 +133,7 @@ status=0
 l1_start=$SECONDS
 IMAGES="$images" RUN=/bin/l1-nested.sh APPEND="$append" MEM="${MEM:-2G}" SMP="${SMP:-1}" \
     TIMEOUT="${TIMEOUT:-$timeout_default}" LOG="$out/console.log" \
-    scripts/run-l1.sh -device "$device" 2>&1 | label || status=${PIPESTATUS[0]}
+    scripts/run-l1.sh "${machine[@]}" -device "$device" 2>&1 | label || status=${PIPESTATUS[0]}
 l1_time=$((SECONDS - l1_start))
 
 # --- summary ---------------------------------------------------------------------
@@ -119,17 +146,24 @@ l2_accel=$(nested accel_l2)
 {
     echo
     echo "== run-nested summary"
-    printf 'stack    L0 QEMU -device %s\n' "$device"
-    printf '         -> L1 under %s -> two L2 guests under %s, each with a vGPU%s\n' \
-        "${l1_accel:-?}" "${l2_accel:-?}" "${NO_VGPU:+ (NO_VGPU: none)}"
+    printf 'stack    L0 QEMU %s-device %s (%s mode)\n' "${machine[*]:+${machine[*]} }" "$device" "$mode"
+    printf '         -> L1 under %s -> two L2 guests under %s, each with a vGPU%s%s\n' \
+        "${l1_accel:-?}" "${l2_accel:-?}" "$([[ $mode == sriov ]] && echo " (a VF)")" \
+        "${NO_VGPU:+ (NO_VGPU: none)}"
     echo "stages   (seconds unless ms)"
     printf '  %-28s %s\n' "build (cached after the first)" "$build_time"
     printf '  %-28s %s  [%s]\n' "L1 boot to /init" "${l1_init:--}" "${l1_accel:-?}"
     printf '  %-28s %s\n' "host driver load" "$(nested stage l1_modules)"
-    printf '  %-28s %s ms\n' "two vGPUs created" "$(nested stage vgpu_create_ms)"
+    if [[ $mode == sriov ]]; then
+        printf '  %-28s %s ms\n' "VFs enabled" "$(nested stage vf_enable_ms)"
+        printf '  %-28s %s ms\n' "two VF types assigned" "$(nested stage vgpu_create_ms)"
+    else
+        printf '  %-28s %s ms\n' "two vGPUs created" "$(nested stage vgpu_create_ms)"
+    fi
     printf '  %-28s %s\n' "both L2 reach the barrier" "$(nested sync_after)"
     printf '  %-28s %s\n' "both L2 done" "$(nested stage l2_both)"
-    printf '  %-28s %s ms\n' "two vGPUs destroyed" "$(nested stage vgpu_destroy_ms)"
+    printf '  %-28s %s ms\n' "two vGPUs $([[ $mode == sriov ]] && echo released || echo destroyed)" \
+        "$(nested stage vgpu_destroy_ms)"
     printf '  %-28s %s\n' "L1 total (boot to power off)" "$l1_time"
     echo "guests   boot  total  checks passed/failed  dmesg  exit  [accel]"
     for g in L2a L2b; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test-sriov-pf.sh - `make test-sriov-pf`: the RM as SR-IOV PF driver.
-# Boots L1 on q35 with vgpu-pci,sriov_vfs=4 in a PCIe root port, runs
+# Boots L1 on q35 with vgpu-pci,sriov_vfs=4 in a PCIe root port (and a
+# second one with 64 partitions and 64 VFs, for max_vfs), runs
 # guest-tests/sriov-pf-run.sh (vgpu_mode, sriov_numvfs, per-VF type
 # selection and their refusals) and compares its transcript with the
 # insta snapshot. No VF is opened: that needs the vfio-pci variant driver.
@@ -16,7 +17,10 @@ host_driver_extras "$modules"
 IMAGES=$(scripts/build-images.sh "${HOST_DRIVER_EXTRAS[@]}" \
     "guest-tests/sriov-pf-run.sh:/bin/sriov-pf-run.sh")
 
-tier_boot_l1 console.log /bin/sriov-pf-run.sh -- -machine q35 -device "$gpu"
+# A second GPU with 64 partitions and as many VFs: max_vfs.
+big="vgpu-pci,bus=rp1,vram_size=1G,partitions=64,engines=2,sriov_vfs=64"
+tier_boot_l1 console.log /bin/sriov-pf-run.sh -- -machine q35 -device "$gpu" \
+    -device pcie-root-port,id=rp1,chassis=2 -device "$big"
 tier_sections console.log TRANSCRIPT=transcript.txt
 cat "$OUT/transcript.txt"
 tier_check_run "L1 run" console.log

@@ -8,6 +8,11 @@
 # DMA the IOMMU refuses faulting only that VF's partition, FLR, unmap -
 # then compares the transcript and the PF's SR-IOV capability (lspci)
 # with the insta snapshots.
+# Then the whole stack on VFs: run-nested.sh MODE=sriov (the RM as PF
+# driver, types of different sizes on VF0 and VF1, the variant driver
+# vgpu_vfio_pci, two L2 guests on `-device vfio-pci,host=<VF>` running
+# vgpu-l2-test), and its snapshots: the transcript, the VF's lspci in L2,
+# the VFs' sysfs in L1 (nested_sriov_*).
 set -euo pipefail
 # shellcheck source=scripts/lib/tier.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/tier.sh"
@@ -29,3 +34,11 @@ tier_check_run "L1 run" console.log
 
 tier_snapshots vgpu-guest-tests sriov_snapshots \
     VGPU_SRIOV_TRANSCRIPT=transcript.txt VGPU_SRIOV_LSPCI=lspci.txt
+
+# --- the whole stack on VFs -------------------------------------------------------
+OUT="$REPO/target/nested-sriov"
+TIER_STATUS=0
+MODE=sriov OUT="$OUT" scripts/run-nested.sh || TIER_STATUS=$?
+tier_check_run run-nested console.log
+export VGPU_NESTED_MODE=sriov
+tier_snapshots vgpu-guest-tests nested_snapshots VGPU_NESTED_LOG=run.log

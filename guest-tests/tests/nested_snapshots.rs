@@ -77,9 +77,21 @@ fn normalise_nested(t: &str) -> String {
     out.join("\n")
 }
 
+/// The run's mode (`VGPU_NESTED_MODE`, mdev when unset) and the snapshot
+/// name of `what` in it.
+fn mode_and_name(what: &str) -> (String, String) {
+    let mode = std::env::var("VGPU_NESTED_MODE").unwrap_or_else(|_| "mdev".into());
+    let name = match mode.as_str() {
+        "mdev" => format!("nested_{what}"),
+        m => format!("nested_{m}_{what}"),
+    };
+    (mode, name)
+}
+
 #[test]
 #[ignore = "needs a nested run: make test-nested"]
 fn nested_transcript() {
+    let (_, name) = mode_and_name("transcript");
     let log = input("VGPU_NESTED_LOG");
     assert!(
         log.contains("result   PASSED"),
@@ -105,13 +117,13 @@ fn nested_transcript() {
         // The barrier line names the guest; the rest is the same test.
         t.extend(tr.iter().map(|l| l.to_string()));
     }
-    settings()
-        .bind(|| insta::assert_snapshot!("nested_transcript", normalise_nested(&t.join("\n"))));
+    settings().bind(|| insta::assert_snapshot!(name, normalise_nested(&t.join("\n"))));
 }
 
 #[test]
 #[ignore = "needs a nested run: make test-nested"]
 fn nested_l2_lspci() {
+    let (_, name) = mode_and_name("l2_lspci");
     let log = input("VGPU_NESTED_LOG");
     let lines = said(&log, "L2a");
     let t = section(&lines, "VGPU-L2-LSPCI").join("\n");
@@ -122,20 +134,23 @@ fn nested_l2_lspci() {
     ] {
         assert!(t.contains(want), "L2 lspci lacks {want:?}:\n{t}");
     }
-    settings().bind(|| insta::assert_snapshot!("nested_l2_lspci", normalise_addresses(&t)));
+    settings().bind(|| insta::assert_snapshot!(name, normalise_addresses(&t)));
 }
 
 #[test]
 #[ignore = "needs a nested run: make test-nested"]
 fn nested_l1_sysfs() {
+    let (mode, name) = mode_and_name("l1_sysfs");
     let log = input("VGPU_NESTED_LOG");
     let lines = said(&log, "L1");
     let t = section(&lines, "VGPU-SYSFS").join("\n");
-    assert!(
-        t.contains("/devices: 2"),
-        "no type with the two vGPUs:\n{t}"
-    );
-    settings().bind(|| insta::assert_snapshot!("nested_l1_sysfs", normalise_nested(&t)));
+    let want = if mode == "sriov" {
+        "driver vgpu_vfio_pci"
+    } else {
+        "/devices: 2"
+    };
+    assert!(t.contains(want), "no {want:?}:\n{t}");
+    settings().bind(|| insta::assert_snapshot!(name, normalise_nested(&t)));
 }
 
 #[test]

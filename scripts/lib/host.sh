@@ -90,7 +90,7 @@ build_first_driver() {
 host_driver_extras() {
     local ko
     HOST_DRIVER_EXTRAS=()
-    for ko in vgpu_rm vgpu_vfio; do
+    for ko in vgpu_rm vgpu_vfio vgpu_vfio_pci; do
         [[ -f $1/$ko.ko ]] || die "no $ko.ko in $1"
         HOST_DRIVER_EXTRAS+=("$1/$ko.ko:$VGPU_MODULES_DIR/$ko.ko")
     done

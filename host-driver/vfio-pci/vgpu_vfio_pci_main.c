@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * vgpu_vfio_pci_main.c - the vfio-pci variant driver of SR-IOV mode
+ * (vgpu_vfio_pci.ko): binds the GPU's VFs (1234:7691, is_virtfn) and makes
+ * each one a VFIO device that a VMM assigns with plain `-device vfio-pci`.
+ *
+ * A VF's BARs, config space, MSI-X and FLR are the device's own, so
+ * vfio-pci-core does all of that; this driver adds only the vGPU's
+ * lifecycle, and reaches the resource manager only through the VF ops of
+ * include/vgpu_ops.h (vgpu_rm_vf_get(), found through the PF's driver as
+ * pci_iov_get_pf_drvdata() does):
+ *   open  - refused unless the admin gave the VF a type (current_vgpu_type);
+ *           else the partition is enabled, then vfio-pci-core enables the VF
+ *           (its FLR keeps the partition enabled, SPEC 15);
+ *   close - vfio-pci-core disables and resets the VF, then the partition is
+ *           disabled and its VRAM slice scrubbed for the next tenant.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/vfio.h>
+#include <linux/vfio_pci_core.h>
+
+#include "vgpu_ops.h"
+#include "vgpu_regs.h"
+
+struct vgpu_vfio_pci {
+	struct vfio_pci_core_device core;	/* first: vfio_alloc_device */
+	struct vgpu_rm_gpu *gpu;
+	const struct vgpu_rm_vf_ops *ops;
+};
+
+static struct vgpu_vfio_pci *to_vgpu_vfio_pci(struct vfio_device *vdev)
+{
+	return container_of(vdev, struct vgpu_vfio_pci, core.vdev);
+}
+
+static int vgpu_vfio_pci_open_device(struct vfio_device *vdev)
+{
+	struct vgpu_vfio_pci *v = to_vgpu_vfio_pci(vdev);
+	struct pci_dev *pdev = v->core.pdev;
+	int ret;
+
+	/* First, so that a VF without a type is refused untouched. */
+	ret = v->ops->vf_open(v->gpu, pdev);
+	if (ret)
+		return ret;
+	ret = vfio_pci_core_enable(&v->core);
+	if (ret) {
+		v->ops->vf_close(v->gpu, pdev);
+		return ret;
+	}
+	vfio_pci_core_finish_enable(&v->core);
+	pci_info(pdev, "opened: vGPU of %llu MiB started\n",
+		 v->ops->vf_framebuffer(v->gpu, pdev) >> 20);
+	return 0;
+}
+
+static void vgpu_vfio_pci_close_device(struct vfio_device *vdev)
+{
+	struct vgpu_vfio_pci *v = to_vgpu_vfio_pci(vdev);
+
+	/* disables the VF, FLR included: the tenant's work stops here */
+	vfio_pci_core_close_device(vdev);
+	/* the partition off and its slice scrubbed */
+	v->ops->vf_close(v->gpu, v->core.pdev);
+	pci_info(v->core.pdev, "closed: vGPU stopped, VRAM scrubbed\n");
+}
+
+static const struct vfio_device_ops vgpu_vfio_pci_ops = {
+	.name = "vgpu-vfio-pci",
+	.init = vfio_pci_core_init_dev,
+	.release = vfio_pci_core_release_dev,
+	.open_device = vgpu_vfio_pci_open_device,
+	.close_device = vgpu_vfio_pci_close_device,
+	.ioctl = vfio_pci_core_ioctl,
+	.device_feature = vfio_pci_core_ioctl_feature,
+	.read = vfio_pci_core_read,
+	.write = vfio_pci_core_write,
+	.mmap = vfio_pci_core_mmap,
+	.request = vfio_pci_core_request,
+	.match = vfio_pci_core_match,
+	.bind_iommufd = vfio_iommufd_physical_bind,
+	.unbind_iommufd = vfio_iommufd_physical_unbind,
+	.attach_ioas = vfio_iommufd_physical_attach_ioas,
+	.detach_ioas = vfio_iommufd_physical_detach_ioas,
+};
+
+static int vgpu_vfio_pci_probe(struct pci_dev *pdev,
+			       const struct pci_device_id *id)
+{
+	const struct vgpu_rm_vf_ops *ops;
+	struct vgpu_rm_gpu *gpu;
+	struct vgpu_vfio_pci *v;
+	int ret;
+
+	gpu = vgpu_rm_vf_get(pdev, &ops);
+	if (IS_ERR(gpu)) {
+		pci_err(pdev, "not a VF of a GPU that vgpu_rm runs in SR-IOV mode (%ld)\n",
+			PTR_ERR(gpu));
+		return PTR_ERR(gpu);
+	}
+	v = vfio_alloc_device(vgpu_vfio_pci, core.vdev, &pdev->dev,
+			      &vgpu_vfio_pci_ops);
+	if (IS_ERR(v))
+		return PTR_ERR(v);
+	v->gpu = gpu;
+	v->ops = ops;
+	dev_set_drvdata(&pdev->dev, &v->core);
+	ret = vfio_pci_core_register_device(&v->core);
+	if (ret) {
+		vfio_put_device(&v->core.vdev);
+		return ret;
+	}
+	return 0;
+}
+
+static void vgpu_vfio_pci_remove(struct pci_dev *pdev)
+{
+	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
+
+	/* waits for the VMM to close the VF (close_device runs first) */
+	vfio_pci_core_unregister_device(core);
+	vfio_put_device(&core->vdev);
+}
+
+static const struct pci_device_id vgpu_vfio_pci_ids[] = {
+	{ PCI_DEVICE(VGPU_PCI_VENDOR_ID, VGPU_PCI_VGPU_DEVICE_ID) },
+	{ }
+};
+MODULE_DEVICE_TABLE(pci, vgpu_vfio_pci_ids);
+
+static struct pci_driver vgpu_vfio_pci_driver = {
+	.name = KBUILD_MODNAME,
+	.id_table = vgpu_vfio_pci_ids,
+	.probe = vgpu_vfio_pci_probe,
+	.remove = vgpu_vfio_pci_remove,
+	.err_handler = &vfio_pci_core_err_handlers,
+	.driver_managed_dma = true,
+};
+module_pci_driver(vgpu_vfio_pci_driver);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("vgpu-pci SR-IOV VFs as VFIO devices (vfio-pci variant driver of vgpu_rm)");

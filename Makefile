@@ -14,6 +14,7 @@ export VGPU_SETUP_DONE := 1
 
 help:
 	@echo "make run-nested  the whole stack: L0 QEMU with vgpu-pci -> L1 host driver + vGPUs -> two L2 guests"
+	@echo "                 (MODE=sriov: the vGPUs are VFs, assigned with vfio-pci,host=)"
 	@echo "make run-l1 PROG=path [ARGS=...] [KMOD=m.ko] [TRACE=1]"
 	@echo "                 your own program (and module) in L1 on the GPU; output shown, dmesg on failure"
 	@echo "make test        everything: lint, model tests, the L1, host-driver and nested tiers with snapshots"
@@ -21,7 +22,8 @@ help:
 	@echo "make test-l1     build QEMU + images, boot L1, run the bare-metal driver test"
 	@echo "make test-host   build the host driver, boot L1, run the mdev/VFIO tier"
 	@echo "make test-sriov-pf  boot L1 on q35 with an SR-IOV vgpu-pci: the RM as PF driver (VFs, per-VF types)"
-	@echo "make test-sriov  L1 with intel-iommu: two VFs through VFIO (IOMMU DMA, refused DMA, FLR), snapshots"
+	@echo "make test-sriov  L1 with intel-iommu: two VFs through VFIO (IOMMU DMA, refused DMA, FLR), then"
+	@echo "                 two L2 guests on VFs (run-nested MODE=sriov), snapshots"
 	@echo "make test-nested the whole stack with two L2 guests, with snapshots"
 	@echo "make test-trace  the MMIO tracer: decoded trace of the RM's probe and a vGPU, snapshot"
 	@echo "                 (make run-nested TRACE=1 or make shell-l1 TRACE=1 trace any run)"

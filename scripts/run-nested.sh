@@ -49,7 +49,7 @@ sriov)
     device="${VGPU_DEVICE:-vgpu-pci,bus=rp0,vram_size=256M,partitions=8,sriov_vfs=4}"
     # The vIOMMU before any PCI device; kernel-irqchip=split is what
     # interrupt remapping needs under KVM (TCG ignores it).
-    machine=(-machine "q35,kernel-irqchip=split" -device "intel-iommu,caching-mode=on,intremap=on"
+    machine=(-machine "$L1_Q35,kernel-irqchip=split" -device "intel-iommu,caching-mode=on,intremap=on"
         -device "pcie-root-port,id=rp0,chassis=1")
     ;;
 *)

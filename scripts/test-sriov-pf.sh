@@ -19,7 +19,7 @@ IMAGES=$(scripts/build-images.sh "${HOST_DRIVER_EXTRAS[@]}" \
 
 # A second GPU with 64 partitions and as many VFs: max_vfs.
 big="vgpu-pci,bus=rp1,vram_size=1G,partitions=64,engines=2,sriov_vfs=64"
-tier_boot_l1 console.log /bin/sriov-pf-run.sh -- -machine q35 -device "$gpu" \
+tier_boot_l1 console.log /bin/sriov-pf-run.sh -- -machine "$L1_Q35" -device "$gpu" \
     -device pcie-root-port,id=rp1,chassis=2 -device "$big"
 tier_sections console.log TRANSCRIPT=transcript.txt
 cat "$OUT/transcript.txt"

@@ -27,7 +27,7 @@ IMAGES=$(MODULES="vfio vfio_iommu_type1 vfio-pci mdev pci-pf-stub" \
     "guest-tests/vf-run.sh:/bin/vf-run.sh")
 
 tier_boot_l1 console.log /bin/vf-run.sh APPEND=intel_iommu=on -- \
-    -machine q35 -device pcie-root-port,id=rp0,chassis=1 -device "$gpu"
+    -machine "$L1_Q35" -device pcie-root-port,id=rp0,chassis=1 -device "$gpu"
 tier_sections console.log TRANSCRIPT=transcript.txt LSPCI=lspci.txt
 cat "$OUT/transcript.txt"
 tier_check_run "L1 run" console.log

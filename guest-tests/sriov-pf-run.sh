@@ -5,7 +5,8 @@
 # and the kernel's reason), all 64 VFs of a second GPU with 64 partitions
 # enabled at once (max_vfs, vf_enable_ms_64), and unloading with VFs
 # enabled and a type held.
-# No VF is opened here: that needs the vfio-pci variant driver.
+# No VF is opened here: run-nested.sh MODE=sriov does that, through the
+# variant driver vgpu_vfio_pci.
 
 # shellcheck source=scripts/lib/guest.sh
 . /usr/lib/vgpu/guest.sh

@@ -4,7 +4,8 @@
 # second one with 64 partitions and 64 VFs, for max_vfs), runs
 # guest-tests/sriov-pf-run.sh (vgpu_mode, sriov_numvfs, per-VF type
 # selection and their refusals) and compares its transcript with the
-# insta snapshot. No VF is opened: that needs the vfio-pci variant driver.
+# insta snapshot. No VF is opened here: run-nested.sh MODE=sriov (in
+# test-sriov) opens them through the variant driver vgpu_vfio_pci.
 set -euo pipefail
 # shellcheck source=scripts/lib/tier.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/tier.sh"

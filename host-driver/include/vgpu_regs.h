@@ -45,6 +45,8 @@
 #define VGPU_FAULT_LOG_DEPTH                     0x40ULL
 #define VGPU_MAX_RING_SIZE                       0x10000ULL
 #define VGPU_MAX_WEIGHT                          0xffULL
+#define VGPU_CTX_BYTES                           0x200ULL
+#define VGPU_CTX_MAGIC                           0x58544356ULL
 
 /* First MSI-X vector of partition p. */
 #define VGPU_PARTITION_VECTOR_BASE(p) (VGPU_HOST_VECTORS + VGPU_VECTORS_PER_PARTITION * (p))
@@ -148,6 +150,17 @@
 #define VGPU_G_ENGINE_DELAY_MIN_US_SHIFT         0
 #define VGPU_G_ENGINE_DELAY_JITTER_US            0xffffffff00000000ULL
 #define VGPU_G_ENGINE_DELAY_JITTER_US_SHIFT      32
+#define VGPU_G_CTX_SIZE                          0xb0ULL /* 32 bits, RO */
+#define VGPU_G_CTX_CMD                           0xb4ULL /* 32 bits, WO */
+#define VGPU_G_CTX_CMD_PARTITION                 0xffULL
+#define VGPU_G_CTX_CMD_PARTITION_SHIFT           0
+#define VGPU_G_CTX_CMD_OP                        0x300ULL
+#define VGPU_G_CTX_CMD_OP_SHIFT                  8
+#define VGPU_G_CTX_STATUS                        0xb8ULL /* 32 bits, RO */
+#define VGPU_G_CTX_STATUS_RESULT                 0xffULL
+#define VGPU_G_CTX_STATUS_RESULT_SHIFT           0
+#define VGPU_G_CTX_POS                           0xbcULL /* 32 bits, RW */
+#define VGPU_G_CTX_DATA                          0xc0ULL /* 32 bits, RW */
 
 /* Partition table: offsets in an entry (BAR0 + VGPU_PTABLE_BASE + p * VGPU_PTABLE_STRIDE) */
 #define VGPU_PT_CTRL                             0x0ULL /* 32 bits, RW */
@@ -157,6 +170,8 @@
 #define VGPU_PT_CTRL_XLATE_SHIFT                 1
 #define VGPU_PT_CTRL_XLATE_REPLAY                0x4ULL
 #define VGPU_PT_CTRL_XLATE_REPLAY_SHIFT          2
+#define VGPU_PT_CTRL_STOP                        0x8ULL
+#define VGPU_PT_CTRL_STOP_SHIFT                  3
 #define VGPU_PT_STATE                            0x4ULL /* 32 bits, RO */
 #define VGPU_PT_STATE_STATE                      0xfULL
 #define VGPU_PT_STATE_STATE_SHIFT                0
@@ -288,7 +303,12 @@ X(XLATE_FAULT_ADDR, 0x090ULL, 8, RO)\
 X(XLATE_RESUME, 0x098ULL, 4, WO)\
 X(INJECT_DELAY_US, 0x0a0ULL, 4, RW)\
 X(SCHED_TIMESLICE_US, 0x0a4ULL, 4, RW)\
-X(ENGINE_DELAY, 0x0a8ULL, 8, RW)
+X(ENGINE_DELAY, 0x0a8ULL, 8, RW)\
+X(CTX_SIZE, 0x0b0ULL, 4, RO)\
+X(CTX_CMD, 0x0b4ULL, 4, WO)\
+X(CTX_STATUS, 0x0b8ULL, 4, RO)\
+X(CTX_POS, 0x0bcULL, 4, RW)\
+X(CTX_DATA, 0x0c0ULL, 4, RW)
 
 /* X(NAME, OFFSET, BYTES, ACCESS) for each partition-table register, in offset order */
 #define VGPU_PTABLE_REGS(X) \
@@ -365,6 +385,16 @@ X(DOORBELL, 0x1000ULL, 4, WO, 2, 0x4ULL)
 #define VGPU_INJECT_ECC_ERROR                    3
 #define VGPU_INJECT_DROP_IRQ                     4
 #define VGPU_INJECT_LATE_IRQ                     5
+#define VGPU_CTX_OP_NONE                         0
+#define VGPU_CTX_OP_SAVE                         1
+#define VGPU_CTX_OP_RESTORE                      2
+#define VGPU_CTX_OK                              0
+#define VGPU_CTX_NOT_STOPPED                     1
+#define VGPU_CTX_BAD_FORMAT                      2
+#define VGPU_CTX_BAD_VERSION                     3
+#define VGPU_CTX_BAD_CHECKSUM                    4
+#define VGPU_CTX_SLICE_MISMATCH                  5
+#define VGPU_CTX_BAD_STATE                       6
 
 /* X(VALUE, NAME) for each partition state */
 #define VGPU_STATE_VALUES(X) \
@@ -409,6 +439,22 @@ X(5, LATE_IRQ)
 #define VGPU_XLATE_RESUME_VALUES(X) \
 X(0, RETRY)\
 X(1, CANCEL)
+
+/* X(VALUE, NAME) for each CTX_CMD operation */
+#define VGPU_CTX_OP_VALUES(X) \
+X(0, NONE)\
+X(1, SAVE)\
+X(2, RESTORE)
+
+/* X(VALUE, NAME) for each CTX_STATUS result */
+#define VGPU_CTX_VALUES(X) \
+X(0, OK)\
+X(1, NOT_STOPPED)\
+X(2, BAD_FORMAT)\
+X(3, BAD_VERSION)\
+X(4, BAD_CHECKSUM)\
+X(5, SLICE_MISMATCH)\
+X(6, BAD_STATE)
 
 /* Translation directory and page-table entries (64 bits, in host memory) */
 #define VGPU_XLATE_PDE_VALID                     0x1ULL

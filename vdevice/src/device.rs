@@ -23,6 +23,7 @@
 
 use crate::command::Command;
 use crate::config::{ConfigError, DeviceConfig};
+use crate::context::{Context, CTX_BYTES};
 use crate::engine::{self, LateIrq, Sched};
 use crate::events::{Event, EventBus, EventKind, IrqCause, IrqFate, Refusal, Subscription, Why};
 use crate::pci::PciInfo;
@@ -194,7 +195,7 @@ impl PartState {
 
     /// May an engine execute this partition's commands now?
     pub fn runnable(&self) -> bool {
-        self.state() == PartitionState::Busy && !self.hung
+        self.state() == PartitionState::Busy && !self.hung && !self.ctrl.stop()
     }
 
     pub fn xlate_config(&self) -> XlateConfig {
@@ -302,6 +303,10 @@ pub(crate) struct Global {
     pub access_error_info: AccessErrorInfo,
     pub access_error_offset: u64,
     pub xlate_faults: VecDeque<XlateFaultEntry>,
+    /// The context buffer (SPEC 16), CTX_POS and CTX_STATUS.RESULT.
+    pub ctx_buf: [u8; CTX_BYTES],
+    pub ctx_pos: usize,
+    pub ctx_result: CtxResult,
 }
 
 impl Global {
@@ -316,6 +321,9 @@ impl Global {
             access_error_info: AccessErrorInfo::new(),
             access_error_offset: 0,
             xlate_faults: VecDeque::new(),
+            ctx_buf: [0; CTX_BYTES],
+            ctx_pos: 0,
+            ctx_result: CtxResult::Ok,
         }
     }
 }
@@ -1115,7 +1123,23 @@ impl Shared {
                         .filter(|p| p.st.lock().state() == PartitionState::Faulted)
                         .fold(0u64, |acc, p| acc | 1 << p.index);
                 }
-                let g = self.global.lock();
+                let mut g = self.global.lock();
+                match d.reg.id {
+                    RegId::CtxData => {
+                        // A read moves CTX_POS on (SPEC 16).
+                        let at = g.ctx_pos.min(CTX_BYTES.saturating_sub(4));
+                        let mut w = [0u8; 4];
+                        w.copy_from_slice(&g.ctx_buf[at..at.saturating_add(4)]);
+                        g.ctx_pos = at.saturating_add(4) % CTX_BYTES;
+                        return u32::from_le_bytes(w) as u64;
+                    }
+                    RegId::CtxSize => return CTX_BYTES as u64,
+                    RegId::CtxPos => return g.ctx_pos as u64,
+                    RegId::CtxStatus => {
+                        return CtxStatus::new().with_result(g.ctx_result).into_bits() as u64
+                    }
+                    _ => {}
+                }
                 match d.reg.id {
                     RegId::Id => DEVICE_MAGIC as u64,
                     RegId::Version => version,
@@ -1263,9 +1287,96 @@ impl Shared {
             RegId::InjectDelayUs => self.inject_delay_us.store(v32, Ordering::Relaxed),
             RegId::SchedTimesliceUs => self.timeslice_us.store(v32, Ordering::Relaxed),
             RegId::EngineDelay => self.engine_delay.store(v, Ordering::Relaxed),
+            RegId::CtxCmd => {
+                let c = CtxCmd::from_bits(v32);
+                let p = c.partition() as usize;
+                if p >= self.parts.len() {
+                    let partitions = self.parts.len() as u8;
+                    return refuse(AccessError::BadValue, Why::NoPartition { partitions });
+                }
+                let result = match c.op() {
+                    CtxOp::Save => self.ctx_save(p),
+                    CtxOp::Restore => self.ctx_restore(p),
+                    _ => return refuse(AccessError::BadValue, Why::UnknownCtxOp),
+                };
+                let mut g = self.global.lock();
+                g.ctx_result = result;
+                g.ctx_pos = 0;
+            }
+            RegId::CtxPos => {
+                let at = v32 as usize;
+                if at >= CTX_BYTES || !at.is_multiple_of(4) {
+                    return refuse(AccessError::BadValue, Why::CtxPosRange);
+                }
+                self.global.lock().ctx_pos = at;
+            }
+            RegId::CtxData => {
+                let mut g = self.global.lock();
+                let at = g.ctx_pos.min(CTX_BYTES.saturating_sub(4));
+                g.ctx_buf[at..at.saturating_add(4)].copy_from_slice(&v32.to_le_bytes());
+                g.ctx_pos = at.saturating_add(4) % CTX_BYTES;
+            }
             _ => return refuse(AccessError::ReadOnly, Why::ReadOnly),
         }
         Ok(())
+    }
+
+    /// CTX_CMD SAVE (SPEC 16): a stopped partition's window state into
+    /// the context buffer. Nothing runs it (the STOP write waited for the
+    /// engines, and they take none of its work while STOP is set).
+    fn ctx_save(&self, p: usize) -> CtxResult {
+        let st = self.parts[p].st.lock();
+        if !(st.ctrl.enable() && st.ctrl.stop()) {
+            return CtxResult::NotStopped;
+        }
+        let image = Context::capture(&st, Instant::now()).encode();
+        drop(st);
+        self.global.lock().ctx_buf = image;
+        CtxResult::Ok
+    }
+
+    /// CTX_CMD RESTORE (SPEC 16): the context buffer into stopped partition
+    /// `p`, whose own window state ends as at a partition reset. Checked
+    /// whole before anything changes; a replayable translation wait comes
+    /// back as a new entry in the host's translation-fault log.
+    fn ctx_restore(&self, p: usize) -> CtxResult {
+        let image = self.global.lock().ctx_buf;
+        let ctx = match Context::decode(&image) {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        let part = &self.parts[p];
+        let q = self.quiesce(p);
+        let mut st = part.st.lock();
+        if !(st.ctrl.enable() && st.ctrl.stop()) {
+            return CtxResult::NotStopped;
+        }
+        if ctx.vram_size != st.vram_size {
+            return CtxResult::SliceMismatch;
+        }
+        // A command waiting for the host's translation needs a host that
+        // translates and replays.
+        if ctx.xlate_wait.is_some() && !(st.ctrl.xlate() && st.ctrl.xlate_replay()) {
+            return CtxResult::BadState;
+        }
+        part.generation.fetch_add(1, Ordering::SeqCst);
+        let before = self.watch(&st);
+        st.reset_window();
+        ctx.apply(&mut st, Instant::now());
+        let after = Self::after(before, &st);
+        drop(st);
+        part.tlb.lock().invalidate();
+        self.global.lock().xlate_faults.retain(|e| e.partition != p);
+        self.state_changed(p, before, after);
+        if let Some(w) = ctx.xlate_wait {
+            self.push_xlate_fault(XlateFaultEntry {
+                partition: p,
+                addr: w.addr,
+                write: w.write,
+            });
+        }
+        drop(q);
+        CtxResult::Ok
     }
 
     fn xlate_resume(&self, p: usize, action: ResumeAction) -> AccessResult<()> {
@@ -1433,8 +1544,33 @@ impl Shared {
                 return refuse(AccessError::BadValue, Why::XlateOnVf { vf });
             }
         }
+        if new.stop() && !new.enable() {
+            return refuse(AccessError::BadValue, Why::StopWithoutEnable);
+        }
         let mut st = part.st.lock();
         let was_enabled = st.ctrl.enable();
+        if was_enabled && new.enable() && new.stop() != st.ctrl.stop() {
+            // STOP (SPEC 16): engines leave at a chunk boundary, progress
+            // kept, and take nothing until it is cleared.
+            drop(st);
+            let q = if new.stop() {
+                Some(self.invalidate(p))
+            } else {
+                None
+            };
+            let mut st = part.st.lock();
+            let before = self.watch(&st);
+            if st.ctrl.xlate() != new.xlate() {
+                part.tlb.lock().invalidate();
+            }
+            st.ctrl = new;
+            let after = Self::after(before, &st);
+            drop(st);
+            drop(q);
+            self.state_changed(p, before, after);
+            self.kick(p);
+            return Ok(());
+        }
         if was_enabled && !new.enable() {
             drop(st);
             let q = self.quiesce(p);
@@ -1635,7 +1771,8 @@ impl Shared {
         out.push('\n');
         let block = |out: &mut String, block: Block, instance: usize| {
             for r in REGISTERS.iter().filter(|r| r.block == block) {
-                if r.access == Access::Wo {
+                // (CTX_DATA: a read moves CTX_POS, so a dump leaves it.)
+                if r.access == Access::Wo || r.id == RegId::CtxData {
                     continue;
                 }
                 for elem in 0..r.count as usize {

@@ -457,6 +457,9 @@ pub enum Why {
     BeyondVfSlice { vf: u16 },
     XlateOnVf { vf: u16 },
     SliceBeyondVfBar { vf: u16 },
+    StopWithoutEnable,
+    UnknownCtxOp,
+    CtxPosRange,
 }
 
 impl fmt::Display for Why {
@@ -529,6 +532,11 @@ impl fmt::Display for Why {
             Why::SliceBeyondVfBar { vf } => {
                 write!(f, "slice larger than VF{vf}'s VRAM BAR (vf_vram_bar_size)")
             }
+            Why::StopWithoutEnable => {
+                f.write_str("STOP needs ENABLE: only a running partition stops")
+            }
+            Why::UnknownCtxOp => f.write_str("unknown OP: 1 is SAVE, 2 is RESTORE"),
+            Why::CtxPosRange => f.write_str("CTX_POS beyond the context buffer (CTX_SIZE)"),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod config;
+pub mod context;
 mod device;
 pub mod driver;
 mod engine;

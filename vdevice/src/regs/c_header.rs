@@ -114,6 +114,8 @@ fn constants(o: &mut String) {
         ("VGPU_FAULT_LOG_DEPTH", FAULT_LOG_DEPTH as u64),
         ("VGPU_MAX_RING_SIZE", MAX_RING_SIZE as u64),
         ("VGPU_MAX_WEIGHT", MAX_WEIGHT as u64),
+        ("VGPU_CTX_BYTES", crate::context::CTX_BYTES as u64),
+        ("VGPU_CTX_MAGIC", crate::context::CTX_MAGIC as u64),
     ];
     for (n, v) in consts {
         define(o, n, format_args!("{v:#x}ULL"));
@@ -234,6 +236,8 @@ fn value_names(o: &mut String) {
             ResumeAction::VALUES,
             false,
         ),
+        list("VGPU_CTX_OP", "CTX_CMD operation", CtxOp::VALUES, true),
+        list("VGPU_CTX", "CTX_STATUS result", CtxResult::VALUES, true),
     ];
     o.push_str("\n/* Enumerated field values */\n");
     for e in enums.iter().filter(|e| e.defines) {

@@ -252,7 +252,10 @@ mod tests {
             ctrl.into_bits() as u64,
             true,
         );
-        assert_eq!(s, "PT[2].CTRL <- 0x3 {ENABLE=1 XLATE=1 XLATE_REPLAY=0}");
+        assert_eq!(
+            s,
+            "PT[2].CTRL <- 0x3 {ENABLE=1 XLATE=1 XLATE_REPLAY=0 STOP=0}"
+        );
     }
 
     #[test]

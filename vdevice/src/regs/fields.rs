@@ -101,7 +101,25 @@ pub struct PtCtrl {
     pub enable: bool,
     pub xlate: bool,
     pub xlate_replay: bool,
-    #[bits(29)]
+    pub stop: bool,
+    #[bits(28)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct CtxCmd {
+    pub partition: u8,
+    #[bits(2)]
+    pub op: CtxOp,
+    #[bits(22)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct CtxStatus {
+    #[bits(8)]
+    pub result: CtxResult,
+    #[bits(24)]
     __: u32,
 }
 
@@ -324,6 +342,28 @@ value_enum! {
 }
 
 value_enum! {
+    /// Context operations (CTX_CMD.OP).
+    pub enum CtxOp {
+        None = 0 => "NONE",
+        Save = 1 => "SAVE",
+        Restore = 2 => "RESTORE",
+    }
+}
+
+value_enum! {
+    /// What the last CTX_CMD did (CTX_STATUS.RESULT).
+    pub enum CtxResult {
+        Ok = 0 => "OK",
+        NotStopped = 1 => "NOT_STOPPED",
+        BadFormat = 2 => "BAD_FORMAT",
+        BadVersion = 3 => "BAD_VERSION",
+        BadChecksum = 4 => "BAD_CHECKSUM",
+        SliceMismatch = 5 => "SLICE_MISMATCH",
+        BadState = 6 => "BAD_STATE",
+    }
+}
+
+value_enum! {
     /// How the host resolves a translation wait (XLATE_RESUME.ACTION).
     pub enum ResumeAction {
         Retry = 0 => "RETRY",
@@ -461,8 +501,17 @@ impl PtCtrl {
     pub const FIELDS: &'static [Field] = fields!(PtCtrl {
         ENABLE,
         XLATE,
-        XLATE_REPLAY
+        XLATE_REPLAY,
+        STOP
     });
+}
+
+impl CtxCmd {
+    pub const FIELDS: &'static [Field] = fields!(CtxCmd { PARTITION, OP = CtxOp::VALUES });
+}
+
+impl CtxStatus {
+    pub const FIELDS: &'static [Field] = fields!(CtxStatus { RESULT = CtxResult::VALUES });
 }
 
 impl PtState {

@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::command::{Opcode, COMMAND_BYTES};
+use crate::context::CTX_BYTES;
 use crate::xlate::{MAX_DIR_ENTRIES, PAGE_SIZE};
 
 // ---------------------------------------------------------------------------
@@ -139,6 +140,11 @@ pub enum RegId {
     InjectDelayUs,
     SchedTimesliceUs,
     EngineDelay,
+    CtxSize,
+    CtxCmd,
+    CtxStatus,
+    CtxPos,
+    CtxData,
     // Partition table
     PtCtrl,
     PtState,
@@ -348,10 +354,30 @@ pub static REGISTERS: &[Register] = &[
         writable: fields_mask(EngineDelay::FIELDS), fields: EngineDelay::FIELDS,
         desc: "Timing-bug provocation (host only): every command completes no earlier than MIN_US plus a per-command jitter in 0..=JITTER_US microseconds after an engine took it; meanwhile the engine runs other partitions. 0: no delay.",
         ..Register::PLAIN },
+    Register { id: RegId::CtxSize, name: "CTX_SIZE", block: Global, offset: 0x0b0, width: 4, access: Ro,
+        reset: Reset::Value(CTX_BYTES as u64),
+        desc: "Bytes of a partition context image (SPEC 16): the size of the context buffer CTX_DATA reads and writes.",
+        ..Register::PLAIN },
+    Register { id: RegId::CtxCmd, name: "CTX_CMD", block: Global, offset: 0x0b4, width: 4, access: Wo,
+        writable: fields_mask(CtxCmd::FIELDS), fields: CtxCmd::FIELDS,
+        desc: "SAVE: the context of partition PARTITION (PT CTRL.ENABLE and STOP set) into the context buffer. RESTORE: the context buffer into partition PARTITION (ENABLE and STOP set; the image must be valid and of the same slice size). Completes before the write returns; CTX_POS goes to 0; the result is in CTX_STATUS. Unknown OP or a partition out of range: BAD_VALUE.",
+        ..Register::PLAIN },
+    Register { id: RegId::CtxStatus, name: "CTX_STATUS", block: Global, offset: 0x0b8, width: 4, access: Ro,
+        fields: CtxStatus::FIELDS,
+        desc: "Result of the last CTX_CMD: OK, or why the operation was refused (the partition is unchanged).",
+        ..Register::PLAIN },
+    Register { id: RegId::CtxPos, name: "CTX_POS", block: Global, offset: 0x0bc, width: 4, access: Rw,
+        writable: mask_covering(CTX_BYTES as u64 - 1) & !3,
+        desc: "Byte offset in the context buffer of the next CTX_DATA access (a multiple of 4 below CTX_SIZE; larger values are refused with BAD_VALUE).",
+        ..Register::PLAIN },
+    Register { id: RegId::CtxData, name: "CTX_DATA", block: Global, offset: 0x0c0, width: 4, access: Rw,
+        writable: ALL32,
+        desc: "4 bytes of the context buffer at CTX_POS; each read or write moves CTX_POS on by 4 (wrapping to 0 at CTX_SIZE).",
+        ..Register::PLAIN },
     // ---- Partition table ------------------------------------------------
     Register { id: RegId::PtCtrl, name: "CTRL", block: PartitionTable, offset: 0x00, width: 4, access: Rw,
         writable: fields_mask(PtCtrl::FIELDS), fields: PtCtrl::FIELDS,
-        desc: "ENABLE: the partition may run (refused with BAD_VALUE unless its VRAM slice is valid and overlaps no enabled slice; clearing it quiesces and resets the partition). XLATE: system-memory addresses go through the translation table (else they are bus addresses). XLATE_REPLAY: a translation miss waits for the host (else it faults).",
+        desc: "ENABLE: the partition may run (refused with BAD_VALUE unless its VRAM slice is valid and overlaps no enabled slice; clearing it quiesces and resets the partition). XLATE: system-memory addresses go through the translation table (else they are bus addresses). XLATE_REPLAY: a translation miss waits for the host (else it faults). STOP (with ENABLE): engines leave the partition at the next chunk boundary, keeping the progress of the command in flight, and take none of its work until STOP is cleared; doorbells are still accepted. The write returns once no engine runs it (SPEC 16).",
         ..Register::PLAIN },
     Register { id: RegId::PtState, name: "STATE", block: PartitionTable, offset: 0x04, width: 4, access: Ro,
         fields: PtState::FIELDS,

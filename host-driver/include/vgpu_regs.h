@@ -161,6 +161,15 @@
 #define VGPU_G_CTX_STATUS_RESULT_SHIFT           0
 #define VGPU_G_CTX_POS                           0xbcULL /* 32 bits, RW */
 #define VGPU_G_CTX_DATA                          0xc0ULL /* 32 bits, RW */
+#define VGPU_G_DIRTY_SEL                         0xc4ULL /* 32 bits, RW */
+#define VGPU_G_DIRTY_SEL_PARTITION               0xffULL
+#define VGPU_G_DIRTY_SEL_PARTITION_SHIFT         0
+#define VGPU_G_DIRTY_SEL_LOG                     0x100ULL
+#define VGPU_G_DIRTY_SEL_LOG_SHIFT               8
+#define VGPU_G_DIRTY_INDEX                       0xc8ULL /* 32 bits, RW */
+#define VGPU_G_DIRTY_WORD                        0xccULL /* 32 bits, RO */
+#define VGPU_G_DIRTY_COUNT                       0xd0ULL /* 32 bits, RO */
+#define VGPU_G_DIRTY_OVERFLOW                    0xd8ULL /* 64 bits, RW1C */
 
 /* Partition table: offsets in an entry (BAR0 + VGPU_PTABLE_BASE + p * VGPU_PTABLE_STRIDE) */
 #define VGPU_PT_CTRL                             0x0ULL /* 32 bits, RW */
@@ -172,6 +181,8 @@
 #define VGPU_PT_CTRL_XLATE_REPLAY_SHIFT          2
 #define VGPU_PT_CTRL_STOP                        0x8ULL
 #define VGPU_PT_CTRL_STOP_SHIFT                  3
+#define VGPU_PT_CTRL_DIRTY_LOG                   0x10ULL
+#define VGPU_PT_CTRL_DIRTY_LOG_SHIFT             4
 #define VGPU_PT_STATE                            0x4ULL /* 32 bits, RO */
 #define VGPU_PT_STATE_STATE                      0xfULL
 #define VGPU_PT_STATE_STATE_SHIFT                0
@@ -308,7 +319,12 @@ X(CTX_SIZE, 0x0b0ULL, 4, RO)\
 X(CTX_CMD, 0x0b4ULL, 4, WO)\
 X(CTX_STATUS, 0x0b8ULL, 4, RO)\
 X(CTX_POS, 0x0bcULL, 4, RW)\
-X(CTX_DATA, 0x0c0ULL, 4, RW)
+X(CTX_DATA, 0x0c0ULL, 4, RW)\
+X(DIRTY_SEL, 0x0c4ULL, 4, RW)\
+X(DIRTY_INDEX, 0x0c8ULL, 4, RW)\
+X(DIRTY_WORD, 0x0ccULL, 4, RO)\
+X(DIRTY_COUNT, 0x0d0ULL, 4, RO)\
+X(DIRTY_OVERFLOW, 0x0d8ULL, 8, RW1C)
 
 /* X(NAME, OFFSET, BYTES, ACCESS) for each partition-table register, in offset order */
 #define VGPU_PTABLE_REGS(X) \

@@ -24,6 +24,7 @@
 use crate::command::Command;
 use crate::config::{ConfigError, DeviceConfig};
 use crate::context::{Context, CTX_BYTES};
+use crate::dirty::DirtyLog;
 use crate::engine::{self, LateIrq, Sched};
 use crate::events::{Event, EventBus, EventKind, IrqCause, IrqFate, Refusal, Subscription, Why};
 use crate::pci::PciInfo;
@@ -307,6 +308,9 @@ pub(crate) struct Global {
     pub ctx_buf: [u8; CTX_BYTES],
     pub ctx_pos: usize,
     pub ctx_result: CtxResult,
+    /// The dirty log DIRTY_WORD reads (SPEC 16) and its next word.
+    pub dirty_sel: DirtySel,
+    pub dirty_index: u32,
 }
 
 impl Global {
@@ -324,6 +328,8 @@ impl Global {
             ctx_buf: [0; CTX_BYTES],
             ctx_pos: 0,
             ctx_result: CtxResult::Ok,
+            dirty_sel: DirtySel::new(),
+            dirty_index: 0,
         }
     }
 }
@@ -339,6 +345,9 @@ pub(crate) struct Partition {
     pub abort: AtomicBool,
     /// Bumped on every reset: late interrupts of an earlier life are dropped.
     pub generation: AtomicU64,
+    /// PT CTRL.DIRTY_LOG is on: the engine records its writes in `dirty`.
+    pub dirty_on: AtomicBool,
+    pub dirty: Mutex<DirtyLog>,
 }
 
 impl Partition {
@@ -441,6 +450,8 @@ impl Device {
                 tlb: Mutex::new(Tlb::default()),
                 abort: AtomicBool::new(false),
                 generation: AtomicU64::new(0),
+                dirty_on: AtomicBool::new(false),
+                dirty: Mutex::new(DirtyLog::default()),
             })
             .collect();
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -1072,6 +1083,8 @@ impl Shared {
             let after = Self::after(before, &st);
             drop(st);
             part.tlb.lock().invalidate();
+            part.dirty_on.store(false, Ordering::SeqCst);
+            part.dirty.lock().stop();
             self.state_changed(part.index, before, after);
         }
         // Before the scrub: no VF reaches VRAM any more when it is zeroed.
@@ -1132,6 +1145,27 @@ impl Shared {
                         w.copy_from_slice(&g.ctx_buf[at..at.saturating_add(4)]);
                         g.ctx_pos = at.saturating_add(4) % CTX_BYTES;
                         return u32::from_le_bytes(w) as u64;
+                    }
+                    RegId::DirtyWord | RegId::DirtyCount => {
+                        let sel = g.dirty_sel;
+                        let part = self.parts.get(sel.partition() as usize);
+                        let Some(part) = part else { return 0 };
+                        let mut log = part.dirty.lock();
+                        if d.reg.id == RegId::DirtyCount {
+                            return log.count(sel.log()) as u64;
+                        }
+                        let w = log.take(sel.log(), g.dirty_index);
+                        g.dirty_index = g.dirty_index.wrapping_add(1);
+                        return w as u64;
+                    }
+                    RegId::DirtySel => return g.dirty_sel.into_bits() as u64,
+                    RegId::DirtyIndex => return g.dirty_index as u64,
+                    RegId::DirtyOverflow => {
+                        return self
+                            .parts
+                            .iter()
+                            .filter(|p| p.dirty.lock().overflow)
+                            .fold(0u64, |acc, p| acc | 1 << p.index)
                     }
                     RegId::CtxSize => return CTX_BYTES as u64,
                     RegId::CtxPos => return g.ctx_pos as u64,
@@ -1302,6 +1336,22 @@ impl Shared {
                 let mut g = self.global.lock();
                 g.ctx_result = result;
                 g.ctx_pos = 0;
+            }
+            RegId::DirtySel => {
+                let sel = DirtySel::from_bits(v32);
+                if sel.partition() as usize >= self.parts.len() {
+                    let partitions = self.parts.len() as u8;
+                    return refuse(AccessError::BadValue, Why::NoPartition { partitions });
+                }
+                let mut g = self.global.lock();
+                g.dirty_sel = sel;
+                g.dirty_index = 0;
+            }
+            RegId::DirtyIndex => self.global.lock().dirty_index = v32,
+            RegId::DirtyOverflow => {
+                for part in self.parts.iter().filter(|p| v & 1 << p.index != 0) {
+                    part.dirty.lock().overflow = false;
+                }
             }
             RegId::CtxPos => {
                 let at = v32 as usize;
@@ -1537,6 +1587,28 @@ impl Shared {
     /// VF's VRAM BAR; enabling or disabling it tells the VF slice notifier,
     /// still under `config_lock`.
     fn ptable_ctrl(&self, p: usize, new: PtCtrl) -> AccessResult<()> {
+        if new.dirty_log() && !new.enable() {
+            return refuse(AccessError::BadValue, Why::DirtyLogWithoutEnable);
+        }
+        self.ptable_ctrl_inner(p, new)?;
+        // The dirty logs follow CTRL: started empty when DIRTY_LOG turns
+        // on, dropped when it (or ENABLE) goes off.
+        let part = &self.parts[p];
+        let st = part.st.lock();
+        let on = st.ctrl.enable() && st.ctrl.dirty_log();
+        if on != part.dirty_on.load(Ordering::SeqCst) {
+            let mut log = part.dirty.lock();
+            if on {
+                log.start(st.vram_size);
+            } else {
+                log.stop();
+            }
+            part.dirty_on.store(on, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn ptable_ctrl_inner(&self, p: usize, new: PtCtrl) -> AccessResult<()> {
         let _cfg = self.config_lock.lock();
         let part = &self.parts[p];
         if let Some(vf) = part.vf() {
@@ -1771,8 +1843,8 @@ impl Shared {
         out.push('\n');
         let block = |out: &mut String, block: Block, instance: usize| {
             for r in REGISTERS.iter().filter(|r| r.block == block) {
-                // (CTX_DATA: a read moves CTX_POS, so a dump leaves it.)
-                if r.access == Access::Wo || r.id == RegId::CtxData {
+                // (CTX_DATA and DIRTY_WORD: reads have effects; a dump leaves them.)
+                if r.access == Access::Wo || matches!(r.id, RegId::CtxData | RegId::DirtyWord) {
                     continue;
                 }
                 for elem in 0..r.count as usize {

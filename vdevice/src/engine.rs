@@ -15,7 +15,7 @@ use crate::device::{
     Delivery, FaultLogEntry, InFlight, Partition, Shared, XlateFaultEntry, XlateWait,
 };
 use crate::events::{EventKind, IrqCause, IrqFate};
-use crate::regs::{FaultCode, InjectKind, PartIntr, CHUNK_BYTES, RINGS_PER_PARTITION};
+use crate::regs::{DirtyKind, FaultCode, InjectKind, PartIntr, CHUNK_BYTES, RINGS_PER_PARTITION};
 use crate::xlate::{self, Segment, XlateConfig, XlateError};
 use crate::{Dma, DmaError, Function};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -688,7 +688,7 @@ impl Exec<'_> {
 
     /// Write `buf` at `at` bytes into a checked range.
     fn store(&mut self, p: Place, at: u64, buf: &[u8]) -> Result<(), Stop> {
-        match p {
+        let r = match p {
             Place::Vram(abs) => {
                 let ok = abs
                     .checked_add(at)
@@ -701,7 +701,37 @@ impl Exec<'_> {
                     dma.write(f, bus, &buf[r])
                 })
             }
+        };
+        // A bus error may come after some segments were written: logged.
+        // Translation refusals come before any byte moves.
+        let wrote = !matches!(
+            r,
+            Err(Stop::XlateMiss { .. })
+                | Err(Stop::Fault {
+                    code: FaultCode::SysmemReadOnly,
+                    ..
+                })
+        );
+        if wrote {
+            self.written(p, at, buf.len() as u64);
         }
+        r
+    }
+
+    /// The dirty logs (SPEC 16) learn that `len` bytes at `at` into `p`
+    /// were written: a slice offset, or a partition system-memory address.
+    fn written(&self, p: Place, at: u64, len: u64) {
+        if !self.part.dirty_on.load(Ordering::Relaxed) {
+            return;
+        }
+        let (kind, addr) = match p {
+            Place::Vram(abs) => (
+                DirtyKind::Vram,
+                abs.wrapping_sub(self.job.vram_base).wrapping_add(at),
+            ),
+            Place::Sys(base) => (DirtyKind::Sysmem, base.wrapping_add(at)),
+        };
+        self.part.dirty.lock().mark(kind, addr, len);
     }
 
     fn execute(&mut self, cmd: &Command) -> Result<Done, Stop> {
@@ -724,6 +754,7 @@ impl Exec<'_> {
                         let ok = abs
                             .checked_add(at)
                             .is_some_and(|a| e.shared.vram.fill32(a, n, pattern));
+                        e.written(pd, at, n);
                         ok.then_some(())
                             .ok_or(fault(FaultCode::VramOutOfBounds, at, true))
                     })?,
@@ -805,6 +836,7 @@ impl Exec<'_> {
                     .shared
                     .vram
                     .copy_within(s.wrapping_add(at), d.wrapping_add(at), n);
+                e.written(pd, at, n);
                 ok.then_some(())
                     .ok_or(fault(FaultCode::VramOutOfBounds, at, true))
             });

@@ -458,6 +458,7 @@ pub enum Why {
     XlateOnVf { vf: u16 },
     SliceBeyondVfBar { vf: u16 },
     StopWithoutEnable,
+    DirtyLogWithoutEnable,
     UnknownCtxOp,
     CtxPosRange,
 }
@@ -535,6 +536,7 @@ impl fmt::Display for Why {
             Why::StopWithoutEnable => {
                 f.write_str("STOP needs ENABLE: only a running partition stops")
             }
+            Why::DirtyLogWithoutEnable => f.write_str("DIRTY_LOG needs ENABLE"),
             Why::UnknownCtxOp => f.write_str("unknown OP: 1 is SAVE, 2 is RESTORE"),
             Why::CtxPosRange => f.write_str("CTX_POS beyond the context buffer (CTX_SIZE)"),
         }

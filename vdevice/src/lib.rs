@@ -7,6 +7,7 @@ pub mod command;
 pub mod config;
 pub mod context;
 mod device;
+pub mod dirty;
 pub mod driver;
 mod engine;
 pub mod events;

@@ -134,7 +134,7 @@ fn refusals_say_why_and_a_reset_ends_the_command_in_flight() {
             "PART[0].RING_BASE[0] <- 0x1000  REJECTED BUSY (ring 0 has a command in flight)",
             "PART[0].DOORBELL[0] <- 0x0  REJECTED BUSY (TAIL onto ring 0's command in flight at HEAD 0)",
             "PART[1].DOORBELL[0] <- 0x1  REJECTED DISABLED (partition 1 is disabled: CTRL.ENABLE is 0)",
-            "PT[1].CTRL <- 0x1 {ENABLE=1 XLATE=0 XLATE_REPLAY=0 STOP=0}  REJECTED BAD_VALUE (slice overlaps partition 0)",
+            "PT[1].CTRL <- 0x1 {ENABLE=1 XLATE=0 XLATE_REPLAY=0 STOP=0 DIRTY_LOG=0}  REJECTED BAD_VALUE (slice overlaps partition 0)",
             "dev PART[0] ring 0 #0 NOP ended by reset",
             "dev PART[0] BUSY -> IDLE",
         ],

@@ -254,7 +254,7 @@ mod tests {
         );
         assert_eq!(
             s,
-            "PT[2].CTRL <- 0x3 {ENABLE=1 XLATE=1 XLATE_REPLAY=0 STOP=0}"
+            "PT[2].CTRL <- 0x3 {ENABLE=1 XLATE=1 XLATE_REPLAY=0 STOP=0 DIRTY_LOG=0}"
         );
     }
 

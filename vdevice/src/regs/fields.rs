@@ -102,7 +102,17 @@ pub struct PtCtrl {
     pub xlate: bool,
     pub xlate_replay: bool,
     pub stop: bool,
-    #[bits(28)]
+    pub dirty_log: bool,
+    #[bits(27)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct DirtySel {
+    pub partition: u8,
+    #[bits(1)]
+    pub log: DirtyKind,
+    #[bits(23)]
     __: u32,
 }
 
@@ -342,6 +352,14 @@ value_enum! {
 }
 
 value_enum! {
+    /// The two dirty logs of a partition (DIRTY_SEL.LOG).
+    pub enum DirtyKind {
+        Sysmem = 0 => "SYSMEM",
+        Vram = 1 => "VRAM",
+    }
+}
+
+value_enum! {
     /// Context operations (CTX_CMD.OP).
     pub enum CtxOp {
         None = 0 => "NONE",
@@ -502,8 +520,13 @@ impl PtCtrl {
         ENABLE,
         XLATE,
         XLATE_REPLAY,
-        STOP
+        STOP,
+        DIRTY_LOG
     });
+}
+
+impl DirtySel {
+    pub const FIELDS: &'static [Field] = fields!(DirtySel { PARTITION, LOG = DirtyKind::VALUES });
 }
 
 impl CtxCmd {

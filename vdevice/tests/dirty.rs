@@ -1,0 +1,155 @@
+//! Dirty-page logs (SPEC 16): exactly the pages a partition's engine wrote,
+//! in partition system-memory addresses (translated or not) and in its VRAM
+//! slice, read and cleared through DIRTY_WORD; nothing while the log is
+//! off; overflow beyond the logged span.
+
+use std::time::Duration;
+use vdevice::command::{Command, Loc};
+use vdevice::dirty::DIRTY_SYS_SPAN;
+use vdevice::regs::{
+    AccessError, AccessErrorInfo, DirtyKind, DirtySel, PartitionState, PtCtrl, RegId,
+};
+use vdevice::testing::Harness;
+use vdevice::DeviceConfig;
+
+const MIB: u64 = 1 << 20;
+const PAGE: u64 = 4096;
+const T: Duration = Duration::from_secs(10);
+
+fn harness() -> Harness {
+    Harness::new(
+        DeviceConfig {
+            vram_size_bytes: 64 * MIB,
+            partitions: 2,
+            engines: 2,
+            ..DeviceConfig::default()
+        },
+        16 << 20,
+    )
+}
+
+fn logging(ctrl: PtCtrl) -> PtCtrl {
+    ctrl.with_enable(true).with_dirty_log(true)
+}
+
+/// The pages set in partition `p`'s `kind` log, read (and so cleared) in
+/// full, and DIRTY_COUNT before the read.
+fn dirty_pages(h: &Harness, p: usize, kind: DirtyKind, words: u32) -> (Vec<u64>, u64) {
+    let sel = DirtySel::new().with_partition(p as u8).with_log(kind);
+    h.set(RegId::DirtySel, 0, 0, sel.into_bits() as u64);
+    let count = h.reg(RegId::DirtyCount, 0, 0);
+    let mut pages = Vec::new();
+    for i in 0..words {
+        let w = h.reg(RegId::DirtyWord, 0, 0) as u32;
+        pages.extend(
+            (0..32)
+                .filter(|b| w & 1 << b != 0)
+                .map(|b| (i * 32 + b) as u64),
+        );
+    }
+    (pages, count)
+}
+
+#[test]
+fn the_logs_hold_exactly_the_pages_the_engine_wrote() {
+    let h = harness();
+    h.enable(0, 0, 8 * MIB, PtCtrl::new());
+    h.set(
+        RegId::PtCtrl,
+        0,
+        0,
+        logging(PtCtrl::new()).into_bits() as u64,
+    );
+    h.ring_in_sysmem(0, 0, 0x10_0000, 0x10_0000, 64);
+    h.submit(
+        0,
+        0,
+        &[
+            // three pages from 0x20_1000, the last one partly
+            Command::fill(Loc::Sys(0x20_1000), 2 * PAGE + 8, 0x11),
+            // VRAM pages 5 and 6 (from system memory, which is only read)
+            Command::copy(Loc::Vram(5 * PAGE), Loc::Sys(0x30_0000), 2 * PAGE),
+            Command::fill(Loc::Vram(MIB), 4, 0x22),
+            Command::fence(Loc::Sys(0x40_0010), 1, false),
+        ],
+    );
+    assert_eq!(h.wait_not_busy(0, T), PartitionState::Idle);
+    let (sys, count) = dirty_pages(&h, 0, DirtyKind::Sysmem, 0x50_0000 / PAGE as u32 / 32);
+    assert_eq!(
+        sys,
+        [0x201, 0x202, 0x203, 0x400],
+        "ring reads and COPY sources are not writes"
+    );
+    assert_eq!(count, 4);
+    let (vram, count) = dirty_pages(&h, 0, DirtyKind::Vram, 8 * MIB as u32 / PAGE as u32 / 32);
+    assert_eq!(vram, [5, 6, MIB / PAGE]);
+    assert_eq!(count, 3);
+    // Read means cleared.
+    assert_eq!(dirty_pages(&h, 0, DirtyKind::Sysmem, 64).1, 0);
+    // Partition 1 logged nothing: its log is off.
+    assert_eq!(dirty_pages(&h, 1, DirtyKind::Sysmem, 64).1, 0);
+    // Off drops the log; DIRTY_LOG without ENABLE is refused.
+    h.set(
+        RegId::PtCtrl,
+        0,
+        0,
+        PtCtrl::new().with_enable(true).into_bits() as u64,
+    );
+    h.submit(0, 0, &[Command::fence(Loc::Sys(0x40_0010), 2, false)]);
+    assert_eq!(h.wait_not_busy(0, T), PartitionState::Idle);
+    assert_eq!(dirty_pages(&h, 0, DirtyKind::Sysmem, 0x500).1, 0);
+    h.set(
+        RegId::PtCtrl,
+        1,
+        0,
+        PtCtrl::new().with_dirty_log(true).into_bits() as u64,
+    );
+    let info = AccessErrorInfo::from_bits(h.reg(RegId::AccessErrorInfo, 0, 0) as u32);
+    assert_eq!(info.reason(), AccessError::BadValue);
+}
+
+#[test]
+fn translated_partitions_log_their_own_addresses_not_bus_ones() {
+    let h = harness();
+    // partition page 0x10 -> bus 0x80_0000, page 0x11 -> bus 0x90_0000
+    let maps = [
+        (0x10 * PAGE, 0x80_0000, true),
+        (0x11 * PAGE, 0x90_0000, true),
+        (0x20 * PAGE, 0x10_0000, false),
+    ];
+    let entries = h.build_xlate(0x0, 0x1000, &maps);
+    h.set_xlate(0, 0x0, entries);
+    h.enable(0, 0, 8 * MIB, logging(PtCtrl::new().with_xlate(true)));
+    h.ring_in_sysmem(0, 0, 0x20 * PAGE, 0x10_0000, 64);
+    h.submit(0, 0, &[Command::fill(Loc::Sys(0x10 * PAGE + 16), PAGE, 7)]);
+    assert_eq!(h.wait_not_busy(0, T), PartitionState::Idle);
+    let (sys, _) = dirty_pages(&h, 0, DirtyKind::Sysmem, 4);
+    assert_eq!(sys, [0x10, 0x11]);
+    assert_eq!(h.mem.read_u64(0x80_0010), 0x0000_0007_0000_0007);
+}
+
+#[test]
+fn writes_beyond_the_logged_span_set_overflow_until_cleared() {
+    let h = Harness::new(
+        DeviceConfig {
+            vram_size_bytes: 64 * MIB,
+            partitions: 1,
+            engines: 1,
+            ..DeviceConfig::default()
+        },
+        4 << 20,
+    );
+    h.enable(0, 0, 8 * MIB, logging(PtCtrl::new()));
+    h.ring_in_vram(0, 0, 0, 64);
+    // Beyond the span: the fake memory refuses the bus address, so the
+    // partition faults with DMA_ERROR, but the write was attempted.
+    h.submit(0, 0, &[Command::fence(Loc::Sys(DIRTY_SYS_SPAN), 1, false)]);
+    h.wait_settled(0, T);
+    assert_eq!(h.reg(RegId::DirtyOverflow, 0, 0), 1);
+    h.set(RegId::DirtyOverflow, 0, 0, 1);
+    assert_eq!(h.reg(RegId::DirtyOverflow, 0, 0), 0);
+    // A partition out of range cannot be selected.
+    h.set(RegId::DirtySel, 0, 0, 5);
+    let info = AccessErrorInfo::from_bits(h.reg(RegId::AccessErrorInfo, 0, 0) as u32);
+    assert_eq!(info.reason(), AccessError::BadValue);
+}

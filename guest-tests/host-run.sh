@@ -40,6 +40,8 @@ check "debugfs: RM state readable" sh -c "cat /sys/kernel/debug/vgpu_rm/$parent/
 # bad input; they are gone again afterwards.
 /bin/vgpu-types-test || failures=$((failures + 1))
 /bin/vgpu-vfio-test || failures=$((failures + 1))
+# VFIO migration v2 of a vGPU, as a VMM drives it (SPEC 16 underneath).
+/bin/vgpu-mig-test || failures=$((failures + 1))
 # A hostile VMM: a seeded random VFIO sequence with 24 episodes of the
 # sequences that once broke isolation (ring rewinds and reconfiguration, large
 # commands, DMA unmap under use, resets racing completions) on a small and a

@@ -16,6 +16,7 @@ IMAGES=$(scripts/build-images.sh "${HOST_DRIVER_EXTRAS[@]}" \
     "$GUEST_BIN/vgpu-vfio-test:/bin/vgpu-vfio-test" \
     "$GUEST_BIN/vgpu-types-test:/bin/vgpu-types-test" \
     "$GUEST_BIN/vgpu-vfio-chaos:/bin/vgpu-vfio-chaos" \
+    "$GUEST_BIN/vgpu-mig-test:/bin/vgpu-mig-test" \
     "$GUEST_BIN/vgpuctl:/bin/vgpuctl" \
     "/usr/bin/mdevctl:/bin/mdevctl" \
     "guest-tests/host-run.sh:/bin/host-run.sh")

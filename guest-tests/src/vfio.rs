@@ -14,9 +14,11 @@ use vfio_bindings::bindings::vfio::{
     vfio_device_info, vfio_group_status, vfio_info_cap_header, vfio_iommu_type1_dma_map,
     vfio_iommu_type1_dma_unmap, vfio_irq_info, vfio_irq_set, vfio_region_info,
     vfio_region_info_cap_sparse_mmap, vfio_region_sparse_mmap_area, VFIO_TYPE1v2_IOMMU,
-    VFIO_API_VERSION, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_GROUP_FLAGS_VIABLE,
-    VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE,
-    VFIO_REGION_INFO_CAP_SPARSE_MMAP,
+    VFIO_API_VERSION, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_MIGRATION,
+    VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+    VFIO_DEVICE_FEATURE_SET, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE,
+    VFIO_GROUP_FLAGS_VIABLE, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD,
+    VFIO_IRQ_SET_DATA_NONE, VFIO_REGION_INFO_CAP_SPARSE_MMAP,
 };
 use vmm_sys_util::ioctl::{
     ioctl, ioctl_with_mut_ptr, ioctl_with_mut_ref, ioctl_with_ptr, ioctl_with_val,
@@ -49,7 +51,19 @@ mod nr {
     ioctl_io_nr!(VFIO_DEVICE_RESET, TY, VFIO_BASE + 11);
     ioctl_io_nr!(VFIO_IOMMU_MAP_DMA, TY, VFIO_BASE + 13);
     ioctl_io_nr!(VFIO_IOMMU_UNMAP_DMA, TY, VFIO_BASE + 14);
+    ioctl_io_nr!(VFIO_DEVICE_FEATURE, TY, VFIO_BASE + 17);
 }
+
+/// Migration states (`enum vfio_device_mig_state`).
+pub use vfio_bindings::bindings::vfio::{
+    vfio_device_mig_state_VFIO_DEVICE_STATE_RESUMING as MIG_RESUMING,
+    vfio_device_mig_state_VFIO_DEVICE_STATE_RUNNING as MIG_RUNNING,
+    vfio_device_mig_state_VFIO_DEVICE_STATE_RUNNING_P2P as MIG_RUNNING_P2P,
+    vfio_device_mig_state_VFIO_DEVICE_STATE_STOP as MIG_STOP,
+    vfio_device_mig_state_VFIO_DEVICE_STATE_STOP_COPY as MIG_STOP_COPY,
+    VFIO_MIGRATION_P2P as MIGRATION_P2P, VFIO_MIGRATION_PRE_COPY as MIGRATION_PRE_COPY,
+    VFIO_MIGRATION_STOP_COPY as MIGRATION_STOP_COPY,
+};
 
 /// vfio-pci's layout of a device fd, which vgpu_vfio follows: region
 /// `index` starts at `index << 40` (a convention of the driver, not uapi).
@@ -386,6 +400,71 @@ impl Device {
             .offset(off)
             .len(len)
             .map_raw(&self.file)
+    }
+
+    /// VFIO_DEVICE_FEATURE `feature` with `flags` (GET/SET/PROBE) and its
+    /// payload `data` (read back for GET).
+    fn feature(&self, feature: u32, flags: u32, data: &mut [u8]) -> io::Result<()> {
+        let mut buf = vec![0u8; 8 + data.len()];
+        let argsz = u32::try_from(buf.len()).expect("small payload");
+        buf[0..4].copy_from_slice(&argsz.to_ne_bytes());
+        buf[4..8].copy_from_slice(&(feature | flags).to_ne_bytes());
+        buf[8..].copy_from_slice(data);
+        // SAFETY: a vfio_device_feature header followed by its payload.
+        check(unsafe {
+            ioctl_with_mut_ptr(&self.file, nr::VFIO_DEVICE_FEATURE(), buf.as_mut_ptr())
+        })?;
+        data.copy_from_slice(&buf[8..]);
+        Ok(())
+    }
+
+    /// VFIO_DEVICE_FEATURE_MIGRATION: the migration flags it offers.
+    pub fn migration_flags(&self) -> io::Result<u64> {
+        let mut d = [0u8; 8];
+        self.feature(
+            VFIO_DEVICE_FEATURE_MIGRATION,
+            VFIO_DEVICE_FEATURE_GET,
+            &mut d,
+        )?;
+        Ok(u64::from_ne_bytes(d))
+    }
+
+    /// The migration state (VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, GET).
+    pub fn mig_state(&self) -> io::Result<u32> {
+        let mut d = [0u8; 8];
+        self.feature(
+            VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+            VFIO_DEVICE_FEATURE_GET,
+            &mut d,
+        )?;
+        Ok(u32::from_ne_bytes(d[0..4].try_into().expect("4 bytes")))
+    }
+
+    /// Move to migration state `state`; the data file of STOP_COPY and
+    /// RESUMING.
+    pub fn set_mig_state(&self, state: u32) -> io::Result<Option<File>> {
+        let mut d = [0u8; 8];
+        d[0..4].copy_from_slice(&state.to_ne_bytes());
+        d[4..8].copy_from_slice(&(-1i32).to_ne_bytes());
+        self.feature(
+            VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+            VFIO_DEVICE_FEATURE_SET,
+            &mut d,
+        )?;
+        let fd = i32::from_ne_bytes(d[4..8].try_into().expect("4 bytes"));
+        // SAFETY: the kernel gave us this fd (or none: -1).
+        Ok((fd >= 0).then(|| unsafe { File::from_raw_fd(fd) }))
+    }
+
+    /// VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: bytes STOP_COPY will send.
+    pub fn mig_data_size(&self) -> io::Result<u64> {
+        let mut d = [0u8; 8];
+        self.feature(
+            VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
+            VFIO_DEVICE_FEATURE_GET,
+            &mut d,
+        )?;
+        Ok(u64::from_ne_bytes(d))
     }
 
     pub fn reset(&self) -> io::Result<()> {

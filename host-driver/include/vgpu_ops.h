@@ -129,6 +129,27 @@ struct vgpu_rm_ops {
 	 * (the partition's translations are invalidated and waited for).
 	 */
 	void (*vgpu_dma_unmap)(struct vgpu_rm_vgpu *vgpu, u64 iova, u64 size);
+
+	/*
+	 * Migration, the hardware side (SPEC 16), on a started vGPU.
+	 * mig_stop: the partition stops at a chunk boundary of its command
+	 * in flight, keeping its progress, and runs nothing until mig_resume
+	 * (doorbells are still taken); -EINVAL if the vGPU is not started.
+	 * mig_state_size: bytes of a context image. mig_save: the stopped
+	 * vGPU's context (rings, the command in flight, interrupts, fault,
+	 * fences, statistics; not VRAM, which the frontend copies with
+	 * vgpu_vram_rw) into @buf: its length, -ENOSPC if @len is too small,
+	 * -EBUSY if not stopped. mig_restore: an image into this stopped vGPU
+	 * of the same slice size; the device checks it whole and refuses a
+	 * bad one (-EINVAL, the kernel log says why) leaving the vGPU as it
+	 * was. Not concurrent with vgpu_start/stop/reset of the same vGPU.
+	 */
+	int (*mig_stop)(struct vgpu_rm_vgpu *vgpu);
+	int (*mig_resume)(struct vgpu_rm_vgpu *vgpu);
+	size_t (*mig_state_size)(struct vgpu_rm_gpu *gpu);
+	ssize_t (*mig_save)(struct vgpu_rm_vgpu *vgpu, void *buf, size_t len);
+	int (*mig_restore)(struct vgpu_rm_vgpu *vgpu, const void *buf,
+			   size_t len);
 };
 
 /* Backend -> frontend ("reverse" table). Filled by the frontend. */

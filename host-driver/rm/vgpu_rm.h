@@ -98,6 +98,8 @@ struct vgpu_rm_vgpu {
 	u64 vram_base;
 	u64 vram_size;
 	bool placed;		/* holds a partition (and the VRAM slice) */
+	/* CTRL.STOP set by mig_stop (under xlate_lock); start/stop clear it */
+	bool stopped;
 	/*
 	 * The slice in the kernel's address space, for vgpu_vram_rw only:
 	 * mapped on its first call (under vram_lock), unmapped at delete.
@@ -183,6 +185,8 @@ struct vgpu_rm_gpu {
 	enum vgpu_rm_mode mode;
 	/* SR-IOV: one entry per VF while VFs are enabled, under sriov_lock */
 	struct mutex sriov_lock;
+	/* the device's one context buffer (CTX_*, SPEC 16) */
+	struct mutex ctx_lock;
 	struct vgpu_rm_vf *vfs;
 	unsigned int nr_vfs;
 	bool vfs_going;			/* sriov_configure(0) runs */
@@ -273,6 +277,14 @@ void vgpu_rm_delete(struct vgpu_rm_vgpu *vgpu);
 int vgpu_rm_start(struct vgpu_rm_vgpu *vgpu);
 void vgpu_rm_stop(struct vgpu_rm_vgpu *vgpu);
 int vgpu_rm_reset(struct vgpu_rm_vgpu *vgpu);
+
+/* vgpu_rm_mig.c */
+int vgpu_rm_mig_stop(struct vgpu_rm_vgpu *vgpu);
+int vgpu_rm_mig_resume(struct vgpu_rm_vgpu *vgpu);
+size_t vgpu_rm_mig_state_size(struct vgpu_rm_gpu *gpu);
+ssize_t vgpu_rm_mig_save(struct vgpu_rm_vgpu *vgpu, void *buf, size_t len);
+int vgpu_rm_mig_restore(struct vgpu_rm_vgpu *vgpu, const void *buf,
+			size_t len);
 
 /* vgpu_rm_xlate.c: translation tables and replayable faults */
 void vgpu_rm_reset_write(struct vgpu_rm_gpu *gpu, u32 val,

@@ -278,6 +278,7 @@ void vgpu_rm_stop(struct vgpu_rm_vgpu *vgpu)
 	 */
 	writel(1, vgpu_rm_pt_reg(gpu, vgpu->partition, VGPU_PT_SCRUB));
 	vgpu->started = false;
+	vgpu->stopped = false;
 	vgpu_rm_xlate_clear(vgpu);
 	mutex_unlock(&vgpu->xlate_lock);
 }
@@ -498,4 +499,9 @@ const struct vgpu_rm_ops vgpu_rm_ops_table = {
 	.vgpu_reg_write = vgpu_rm_reg_write,
 	.vgpu_vram_rw = vgpu_rm_vram_rw,
 	.vgpu_dma_unmap = vgpu_rm_dma_unmap,
+	.mig_stop = vgpu_rm_mig_stop,
+	.mig_resume = vgpu_rm_mig_resume,
+	.mig_state_size = vgpu_rm_mig_state_size,
+	.mig_save = vgpu_rm_mig_save,
+	.mig_restore = vgpu_rm_mig_restore,
 };

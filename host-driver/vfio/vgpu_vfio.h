@@ -67,6 +67,8 @@ struct vgpu_vfio_bar {
 	struct vgpu_sparse_area areas[VGPU_VFIO_MAX_AREAS];
 };
 
+struct vgpu_mig_file;
+
 /* One vGPU: the VFIO device of an mdev. */
 struct vgpu_vfio_state {
 	struct vfio_device vdev;
@@ -105,6 +107,12 @@ struct vgpu_vfio_state {
 	bool intx_masked;
 	bool intx_pending;
 	struct virqfd *intx_unmask;
+
+	/* migration (vgpu_vfio_mig.c): the state and its data files */
+	struct mutex mig_lock;
+	enum vfio_device_mig_state mig_state;
+	struct vgpu_mig_file *saving;
+	struct vgpu_mig_file *resuming;
 };
 
 extern struct vgpu_rm_ops vgpu_vfio_rm;
@@ -114,6 +122,11 @@ vgpu_vfio_state_of(struct vfio_device *vdev)
 {
 	return container_of(vdev, struct vgpu_vfio_state, vdev);
 }
+
+/* vgpu_vfio_mig.c */
+void vgpu_vfio_mig_init(struct vgpu_vfio_state *s);
+void vgpu_vfio_mig_reset(struct vgpu_vfio_state *s, bool started);
+void vgpu_vfio_mig_exit(struct vgpu_vfio_state *s);
 
 /* vgpu_vfio_config.c */
 void vgpu_vfio_config_init(struct vgpu_vfio_state *s);

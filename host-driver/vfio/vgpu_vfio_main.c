@@ -165,6 +165,7 @@ static int vgpu_vfio_init_dev(struct vfio_device *vdev)
 	mutex_init(&s->unmap_lock);
 	xa_init(&s->pins);
 	vgpu_vfio_irq_init(s);
+	vgpu_vfio_mig_init(s);
 	return 0;
 }
 
@@ -172,6 +173,7 @@ static void vgpu_vfio_release_dev(struct vfio_device *vdev)
 {
 	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
 
+	vgpu_vfio_mig_exit(s);
 	xa_destroy(&s->pins);
 	mutex_destroy(&s->unmap_lock);
 	mutex_destroy(&s->pin_lock);
@@ -210,6 +212,8 @@ static void vgpu_vfio_close_device(struct vfio_device *vdev)
 	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
 
 	mutex_lock(&s->lock);
+	/* a migration in progress ends with its user */
+	vgpu_vfio_mig_reset(s, false);
 	/* still open: the backend unpins what it pinned while stopping */
 	if (vgpu_vfio_rm.vgpu_stop)
 		vgpu_vfio_rm.vgpu_stop(s->vgpu);
@@ -244,6 +248,8 @@ static long vgpu_vfio_reset(struct vgpu_vfio_state *s)
 	if (vgpu_vfio_rm.vgpu_reset)
 		ret = vgpu_vfio_rm.vgpu_reset(s->vgpu);
 	vgpu_vfio_irq_reset(s);
+	/* a reset ends a migration: RUNNING, the partition runs */
+	vgpu_vfio_mig_reset(s, true);
 	mutex_unlock(&s->lock);
 	return ret;
 }

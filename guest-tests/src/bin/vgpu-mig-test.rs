@@ -1,0 +1,344 @@
+//! vgpu-mig-test: VFIO migration v2 of mdev vGPUs in L1, as a VMM drives it
+//! (`make test-host`). Two vGPUs of one type (A, the source; B, the
+//! destination) and one of another size (C) in one container: A saves its
+//! state with work queued behind a semaphore wait, B takes it and runs the
+//! work once; a cancelled save, a corrupted, a cut and a wrong-type stream,
+//! and a destination closed while resuming each fail with a reason and leave
+//! the vGPUs usable.
+//!
+//! Usage: vgpu-mig-test (no arguments). Prints `ok`/`FAIL` per check and
+//! `bench` lines; exit status 1 if a check failed.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+use vdevice::command::{Command, Loc};
+use vdevice::driver::{Driver, Hardware};
+use vdevice::regs::{PartitionState, RegId};
+use vgpu_guest_tests::vfio::{
+    self, Container, DmaBuf, VfioVgpu, MIGRATION_P2P, MIGRATION_STOP_COPY, MIG_RESUMING,
+    MIG_RUNNING, MIG_STOP, MIG_STOP_COPY,
+};
+use vgpu_guest_tests::vgpu::{
+    fatal, framebuffer_bytes, sys_u64, vram_u32, vram_u64, VfioDriver, TIMEOUT as T,
+};
+use vgpu_guest_tests::{bench, ensure, Check, Report};
+use vgpuctl::{Gpu, Vgpu, VgpuType};
+
+const IOVA: u64 = 0x1000_0000;
+const DMA_BYTES: usize = 1 << 20;
+const SEM: u64 = IOVA + 0x1000;
+const FENCE: u64 = IOVA + 0x2000;
+const UUID_A: &str = "0a0a0a0a-0000-4000-8000-0000000000a1";
+const UUID_B: &str = "0b0b0b0b-0000-4000-8000-0000000000b1";
+const UUID_C: &str = "0c0c0c0c-0000-4000-8000-0000000000c1";
+/// The stream's header (vgpu_vfio_mig.c): bytes before the context image.
+const HEADER: usize = 56;
+
+struct Mig {
+    a: VfioDriver,
+    b: VfioDriver,
+    c: Option<VfioDriver>,
+    dma: DmaBuf,
+    /// A's stream from the migration check, for the refusal checks.
+    stream: Vec<u8>,
+    _container: Container,
+    _groups: Vec<File>,
+}
+
+fn open(c: &Container, uuid: &str, first: bool, dma: DmaBuf) -> Result<(VfioDriver, File), String> {
+    let (hw, group) = VfioVgpu::open(c, uuid, first, dma, IOVA)?;
+    let g = Driver::new(hw);
+    g.ring_in_vram(0, 0, 0, 64);
+    Ok((g, group))
+}
+
+fn dev(g: &VfioDriver) -> &vfio::Device {
+    &g.hw.dev
+}
+
+fn state(g: &VfioDriver, s: u32) -> Result<Option<File>, String> {
+    dev(g)
+        .set_mig_state(s)
+        .map_err(|e| format!("to state {s}: {e}"))
+}
+
+/// A's stream: STOP, STOP_COPY, read it all, back to STOP.
+fn save(g: &VfioDriver) -> Result<Vec<u8>, String> {
+    state(g, MIG_STOP)?;
+    let mut f = state(g, MIG_STOP_COPY)?.ok_or("STOP_COPY gave no data fd")?;
+    let mut v = Vec::new();
+    f.read_to_end(&mut v)
+        .map_err(|e| format!("read the stream: {e}"))?;
+    drop(f);
+    state(g, MIG_STOP)?;
+    Ok(v)
+}
+
+/// Feed `stream` to `g` in RESUMING and move to STOP; the error of the
+/// first step that refused it.
+fn load(g: &VfioDriver, stream: &[u8]) -> Result<(), String> {
+    state(g, MIG_STOP)?;
+    let mut f = state(g, MIG_RESUMING)?.ok_or("RESUMING gave no data fd")?;
+    for chunk in stream.chunks(256 << 10) {
+        f.write_all(chunk)
+            .map_err(|e| format!("write the stream: {e}"))?;
+    }
+    drop(f);
+    state(g, MIG_STOP).map(|_| ())
+}
+
+/// A refused load leaves `g` in RESUMING; a reset brings it back to
+/// RUNNING with its rings off, which the driver sets up again.
+fn recover(g: &VfioDriver) -> Result<(), String> {
+    dev(g).reset().map_err(|e| format!("reset: {e}"))?;
+    let st = dev(g).mig_state().map_err(|e| e.to_string())?;
+    ensure!(st == MIG_RUNNING, "state {st} after reset");
+    g.forget_rings(0);
+    g.ring_in_vram(0, 0, 0, 64);
+    fence_runs(g, 0x600d)
+}
+
+fn fence_runs(g: &VfioDriver, v: u64) -> Result<(), String> {
+    g.submit(0, 0, &[Command::fence(Loc::Vram(0x8000), v, false)]);
+    ensure!(
+        g.wait_not_busy(0, T) == PartitionState::Idle && g.reg(RegId::WFenceValue, 0, 0) == v,
+        "a FENCE did not run ({:?})",
+        g.state(0)
+    );
+    Ok(())
+}
+
+fn offered(m: &mut Mig) -> Result<String, String> {
+    let d = dev(&m.a);
+    let flags = d
+        .migration_flags()
+        .map_err(|e| format!("MIGRATION feature: {e}"))?;
+    let want = u64::from(MIGRATION_STOP_COPY | MIGRATION_P2P);
+    ensure!(flags & want == want, "flags {flags:#x}");
+    let st = d.mig_state().map_err(|e| e.to_string())?;
+    ensure!(st == MIG_RUNNING, "state {st} at open");
+    let size = d
+        .mig_data_size()
+        .map_err(|e| format!("MIG_DATA_SIZE: {e}"))?;
+    let vram = m.a.reg(RegId::WVramSize, 0, 0);
+    ensure!(size > vram, "data size {size} for {vram} bytes of VRAM");
+    Ok(format!("flags {flags:#x}, {size} bytes to send"))
+}
+
+fn cancelled(m: &mut Mig) -> Result<String, String> {
+    fence_runs(&m.a, 1)?;
+    state(&m.a, MIG_STOP)?;
+    let mut f = state(&m.a, MIG_STOP_COPY)?.ok_or("no data fd")?;
+    let mut part = vec![0u8; 4096];
+    f.read_exact(&mut part).map_err(|e| format!("read: {e}"))?;
+    drop(f);
+    state(&m.a, MIG_STOP)?;
+    state(&m.a, MIG_RUNNING)?;
+    fence_runs(&m.a, 2)?;
+    Ok(String::new())
+}
+
+fn migrates(m: &mut Mig) -> Result<String, String> {
+    let (a, b) = (&m.a, &m.b);
+    m.dma.write(SEM - IOVA, &0u64.to_le_bytes());
+    m.dma.write(FENCE - IOVA, &0u64.to_le_bytes());
+    let pattern: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+    a.hw.vram_write(0x10000, &pattern);
+    let before = a.reg(RegId::WStatCommands, 0, 0);
+    let head = a.reg(RegId::WRingHead, 0, 0);
+    a.submit(
+        0,
+        0,
+        &[
+            Command::sem_wait(Loc::Sys(SEM), 1),
+            Command::fill(Loc::Vram(0x20000), 0x1000, 0xabcd_0123),
+            Command::copy(Loc::Vram(0x30000), Loc::Vram(0x10000), 0x1000),
+            Command::fence(Loc::Sys(FENCE), 77, false),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    ensure!(
+        a.reg(RegId::WRingHead, 0, 0) == head,
+        "A did not wait on the semaphore"
+    );
+    let t = Instant::now();
+    let stream = save(a)?;
+    let want = dev(a).mig_data_size().map_err(|e| e.to_string())?;
+    ensure!(
+        stream.len() as u64 == want,
+        "{} bytes, MIG_DATA_SIZE said {want}",
+        stream.len()
+    );
+    load(b, &stream)?;
+    state(b, MIG_RUNNING)?;
+    bench(
+        "mig_l1_save_load_ms",
+        format!("{:.1}", t.elapsed().as_secs_f64() * 1e3),
+    );
+    bench("mig_l1_stream_bytes", stream.len());
+    ensure!(
+        b.reg(RegId::WRingTail, 0, 0) == (head + 4) % 64 && b.reg(RegId::WRingHead, 0, 0) == head,
+        "B's ring 0 at HEAD {} TAIL {}",
+        b.reg(RegId::WRingHead, 0, 0),
+        b.reg(RegId::WRingTail, 0, 0)
+    );
+    m.dma.write(SEM - IOVA, &1u64.to_le_bytes());
+    let deadline = Instant::now() + T;
+    while sys_u64(b, FENCE) != 77 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    ensure!(
+        b.wait_not_busy(0, T) == PartitionState::Idle,
+        "B {:?}",
+        b.state(0)
+    );
+    ensure!(sys_u64(b, FENCE) == 77, "B's FENCE did not land");
+    ensure!(
+        b.reg(RegId::WStatCommands, 0, 0) == before + 4,
+        "B completed {} commands, A had {before} before",
+        b.reg(RegId::WStatCommands, 0, 0)
+    );
+    ensure!(vram_u32(b, 0x20000) == 0xabcd_0123, "B's FILL");
+    let mut got = vec![0u8; 4096];
+    b.hw.vram_read(0x30000, &mut got);
+    ensure!(got == pattern, "the VRAM A had did not reach B");
+    // The source, stopped, ran none of it.
+    ensure!(
+        a.reg(RegId::WRingHead, 0, 0) == head && vram_u64(a, 0x20000) != 0xabcd_0123_abcd_0123,
+        "A ran the work too"
+    );
+    m.stream = stream;
+    recover(&m.a)?;
+    recover(&m.b)?;
+    Ok(format!("{} bytes", m.stream.len()))
+}
+
+fn corrupted(m: &mut Mig) -> Result<String, String> {
+    ensure!(!m.stream.is_empty(), "no stream from the migration check");
+    let mut bad = m.stream.clone();
+    bad[HEADER + 40] ^= 0x10;
+    ensure!(load(&m.b, &bad).is_err(), "a corrupted context was taken");
+    recover(&m.b)?;
+    let cut = &m.stream[..m.stream.len() / 2];
+    ensure!(load(&m.b, cut).is_err(), "a cut stream was taken");
+    recover(&m.b)?;
+    let mut bad = m.stream.clone();
+    bad[0] ^= 0xff;
+    ensure!(
+        load(&m.b, &bad).is_err(),
+        "a stream without its magic was taken"
+    );
+    recover(&m.b)?;
+    Ok(String::new())
+}
+
+fn other_type(m: &mut Mig) -> Result<String, String> {
+    let c = m.c.as_ref().ok_or("no vGPU C")?;
+    let e = load(c, &m.stream)
+        .err()
+        .ok_or("C took a stream of another type")?;
+    recover(c)?;
+    Ok(e)
+}
+
+fn closed_while_resuming(m: &mut Mig) -> Result<String, String> {
+    let c = m.c.take().ok_or("no vGPU C")?;
+    state(&c, MIG_STOP)?;
+    let mut f = state(&c, MIG_RESUMING)?.ok_or("no data fd")?;
+    f.write_all(&m.stream[..4096]).map_err(|e| e.to_string())?;
+    drop(c);
+    // The data fd outlives the device: writes fail, nothing breaks.
+    let _ = f.write_all(&m.stream[4096..8192]);
+    drop(f);
+    Vgpu::destroy(UUID_C).map_err(|e| format!("remove C: {e}"))?;
+    Ok(String::new())
+}
+
+const CHECKS: &[Check<Mig>] = &[
+    Check {
+        name: "migration: offered (STOP_COPY, P2P), RUNNING at open, its data size",
+        run: offered,
+    },
+    Check {
+        name: "migration: a save abandoned in STOP_COPY leaves the source running",
+        run: cancelled,
+    },
+    Check {
+        name: "migration: work queued behind a semaphore and VRAM move to B and run there once",
+        run: migrates,
+    },
+    Check {
+        name: "migration: corrupted, cut and foreign streams are refused; B recovers by reset",
+        run: corrupted,
+    },
+    Check {
+        name: "migration: a stream of another vGPU type is refused",
+        run: other_type,
+    },
+    Check {
+        name: "migration: a destination closed while resuming is removed cleanly",
+        run: closed_while_resuming,
+    },
+];
+
+/// Two types of different sizes: the one with most instances for A and B.
+fn pick(gpu: &Gpu) -> Result<(VgpuType, VgpuType), String> {
+    let types = gpu.types().map_err(|e| e.to_string())?;
+    let ab = types
+        .iter()
+        .filter(|t| t.available >= 2)
+        .max_by_key(|t| t.available)
+        .ok_or("no type with room for two vGPUs")?
+        .clone();
+    let c = types
+        .iter()
+        .find(|t| framebuffer_bytes(t) != framebuffer_bytes(&ab) && t.available >= 1)
+        .ok_or("no type of another size")?
+        .clone();
+    Ok((ab, c))
+}
+
+fn main() {
+    if std::env::args().len() > 1 {
+        eprintln!("usage: vgpu-mig-test");
+        std::process::exit(2);
+    }
+    let mut r = Report::default();
+    let gpu = Gpu::find(None).unwrap_or_else(|e| fatal(format!("find an mdev parent: {e}")));
+    let (ab, c) = pick(&gpu).unwrap_or_else(|e| fatal(e));
+    for (u, t) in [(UUID_A, &ab), (UUID_B, &ab), (UUID_C, &c)] {
+        gpu.create(&t.id, u)
+            .unwrap_or_else(|e| fatal(format!("create {u} of {}: {e}", t.id)));
+    }
+    let container = Container::open().unwrap_or_else(|e| fatal(format!("/dev/vfio/vfio: {e}")));
+    let dma = DmaBuf::new(DMA_BYTES).unwrap_or_else(|e| fatal(e));
+    let opened = (|| {
+        let (a, ga) = open(&container, UUID_A, true, dma)?;
+        container
+            .map_dma(dma.vaddr(0), IOVA, DMA_BYTES as u64)
+            .map_err(|e| format!("map DMA: {e}"))?;
+        let (b, gb) = open(&container, UUID_B, false, dma)?;
+        let (c, gc) = open(&container, UUID_C, false, dma)?;
+        Ok::<_, String>((a, b, c, vec![ga, gb, gc]))
+    })();
+    let (a, b, c, groups) = opened.unwrap_or_else(|e| fatal(format!("open the vGPUs: {e}")));
+    let mut m = Mig {
+        a,
+        b,
+        c: Some(c),
+        dma,
+        stream: Vec::new(),
+        _container: container,
+        _groups: groups,
+    };
+    r.run(&mut m, CHECKS);
+    let Mig { a, b, .. } = m;
+    drop((a, b));
+    for u in [UUID_A, UUID_B] {
+        if let Err(e) = Vgpu::destroy(u) {
+            r.check("remove the test vGPUs", || Err(format!("{u}: {e}")));
+        }
+    }
+    std::process::exit(r.finish());
+}

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * vgpu_rm_mig.c - the hardware side of a vGPU's migration (SPEC 16) for
+ * the frontend: stop and resume a partition, save its context into a
+ * buffer and restore one. The device has one context buffer, so the GPU's
+ * ctx_lock serialises context operations.
+ */
+#include <linux/bitfield.h>
+#include <linux/io.h>
+#include <linux/pci.h>
+
+#include "vgpu_rm.h"
+
+/* CTRL of a started vGPU, with or without STOP. */
+static u32 vgpu_rm_mig_ctrl(struct vgpu_rm_vgpu *vgpu, bool stop)
+{
+	u32 ctrl = vgpu->vf ? VGPU_PT_CTRL_ENABLE :
+		   VGPU_PT_CTRL_ENABLE | VGPU_PT_CTRL_XLATE |
+		   VGPU_PT_CTRL_XLATE_REPLAY;
+
+	if (stop)
+		ctrl |= VGPU_PT_CTRL_STOP;
+	return ctrl;
+}
+
+static int vgpu_rm_mig_set_ctrl(struct vgpu_rm_vgpu *vgpu, bool stop)
+{
+	struct vgpu_rm_gpu *gpu = vgpu->gpu;
+	u32 want, ctrl;
+	int ret = 0;
+
+	mutex_lock(&vgpu->xlate_lock);
+	if (!vgpu->started) {
+		ret = -EINVAL;
+		goto out;
+	}
+	want = vgpu_rm_mig_ctrl(vgpu, stop);
+	/* returns once no engine runs the partition (STOP) */
+	writel(want, vgpu_rm_pt_reg(gpu, vgpu->partition, VGPU_PT_CTRL));
+	ctrl = readl(vgpu_rm_pt_reg(gpu, vgpu->partition, VGPU_PT_CTRL));
+	if (ctrl != want) {
+		dev_err(&gpu->pdev->dev, "partition %u refused CTRL 0x%x (reads 0x%x)\n",
+			vgpu->partition, want, ctrl);
+		ret = -EIO;
+	}
+	vgpu->stopped = stop && !ret;
+out:
+	mutex_unlock(&vgpu->xlate_lock);
+	return ret;
+}
+
+/* The partition stops at a chunk boundary; doorbells are still taken. */
+int vgpu_rm_mig_stop(struct vgpu_rm_vgpu *vgpu)
+{
+	return vgpu_rm_mig_set_ctrl(vgpu, true);
+}
+
+/* It runs again where it stopped. */
+int vgpu_rm_mig_resume(struct vgpu_rm_vgpu *vgpu)
+{
+	return vgpu_rm_mig_set_ctrl(vgpu, false);
+}
+
+size_t vgpu_rm_mig_state_size(struct vgpu_rm_gpu *gpu)
+{
+	return readl(gpu->regs + VGPU_G_CTX_SIZE);
+}
+
+static const char *const vgpu_rm_ctx_results[] = {
+	[VGPU_CTX_OK] = "OK",
+	[VGPU_CTX_NOT_STOPPED] = "the partition is not stopped",
+	[VGPU_CTX_BAD_FORMAT] = "not a context image (format)",
+	[VGPU_CTX_BAD_VERSION] = "a context image of another major version",
+	[VGPU_CTX_BAD_CHECKSUM] = "the image's checksum does not match (corrupted)",
+	[VGPU_CTX_SLICE_MISMATCH] = "the image's VRAM slice size differs from this vGPU's",
+	[VGPU_CTX_BAD_STATE] = "the image holds a state the device cannot take",
+};
+
+/* CTX_CMD @op on the vGPU's partition; its result, with ctx_lock held. */
+static u32 vgpu_rm_ctx_cmd(struct vgpu_rm_vgpu *vgpu, u32 op)
+{
+	struct vgpu_rm_gpu *gpu = vgpu->gpu;
+
+	lockdep_assert_held(&gpu->ctx_lock);
+	writel(FIELD_PREP(VGPU_G_CTX_CMD_PARTITION, vgpu->partition) |
+	       FIELD_PREP(VGPU_G_CTX_CMD_OP, op), gpu->regs + VGPU_G_CTX_CMD);
+	return FIELD_GET(VGPU_G_CTX_STATUS_RESULT,
+			 readl(gpu->regs + VGPU_G_CTX_STATUS));
+}
+
+static int vgpu_rm_ctx_errno(struct vgpu_rm_vgpu *vgpu, u32 result,
+			     const char *what)
+{
+	const char *why = result < ARRAY_SIZE(vgpu_rm_ctx_results) ?
+			  vgpu_rm_ctx_results[result] : "an unknown result";
+
+	if (result == VGPU_CTX_OK)
+		return 0;
+	dev_err(&vgpu->gpu->pdev->dev, "partition %u: context %s refused: %s (CTX_STATUS %u)\n",
+		vgpu->partition, what, why, result);
+	return result == VGPU_CTX_NOT_STOPPED ? -EBUSY : -EINVAL;
+}
+
+/* The stopped vGPU's context into @buf; its length, or -errno. */
+ssize_t vgpu_rm_mig_save(struct vgpu_rm_vgpu *vgpu, void *buf, size_t len)
+{
+	struct vgpu_rm_gpu *gpu = vgpu->gpu;
+	size_t size = vgpu_rm_mig_state_size(gpu), i;
+	u32 *w = buf;
+	int ret;
+
+	if (len < size || size % 4)
+		return -ENOSPC;
+	mutex_lock(&gpu->ctx_lock);
+	ret = vgpu_rm_ctx_errno(vgpu, vgpu_rm_ctx_cmd(vgpu, VGPU_CTX_OP_SAVE),
+				"save");
+	for (i = 0; !ret && i < size / 4; i++)
+		w[i] = cpu_to_le32(readl(gpu->regs + VGPU_G_CTX_DATA));
+	mutex_unlock(&gpu->ctx_lock);
+	return ret ? ret : size;
+}
+
+/* A context image into the stopped vGPU; checked whole by the device. */
+int vgpu_rm_mig_restore(struct vgpu_rm_vgpu *vgpu, const void *buf,
+			size_t len)
+{
+	struct vgpu_rm_gpu *gpu = vgpu->gpu;
+	size_t size = vgpu_rm_mig_state_size(gpu), i;
+	const u32 *w = buf;
+	int ret;
+
+	if (len != size) {
+		dev_err(&gpu->pdev->dev, "partition %u: a context image of %zu bytes, the device's are %zu\n",
+			vgpu->partition, len, size);
+		return -EINVAL;
+	}
+	mutex_lock(&gpu->ctx_lock);
+	writel(0, gpu->regs + VGPU_G_CTX_POS);
+	for (i = 0; i < size / 4; i++)
+		writel(le32_to_cpu(w[i]), gpu->regs + VGPU_G_CTX_DATA);
+	ret = vgpu_rm_ctx_errno(vgpu,
+				vgpu_rm_ctx_cmd(vgpu, VGPU_CTX_OP_RESTORE),
+				"restore");
+	mutex_unlock(&gpu->ctx_lock);
+	return ret;
+}

@@ -7,9 +7,10 @@
 #       firmware, the L2 kernel and initramfs, the host driver modules,
 #       vgpuctl and scripts/l1-nested.sh.
 #
-# Usage: scripts/build-l2-images.sh [MODULES_DIR]
+# Usage: scripts/build-l2-images.sh [MODULES_DIR [SRC:DST...]]
 #   MODULES_DIR   holds vgpu_rm.ko and vgpu_vfio.ko (scripts/build-modules.sh
 #                 prints it); without it the L1 image has no host driver
+#   SRC:DST       more files for the L1 image (build-images.sh's form)
 #   L2_KERNEL=vmlinuz|vmlinux   what L2 boots (default vmlinuz, see below)
 #   VGPU_DEV_CACHE=DIR   cache directory (default ~/.cache/vgpu-dev)
 # Prints the L1 images directory (for run-l1.sh's IMAGES=); messages go to
@@ -25,6 +26,8 @@ export VGPU_DEV_CACHE="$CACHE_DIR"
 # run-nested.sh's header.
 L2_KERNEL="${L2_KERNEL:-vmlinuz}"
 modules_dir="${1:-}"
+shift $(($# > 0 ? 1 : 0))
+l1_more=("$@")
 
 qemu_dir=$(readlink -f "$CACHE_DIR/qemu-current" 2>/dev/null || true)
 [[ -x $qemu_dir/bin/qemu-system-x86_64 ]] || die "no QEMU in $CACHE_DIR/qemu-current (scripts/build-qemu.sh)"
@@ -90,6 +93,7 @@ extras=(
     "scripts/l1-nested.sh:/bin/l1-nested.sh"
     "$GUEST_BIN/vgpuctl:/bin/vgpuctl"
     "${HOST_DRIVER_EXTRAS[@]}"
+    "${l1_more[@]}"
 )
 l1=$(LINK_CURRENT=0 scripts/build-images.sh "${extras[@]}")
 log "L1 images: $l1 ($(du -h "$l1/initramfs.img" | cut -f1) initramfs)"

@@ -47,6 +47,8 @@
 #define VGPU_MAX_WEIGHT                          0xffULL
 #define VGPU_CTX_BYTES                           0x200ULL
 #define VGPU_CTX_MAGIC                           0x58544356ULL
+#define VGPU_DIRTY_PAGE                          0x1000ULL
+#define VGPU_DIRTY_SYS_SPAN                      0x400000000ULL
 
 /* First MSI-X vector of partition p. */
 #define VGPU_PARTITION_VECTOR_BASE(p) (VGPU_HOST_VECTORS + VGPU_VECTORS_PER_PARTITION * (p))
@@ -411,6 +413,8 @@ X(DOORBELL, 0x1000ULL, 4, WO, 2, 0x4ULL)
 #define VGPU_CTX_BAD_CHECKSUM                    4
 #define VGPU_CTX_SLICE_MISMATCH                  5
 #define VGPU_CTX_BAD_STATE                       6
+#define VGPU_DIRTY_SYSMEM                        0
+#define VGPU_DIRTY_VRAM                          1
 
 /* X(VALUE, NAME) for each partition state */
 #define VGPU_STATE_VALUES(X) \
@@ -471,6 +475,11 @@ X(3, BAD_VERSION)\
 X(4, BAD_CHECKSUM)\
 X(5, SLICE_MISMATCH)\
 X(6, BAD_STATE)
+
+/* X(VALUE, NAME) for each dirty log (DIRTY_SEL.LOG) */
+#define VGPU_DIRTY_VALUES(X) \
+X(0, SYSMEM)\
+X(1, VRAM)
 
 /* Translation directory and page-table entries (64 bits, in host memory) */
 #define VGPU_XLATE_PDE_VALID                     0x1ULL

@@ -153,3 +153,37 @@ fn writes_beyond_the_logged_span_set_overflow_until_cleared() {
     let info = AccessErrorInfo::from_bits(h.reg(RegId::AccessErrorInfo, 0, 0) as u32);
     assert_eq!(info.reason(), AccessError::BadValue);
 }
+
+#[test]
+fn a_replayed_translation_miss_is_logged_once_resolved() {
+    let h = harness();
+    let maps = [(0x20 * PAGE, 0x10_0000, false)];
+    let entries = h.build_xlate(0x0, 0x1000, &maps);
+    h.set_xlate(0, 0x0, entries);
+    h.enable(
+        0,
+        0,
+        8 * MIB,
+        logging(PtCtrl::new().with_xlate(true).with_xlate_replay(true)),
+    );
+    h.ring_in_sysmem(0, 0, 0x20 * PAGE, 0x10_0000, 64);
+    h.submit(0, 0, &[Command::fill(Loc::Sys(0x40 * PAGE), PAGE, 9)]);
+    assert_eq!(h.wait_not_busy(0, T), PartitionState::XlateWait);
+    assert_eq!(h.reg(RegId::XlateFaultCount, 0, 0), 1);
+    assert_eq!(
+        dirty_pages(&h, 0, DirtyKind::Sysmem, 4).1,
+        0,
+        "nothing written yet"
+    );
+    // The host maps the page and replays.
+    let maps = [
+        (0x20 * PAGE, 0x10_0000, false),
+        (0x40 * PAGE, 0x30_0000, true),
+    ];
+    let entries = h.build_xlate(0x0, 0x1000, &maps);
+    h.set_xlate(0, 0x0, entries);
+    h.set(RegId::XlateFaultPop, 0, 0, 1);
+    h.set(RegId::XlateResume, 0, 0, 0);
+    assert_eq!(h.wait_settled(0, T), PartitionState::Idle);
+    assert_eq!(dirty_pages(&h, 0, DirtyKind::Sysmem, 4).0, [0x40]);
+}

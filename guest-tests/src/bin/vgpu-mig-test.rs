@@ -243,6 +243,7 @@ fn other_type(m: &mut Mig) -> Result<String, String> {
 }
 
 fn closed_while_resuming(m: &mut Mig) -> Result<String, String> {
+    ensure!(m.stream.len() >= 8192, "no stream from the migration check");
     let c = m.c.take().ok_or("no vGPU C")?;
     state(&c, MIG_STOP)?;
     let mut f = state(&c, MIG_RESUMING)?.ok_or("no data fd")?;

@@ -116,6 +116,8 @@ fn constants(o: &mut String) {
         ("VGPU_MAX_WEIGHT", MAX_WEIGHT as u64),
         ("VGPU_CTX_BYTES", crate::context::CTX_BYTES as u64),
         ("VGPU_CTX_MAGIC", crate::context::CTX_MAGIC as u64),
+        ("VGPU_DIRTY_PAGE", crate::dirty::DIRTY_PAGE),
+        ("VGPU_DIRTY_SYS_SPAN", crate::dirty::DIRTY_SYS_SPAN),
     ];
     for (n, v) in consts {
         define(o, n, format_args!("{v:#x}ULL"));
@@ -238,6 +240,12 @@ fn value_names(o: &mut String) {
         ),
         list("VGPU_CTX_OP", "CTX_CMD operation", CtxOp::VALUES, true),
         list("VGPU_CTX", "CTX_STATUS result", CtxResult::VALUES, true),
+        list(
+            "VGPU_DIRTY",
+            "dirty log (DIRTY_SEL.LOG)",
+            DirtyKind::VALUES,
+            true,
+        ),
     ];
     o.push_str("\n/* Enumerated field values */\n");
     for e in enums.iter().filter(|e| e.defines) {

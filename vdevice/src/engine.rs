@@ -410,11 +410,10 @@ fn apply(
         );
         shared.state_changed(part.index, before, after);
     }
-    shared.deliver_all(part.index, &deliveries);
-    if end.is_some() {
-        return end;
-    }
-    if let Some((code, addr, write)) = fault_entry {
+    // The host's fault log before the partition's fault interrupt: a
+    // driver woken by that interrupt (or seeing FAULTED) and asking its
+    // host finds the entry there.
+    if let (true, Some((code, addr, write))) = (end.is_none(), fault_entry) {
         shared.log_fault(FaultLogEntry {
             partition: part.index,
             code,
@@ -422,6 +421,12 @@ fn apply(
             write,
             addr,
         });
+    }
+    shared.deliver_all(part.index, &deliveries);
+    if end.is_some() {
+        return end;
+    }
+    if fault_entry.is_some() {
         return Some(SliceEnd::Idle);
     }
     if let Some(e) = xlate_entry {

@@ -76,7 +76,7 @@ refuse "mdev mode while VFs are enabled" "busy" sh -c "echo mdev > $P/vgpu_mode"
 say
 check "VF0 releases its type" sh -c "echo 0 > $vf0/current_vgpu_type && test \$(cat $vf0/current_vgpu_type) = 0"
 check "VF1 releases its type" sh -c "echo 0 > $vf1/current_vgpu_type"
-check "the released slices are free again" sh -c "grep -q 'free_bytes=268435456 ' /sys/kernel/debug/vgpu_rm/$pf/vram"
+check "the released slices are free again" rm_vram_all_free "$pf"
 check "VFs disabled" sh -c "echo 0 > $P/sriov_numvfs && ! test -e $P/virtfn0"
 check "vgpu_mode mdev, the mdev parent is back" sh -c "echo mdev > $P/vgpu_mode && test -e /sys/class/mdev_bus/$pf"
 check "sriov again: 2 VFs, VF0 with a type" sh -c "echo sriov > $P/vgpu_mode && echo 2 > $P/sriov_numvfs && echo $a > $vf0/current_vgpu_type"

@@ -225,10 +225,7 @@ teardown_sriov() {
         echo 0 >"$(vf $i)/current_vgpu_type" || fail "release VF$i's type"
     done
     note stage vgpu_destroy_ms "$(ms_since "$t")"
-    # shellcheck disable=SC2016 # an awk program
-    check "the released slices are free again" \
-        awk 'BEGIN { r = 1 } /^total_bytes=/ { split($1, t, "="); split($2, f, "="); r = t[2] != f[2] }
-            END { exit r }' "/sys/kernel/debug/vgpu_rm/$pf/vram"
+    check "the released slices are free again" rm_vram_all_free "$pf"
     if echo 0 >"$P/sriov_numvfs" && echo mdev >"$P/vgpu_mode" &&
         rmmod vgpu_vfio_pci && unload_host_driver; then
         ok "types released, VFs disabled, host driver unloaded"

@@ -60,6 +60,14 @@ unload_host_driver() {
     rmmod vgpu_vfio && rmmod vgpu_rm
 }
 
+# rm_vram_all_free PF: the RM's debugfs says all of GPU PF's VRAM is free
+# (free_bytes equals total_bytes).
+rm_vram_all_free() {
+    # shellcheck disable=SC2016 # an awk program
+    awk 'BEGIN { r = 1 } /^total_bytes=/ { split($1, t, "="); split($2, f, "="); r = t[2] != f[2] }
+        END { exit r }' "/sys/kernel/debug/vgpu_rm/$1/vram"
+}
+
 # Named checks: "ok   NAME" or "FAIL NAME: why"; failures counts them.
 failures=0
 ok() {

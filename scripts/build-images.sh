@@ -2,7 +2,9 @@
 # build-images.sh - the L1 guest's boot images: Debian's bookworm-backports
 # 6.12 kernel (plus its headers for building our modules) and an initramfs
 # with busybox, lspci, the VFIO (vfio-pci-core for the VF variant driver),
-# mdev and KVM modules and scripts/l1-init.sh.
+# mdev and KVM modules and scripts/l1-init.sh. vfio.ko is rebuilt from
+# Debian's source of the same kernel with CONFIG_IOMMUFD_DRIVER, for VFIO
+# DMA dirty logging (lib/images.sh: build_vfio_ko).
 #
 # Usage: scripts/build-images.sh [SRC:DST ...]
 #   SRC:DST       add file or directory SRC to the initramfs at DST (absolute)
@@ -63,6 +65,8 @@ if [[ ! -f $kdir/.complete ]]; then
     touch "$kdir/.complete"
 fi
 ln -sfn "$(basename "$kdir")" "$CACHE_DIR/kernel-current"
+# vfio.ko with DMA-logging support (see build_vfio_ko).
+MODULE_OVERRIDES=("$(build_vfio_ko "$kdir" "$release" "$kver")")
 
 udir="$CACHE_DIR/userland-$(printf '%s\n' "${userland_pkgs[@]}" | short_hash)"
 if [[ ! -f $udir/.complete ]]; then
@@ -76,6 +80,7 @@ libdirs=("$udir/root/usr/lib/x86_64-linux-gnu" "$udir/root/lib/x86_64-linux-gnu"
 # --- base initramfs: busybox, /init, the guest library, lspci, modules ----------------
 base_key=$({
     echo "$release $kver ${userland_pkgs[*]} $MODULES"
+    sha256sum "${MODULE_OVERRIDES[@]}"
     cat "${RECIPE_FILES[@]}"
 } | short_hash)
 base="$CACHE_DIR/initramfs-base-$base_key.cpio.gz"

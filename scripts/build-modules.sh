@@ -24,12 +24,22 @@ if [[ ! -f $kdir/kernel-release || ! -e $kdir/build/Makefile ]]; then
 fi
 release=$(cat "$kdir/kernel-release")
 build=$(cd "$kdir/build" && pwd -P)
+# The L1 image's vfio.ko exports iova_bitmap_*, for the frontend's DMA
+# logging; build-images.sh built it (instant here).
+# shellcheck source=scripts/lib/images.sh
+. "$SCRIPTS_DIR/lib/images.sh"
+kdir_real=$(cd "$kdir" && pwd -P)
+TMP_DIR=$(mktemp -d "$CACHE_DIR/.build-modules-tmp.XXXXXX")
+vfio_ko=$(build_vfio_ko "$kdir" "$release" "${kdir_real##*_}")
+rm -rf "$TMP_DIR"
+vfio_symvers="$(dirname "$vfio_ko")/Module.symvers"
 command -v pahole >/dev/null || die "pahole is missing (scripts/setup-host.sh installs it)"
 
 cc_version=$(gcc-12 --version 2>/dev/null | sed -n 1p || gcc --version | sed -n 1p)
 key=$(
     {
         echo "$release $cc_version"
+        sha256sum "$vfio_symvers"
         cat "${BASH_SOURCE[0]}"
         cd "$SRC_DIR" && find . -type f \( -name '*.[ch]' -o -name Kbuild -o -name Makefile \) |
             LC_ALL=C sort | xargs sha256sum
@@ -55,7 +65,7 @@ cp -a "$SRC_DIR/." "$work/src/"
 
 log "building for $release"
 status=0
-make -C "$build" M="$work/src" W=1 -j"$(nproc)" modules \
+make -C "$build" M="$work/src" W=1 KBUILD_EXTRA_SYMBOLS="$vfio_symvers" -j"$(nproc)" modules \
     >"$work/build.log" 2>&1 || status=$?
 if ((status)); then
     cat "$work/build.log" >&2

@@ -71,9 +71,10 @@ write_if_changed() {
 }
 
 # bookworm-backports: the 6.12 kernel for the L1 guest (backports are pinned
-# at 100 by their Release file, so nothing is pulled from it unasked).
+# at 100 by their Release file, so nothing is pulled from it unasked), and
+# its source, from which build-images.sh rebuilds vfio.ko.
 write_if_changed "$SOURCES_DIR/vgpu-dev-bookworm-backports.sources" <<'EOF'
-Types: deb
+Types: deb deb-src
 URIs: http://deb.debian.org/debian
 Suites: bookworm-backports
 Components: main
@@ -100,8 +101,8 @@ Pin-Priority: 50
 EOF
 
 lists_missing=0
-for pattern in '*_dists_bookworm-backports_*Packages*' '*_dists_trixie_*Packages*' \
-    '*_dists_trixie_*Sources*'; do
+for pattern in '*_dists_bookworm-backports_*Packages*' '*_dists_bookworm-backports_*Sources*' \
+    '*_dists_trixie_*Packages*' '*_dists_trixie_*Sources*'; do
     if ! compgen -G "/var/lib/apt/lists/$pattern" >/dev/null; then
         lists_missing=1
     fi

@@ -14,11 +14,12 @@ use vfio_bindings::bindings::vfio::{
     vfio_device_info, vfio_group_status, vfio_info_cap_header, vfio_iommu_type1_dma_map,
     vfio_iommu_type1_dma_unmap, vfio_irq_info, vfio_irq_set, vfio_region_info,
     vfio_region_info_cap_sparse_mmap, vfio_region_sparse_mmap_area, VFIO_TYPE1v2_IOMMU,
-    VFIO_API_VERSION, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_MIGRATION,
-    VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-    VFIO_DEVICE_FEATURE_SET, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE,
-    VFIO_GROUP_FLAGS_VIABLE, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD,
-    VFIO_IRQ_SET_DATA_NONE, VFIO_REGION_INFO_CAP_SPARSE_MMAP,
+    VFIO_API_VERSION, VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
+    VFIO_DEVICE_FEATURE_DMA_LOGGING_START, VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
+    VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
+    VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_SET, VFIO_DMA_MAP_FLAG_READ,
+    VFIO_DMA_MAP_FLAG_WRITE, VFIO_GROUP_FLAGS_VIABLE, VFIO_IRQ_SET_ACTION_TRIGGER,
+    VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE, VFIO_REGION_INFO_CAP_SPARSE_MMAP,
 };
 use vmm_sys_util::ioctl::{
     ioctl, ioctl_with_mut_ptr, ioctl_with_mut_ref, ioctl_with_ptr, ioctl_with_val,
@@ -454,6 +455,49 @@ impl Device {
         let fd = i32::from_ne_bytes(d[4..8].try_into().expect("4 bytes"));
         // SAFETY: the kernel gave us this fd (or none: -1).
         Ok((fd >= 0).then(|| unsafe { File::from_raw_fd(fd) }))
+    }
+
+    /// VFIO_DEVICE_FEATURE_DMA_LOGGING_START for one IOVA range, at
+    /// `page` bytes per bit.
+    pub fn dma_logging_start(&self, iova: u64, len: u64, page: u64) -> io::Result<()> {
+        let range = [iova, len];
+        let mut d = [0u8; 24];
+        d[0..8].copy_from_slice(&page.to_ne_bytes());
+        d[8..12].copy_from_slice(&1u32.to_ne_bytes());
+        d[16..24].copy_from_slice(&(range.as_ptr() as u64).to_ne_bytes());
+        self.feature(
+            VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+            VFIO_DEVICE_FEATURE_SET,
+            &mut d,
+        )
+    }
+
+    pub fn dma_logging_stop(&self) -> io::Result<()> {
+        self.feature(
+            VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
+            VFIO_DEVICE_FEATURE_SET,
+            &mut [],
+        )
+    }
+
+    /// VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT of `[iova, iova + len)`: the
+    /// dirty pages' offsets from `iova`, in pages of `page` bytes.
+    pub fn dma_logging_report(&self, iova: u64, len: u64, page: u64) -> io::Result<Vec<u64>> {
+        let pages = len / page;
+        let mut bitmap = vec![0u64; pages.div_ceil(64) as usize];
+        let mut d = [0u8; 32];
+        d[0..8].copy_from_slice(&iova.to_ne_bytes());
+        d[8..16].copy_from_slice(&len.to_ne_bytes());
+        d[16..24].copy_from_slice(&page.to_ne_bytes());
+        d[24..32].copy_from_slice(&(bitmap.as_mut_ptr() as u64).to_ne_bytes());
+        self.feature(
+            VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
+            VFIO_DEVICE_FEATURE_GET,
+            &mut d,
+        )?;
+        Ok((0..pages)
+            .filter(|p| bitmap[(p / 64) as usize] & 1 << (p % 64) != 0)
+            .collect())
     }
 
     /// VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: bytes STOP_COPY will send.

@@ -150,6 +150,21 @@ struct vgpu_rm_ops {
 	ssize_t (*mig_save)(struct vgpu_rm_vgpu *vgpu, void *buf, size_t len);
 	int (*mig_restore)(struct vgpu_rm_vgpu *vgpu, const void *buf,
 			   size_t len);
+	/*
+	 * Dirty logs of the started vGPU's engine writes (SPEC 16), one bit
+	 * per page: SYSMEM in its system-memory addresses (the VMM's
+	 * IOVAs, up to @span bytes), VRAM in its slice. dirty_start: empty
+	 * logs, logging from now on; sets the page size and the SYSMEM log's
+	 * span. dirty_stop: off. dirty_read: words [@first,
+	 * @first + @n) of one log into @words (bit b of word i: page 32 i +
+	 * b), cleared as they are read; returns 1 if a write fell beyond the
+	 * SYSMEM log since the last read (treat everything as dirty), else 0.
+	 */
+	int (*dirty_start)(struct vgpu_rm_vgpu *vgpu, u64 *page_size,
+			   u64 *span);
+	void (*dirty_stop)(struct vgpu_rm_vgpu *vgpu);
+	int (*dirty_read)(struct vgpu_rm_vgpu *vgpu, bool vram, u32 first,
+			  u32 *words, u32 n);
 };
 
 /* Backend -> frontend ("reverse" table). Filled by the frontend. */

@@ -98,8 +98,12 @@ struct vgpu_rm_vgpu {
 	u64 vram_base;
 	u64 vram_size;
 	bool placed;		/* holds a partition (and the VRAM slice) */
-	/* CTRL.STOP set by mig_stop (under xlate_lock); start/stop clear it */
+	/*
+	 * CTRL.STOP and CTRL.DIRTY_LOG as the migration ops set them (under
+	 * xlate_lock); vgpu_rm_start/stop clear them
+	 */
 	bool stopped;
+	bool dirty_log;
 	/*
 	 * The slice in the kernel's address space, for vgpu_vram_rw only:
 	 * mapped on its first call (under vram_lock), unmapped at delete.
@@ -285,6 +289,10 @@ size_t vgpu_rm_mig_state_size(struct vgpu_rm_gpu *gpu);
 ssize_t vgpu_rm_mig_save(struct vgpu_rm_vgpu *vgpu, void *buf, size_t len);
 int vgpu_rm_mig_restore(struct vgpu_rm_vgpu *vgpu, const void *buf,
 			size_t len);
+int vgpu_rm_dirty_start(struct vgpu_rm_vgpu *vgpu, u64 *page_size, u64 *span);
+void vgpu_rm_dirty_stop(struct vgpu_rm_vgpu *vgpu);
+int vgpu_rm_dirty_read(struct vgpu_rm_vgpu *vgpu, bool vram, u32 first,
+		       u32 *words, u32 n);
 
 /* vgpu_rm_xlate.c: translation tables and replayable faults */
 void vgpu_rm_reset_write(struct vgpu_rm_gpu *gpu, u32 val,

@@ -2,8 +2,9 @@
 /*
  * vgpu_rm_mig.c - the hardware side of a vGPU's migration (SPEC 16) for
  * the frontend: stop and resume a partition, save its context into a
- * buffer and restore one. The device has one context buffer, so the GPU's
- * ctx_lock serialises context operations.
+ * buffer and restore one, and the dirty logs of its engine's writes. The
+ * device has one context buffer and one dirty-log window, so the GPU's
+ * ctx_lock serialises their use.
  */
 #include <linux/bitfield.h>
 #include <linux/io.h>
@@ -20,10 +21,13 @@ static u32 vgpu_rm_mig_ctrl(struct vgpu_rm_vgpu *vgpu, bool stop)
 
 	if (stop)
 		ctrl |= VGPU_PT_CTRL_STOP;
+	if (vgpu->dirty_log)
+		ctrl |= VGPU_PT_CTRL_DIRTY_LOG;
 	return ctrl;
 }
 
-static int vgpu_rm_mig_set_ctrl(struct vgpu_rm_vgpu *vgpu, bool stop)
+static int vgpu_rm_mig_write_ctrl(struct vgpu_rm_vgpu *vgpu, bool stop,
+				  bool dirty_log)
 {
 	struct vgpu_rm_gpu *gpu = vgpu->gpu;
 	u32 want, ctrl;
@@ -34,6 +38,7 @@ static int vgpu_rm_mig_set_ctrl(struct vgpu_rm_vgpu *vgpu, bool stop)
 		ret = -EINVAL;
 		goto out;
 	}
+	vgpu->dirty_log = dirty_log;
 	want = vgpu_rm_mig_ctrl(vgpu, stop);
 	/* returns once no engine runs the partition (STOP) */
 	writel(want, vgpu_rm_pt_reg(gpu, vgpu->partition, VGPU_PT_CTRL));
@@ -43,7 +48,12 @@ static int vgpu_rm_mig_set_ctrl(struct vgpu_rm_vgpu *vgpu, bool stop)
 			vgpu->partition, want, ctrl);
 		ret = -EIO;
 	}
-	vgpu->stopped = stop && !ret;
+	if (ret) {
+		vgpu->dirty_log = false;
+		vgpu->stopped = false;
+	} else {
+		vgpu->stopped = stop;
+	}
 out:
 	mutex_unlock(&vgpu->xlate_lock);
 	return ret;
@@ -52,13 +62,58 @@ out:
 /* The partition stops at a chunk boundary; doorbells are still taken. */
 int vgpu_rm_mig_stop(struct vgpu_rm_vgpu *vgpu)
 {
-	return vgpu_rm_mig_set_ctrl(vgpu, true);
+	return vgpu_rm_mig_write_ctrl(vgpu, true, READ_ONCE(vgpu->dirty_log));
 }
 
 /* It runs again where it stopped. */
 int vgpu_rm_mig_resume(struct vgpu_rm_vgpu *vgpu)
 {
-	return vgpu_rm_mig_set_ctrl(vgpu, false);
+	return vgpu_rm_mig_write_ctrl(vgpu, false, READ_ONCE(vgpu->dirty_log));
+}
+
+/* The engine's writes are logged from now on (empty logs to start with). */
+int vgpu_rm_dirty_start(struct vgpu_rm_vgpu *vgpu, u64 *page_size, u64 *span)
+{
+	int ret = vgpu_rm_mig_write_ctrl(vgpu, READ_ONCE(vgpu->stopped), false);
+
+	*page_size = VGPU_DIRTY_PAGE;
+	*span = VGPU_DIRTY_SYS_SPAN;
+	return ret ? ret : vgpu_rm_mig_write_ctrl(vgpu, READ_ONCE(vgpu->stopped),
+						  true);
+}
+
+void vgpu_rm_dirty_stop(struct vgpu_rm_vgpu *vgpu)
+{
+	vgpu_rm_mig_write_ctrl(vgpu, READ_ONCE(vgpu->stopped), false);
+}
+
+/*
+ * Words [@first, @first + @n) of the vGPU's SYSMEM (or VRAM) dirty log
+ * into @words, cleared in the device: bit b of word i is page 32 * i + b.
+ * Returns 1 if an engine write fell beyond the SYSMEM log since the last
+ * call (its host must then treat everything as dirty), else 0.
+ */
+int vgpu_rm_dirty_read(struct vgpu_rm_vgpu *vgpu, bool vram, u32 first,
+		       u32 *words, u32 n)
+{
+	struct vgpu_rm_gpu *gpu = vgpu->gpu;
+	u64 bit = BIT_ULL(vgpu->partition);
+	int overflow;
+	u32 i;
+
+	mutex_lock(&gpu->ctx_lock);
+	writel(FIELD_PREP(VGPU_G_DIRTY_SEL_PARTITION, vgpu->partition) |
+	       FIELD_PREP(VGPU_G_DIRTY_SEL_LOG, vram ? VGPU_DIRTY_VRAM :
+				      VGPU_DIRTY_SYSMEM),
+	       gpu->regs + VGPU_G_DIRTY_SEL);
+	writel(first, gpu->regs + VGPU_G_DIRTY_INDEX);
+	for (i = 0; i < n; i++)
+		words[i] = readl(gpu->regs + VGPU_G_DIRTY_WORD);
+	overflow = !!(readq(gpu->regs + VGPU_G_DIRTY_OVERFLOW) & bit);
+	if (overflow)
+		writeq(bit, gpu->regs + VGPU_G_DIRTY_OVERFLOW);
+	mutex_unlock(&gpu->ctx_lock);
+	return overflow;
 }
 
 size_t vgpu_rm_mig_state_size(struct vgpu_rm_gpu *gpu)

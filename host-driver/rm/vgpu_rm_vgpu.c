@@ -279,6 +279,7 @@ void vgpu_rm_stop(struct vgpu_rm_vgpu *vgpu)
 	writel(1, vgpu_rm_pt_reg(gpu, vgpu->partition, VGPU_PT_SCRUB));
 	vgpu->started = false;
 	vgpu->stopped = false;
+	vgpu->dirty_log = false;
 	vgpu_rm_xlate_clear(vgpu);
 	mutex_unlock(&vgpu->xlate_lock);
 }
@@ -504,4 +505,7 @@ const struct vgpu_rm_ops vgpu_rm_ops_table = {
 	.mig_state_size = vgpu_rm_mig_state_size,
 	.mig_save = vgpu_rm_mig_save,
 	.mig_restore = vgpu_rm_mig_restore,
+	.dirty_start = vgpu_rm_dirty_start,
+	.dirty_stop = vgpu_rm_dirty_stop,
+	.dirty_read = vgpu_rm_dirty_read,
 };

@@ -113,6 +113,10 @@ struct vgpu_vfio_state {
 	enum vfio_device_mig_state mig_state;
 	struct vgpu_mig_file *saving;
 	struct vgpu_mig_file *resuming;
+	/* DMA logging: on, and device log bits read but not yet reported */
+	bool logging;
+	u64 log_page, log_span;
+	struct xarray log_carry;
 };
 
 extern struct vgpu_rm_ops vgpu_vfio_rm;

@@ -805,3 +805,4 @@ module_exit(vgpu_vfio_module_exit);
 
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("vgpu-pci mdev/VFIO frontend: exposes vGPUs of vgpu_rm");
+MODULE_IMPORT_NS(IOMMUFD);	/* iova_bitmap_set, for DMA logging */

@@ -17,6 +17,7 @@
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/iova_bitmap.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
@@ -384,6 +385,124 @@ static const struct vfio_migration_ops vgpu_vfio_mig_ops = {
 	.migration_get_data_size = vgpu_mig_get_data_size,
 };
 
+/* ---- DMA logging: the device's SYSMEM dirty log, in VFIO's terms ------- */
+
+#define VGPU_LOG_PAGES_PER_WORD	32
+#define VGPU_LOG_CHUNK		256	/* words read per call into the backend */
+
+static int vgpu_log_start(struct vfio_device *vdev,
+			  struct rb_root_cached *ranges, u32 nnodes,
+			  u64 *page_size)
+{
+	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
+	int ret;
+
+	/*
+	 * The log covers every IOVA below log_span; ranges above it are
+	 * reported whole (the device says when it wrote there).
+	 */
+	mutex_lock(&s->mig_lock);
+	xa_destroy(&s->log_carry);
+	ret = vgpu_vfio_rm.dirty_start(s->vgpu, &s->log_page, &s->log_span);
+	if (!ret) {
+		s->logging = true;
+		*page_size = s->log_page;
+	}
+	mutex_unlock(&s->mig_lock);
+	return ret;
+}
+
+static int vgpu_log_stop(struct vfio_device *vdev)
+{
+	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
+
+	mutex_lock(&s->mig_lock);
+	if (s->logging)
+		vgpu_vfio_rm.dirty_stop(s->vgpu);
+	s->logging = false;
+	xa_destroy(&s->log_carry);
+	mutex_unlock(&s->mig_lock);
+	return 0;
+}
+
+/*
+ * Report the pages of [@iova, @iova + @length) the vGPU wrote. Device
+ * words are read and cleared whole; bits of a word outside the range are
+ * kept in log_carry for the call that asks for them.
+ */
+static int vgpu_log_read_and_clear(struct vfio_device *vdev,
+				   unsigned long iova, unsigned long length,
+				   struct iova_bitmap *dirty)
+{
+	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
+	u64 pg, first, last, span, w, w_end, page;
+	u32 words[VGPU_LOG_CHUNK];
+	int ret = 0, i, n;
+
+	if (!length || iova + length - 1 < iova)
+		return -EINVAL;
+	mutex_lock(&s->mig_lock);
+	if (!s->logging) {
+		ret = -EINVAL;
+		goto out;
+	}
+	pg = s->log_page;
+	first = iova / pg;
+	last = (iova + length - 1) / pg;
+	span = s->log_span / pg;
+	if (last >= span) {
+		/* beyond the device's log: everything there may be dirty */
+		u64 from = max_t(u64, iova, s->log_span);
+
+		iova_bitmap_set(dirty, from, iova + length - from);
+		if (first >= span)
+			goto out;
+		last = span - 1;
+	}
+	w_end = last / VGPU_LOG_PAGES_PER_WORD + 1;
+	for (w = first / VGPU_LOG_PAGES_PER_WORD; w < w_end; w += n) {
+		n = min_t(u64, VGPU_LOG_CHUNK, w_end - w);
+		if (vgpu_vfio_rm.dirty_read(s->vgpu, false, w, words, n)) {
+			/* a write beyond the log: report the range whole */
+			iova_bitmap_set(dirty, iova, length);
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			u32 bits = words[i];
+			void *old = xa_load(&s->log_carry, w + i);
+			u32 keep = 0;
+			int b;
+
+			if (old)
+				bits |= xa_to_value(old);
+			for (b = 0; bits && b < VGPU_LOG_PAGES_PER_WORD; b++) {
+				if (!(bits & BIT(b)))
+					continue;
+				page = (w + i) * VGPU_LOG_PAGES_PER_WORD + b;
+				if (page < first || page > last)
+					keep |= BIT(b);
+				else
+					iova_bitmap_set(dirty, page * pg, pg);
+			}
+			if (keep)
+				xa_store(&s->log_carry, w + i, xa_mk_value(keep),
+					 GFP_KERNEL);
+			else if (old)
+				xa_erase(&s->log_carry, w + i);
+		}
+		cond_resched();
+	}
+out:
+	mutex_unlock(&s->mig_lock);
+	return ret;
+}
+
+static const struct vfio_log_ops vgpu_vfio_log_ops = {
+	.log_start = vgpu_log_start,
+	.log_stop = vgpu_log_stop,
+	.log_read_and_clear = vgpu_log_read_and_clear,
+};
+
 /* At init: migration is offered when the backend has its ops. */
 void vgpu_vfio_mig_init(struct vgpu_vfio_state *s)
 {
@@ -396,6 +515,10 @@ void vgpu_vfio_mig_init(struct vgpu_vfio_state *s)
 					  VFIO_MIGRATION_P2P;
 		s->vdev.mig_ops = &vgpu_vfio_mig_ops;
 	}
+	xa_init(&s->log_carry);
+	if (s->vdev.mig_ops && vgpu_vfio_rm.dirty_start &&
+	    vgpu_vfio_rm.dirty_stop && vgpu_vfio_rm.dirty_read)
+		s->vdev.log_ops = &vgpu_vfio_log_ops;
 }
 
 /*
@@ -410,10 +533,16 @@ void vgpu_vfio_mig_reset(struct vgpu_vfio_state *s, bool started)
 	    s->mig_state != VFIO_DEVICE_STATE_RUNNING_P2P)
 		vgpu_vfio_rm.mig_resume(s->vgpu);
 	s->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	/* the backend turned the logs off with the vGPU (close) or keeps them */
+	if (!started) {
+		s->logging = false;
+		xa_destroy(&s->log_carry);
+	}
 	mutex_unlock(&s->mig_lock);
 }
 
 void vgpu_vfio_mig_exit(struct vgpu_vfio_state *s)
 {
+	xa_destroy(&s->log_carry);
 	mutex_destroy(&s->mig_lock);
 }

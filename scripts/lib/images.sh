@@ -111,6 +111,69 @@ prepare_kernel() {
     echo "$release" >"$kdir/kernel-release"
 }
 
+# build_vfio_ko KDIR RELEASE PKG_VERSION: prints the path of a vfio.ko
+# rebuilt from Debian's own source of this kernel with CONFIG_IOMMUFD_DRIVER,
+# i.e. with the real iova_bitmap (linked into vfio.ko) instead of the stubs
+# Debian's config leaves there. Without it VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT
+# fails with EOPNOTSUPP before any driver's log_ops is called, so no VFIO
+# device can offer DMA dirty logging and QEMU's enable-migration=auto refuses
+# to migrate it. Debian sets the option only through the variant drivers that
+# select it (mlx5, pds), which it does not build. The exports are checked
+# against the kernel's Module.symvers, so the other VFIO modules and ours
+# load unchanged. Cached in $CACHE_DIR/vfio-ko-<key>/, with its
+# Module.symvers (KBUILD_EXTRA_SYMBOLS for modules calling iova_bitmap_set).
+build_vfio_ko() {
+    local kdir=$1 release=$2 kver=$3 key out work src upstream
+    upstream=${kver%%-*}
+    key=$(printf '%s\n' "$release $kver" "$(declare -f build_vfio_ko)" | short_hash)
+    out="$CACHE_DIR/vfio-ko-$key"
+    if [[ ! -f $out/.complete ]]; then
+        log "rebuilding vfio.ko for $release with CONFIG_IOMMUFD_DRIVER (Debian source linux=$kver)"
+        work="$TMP_DIR/vfio-ko"
+        rm -rf "$work" "$out"
+        mkdir -p "$work/dl" "$work/mod"
+        # apt checks the .dsc's signature chain and the tarballs' checksums.
+        (cd "$work/dl" && apt-get source --download-only -q -o APT::Sandbox::User=root \
+            "linux=$kver" >&2) || die "apt-get source linux=$kver failed"
+        # Debian's patches must leave these files alone, or the upstream
+        # tarball alone would not be this kernel's source.
+        if tar -xJOf "$work/dl"/linux_*.debian.tar.xz --wildcards 'debian/patches/*' |
+            grep -E '^\+\+\+ [^ ]*/(drivers/vfio/[^/]+|drivers/iommu/iommufd/iova_bitmap\.c|include/linux/(vfio|iova_bitmap)\.h)\b'; then
+            die "Debian patches touch the VFIO core: the rebuild would differ from the shipped module"
+        fi
+        src="linux-$upstream"
+        tar -xJf "$work/dl/linux_$upstream.orig.tar.xz" -C "$work" --wildcards \
+            "$src/drivers/vfio/*.[ch]" "$src/drivers/vfio/Makefile" \
+            "$src/drivers/iommu/iommufd/iova_bitmap.c" ||
+            die "linux_$upstream.orig.tar.xz lacks the VFIO core"
+        find "$work/$src/drivers/vfio" -maxdepth 1 -type f -name '*.[ch]' -exec cp -t "$work/mod" {} +
+        cp "$work/$src/drivers/iommu/iommufd/iova_bitmap.c" "$work/mod/"
+        # vfio.o's lines of the Makefile only, not the subdirectories'.
+        {
+            grep -E '^(obj-\$\(CONFIG_VFIO\) \+= vfio\.o|vfio-)' "$work/$src/drivers/vfio/Makefile"
+            echo 'vfio-y += iova_bitmap.o'
+            echo 'ccflags-y += -DCONFIG_IOMMUFD_DRIVER=1'
+        } >"$work/mod/Makefile"
+        make -C "$kdir/build" M="$work/mod" -j"$(nproc)" modules >"$work/build.log" 2>&1 || {
+            tail -n 30 "$work/build.log" >&2
+            die "vfio.ko rebuild failed"
+        }
+        # Same exports, same CRCs as the shipped vfio.ko (plus iova_bitmap's).
+        if ! diff <(awk '$3 ~ /drivers\/vfio\/vfio$/ { print $1, $2 }' "$kdir/build/Module.symvers" | sort) \
+            <(awk '$3 ~ /\/vfio$/ && $2 !~ /^iova_bitmap_/ { print $1, $2 }' "$work/mod/Module.symvers" | sort) >&2; then
+            die "the rebuilt vfio.ko's exports differ from the kernel's Module.symvers"
+        fi
+        [[ $(modinfo -F vermagic "$work/mod/vfio.ko") == "$(modinfo -F vermagic "$kdir/root/lib/modules/$release/kernel/drivers/vfio/vfio.ko.xz")" ]] ||
+            die "the rebuilt vfio.ko's vermagic differs from the kernel's"
+        mkdir -p "$TMP_DIR/vfio-ko-out"
+        install -m 0644 "$work/mod/vfio.ko" "$work/mod/Module.symvers" "$TMP_DIR/vfio-ko-out/"
+        touch "$TMP_DIR/vfio-ko-out/.complete"
+        mv "$TMP_DIR/vfio-ko-out" "$out"
+        rm -rf "$work"
+    fi
+    echo "$out/vfio.ko"
+}
+
 # copy_elf_deps ROOT FILE LIBDIR...: copy the shared libraries FILE needs
 # into ROOT, looking in LIBDIRs first.
 copy_elf_deps() {
@@ -140,6 +203,8 @@ cpio_pack() {
 # (busybox insmod reads plain .ko), into ROOT/lib/modules/RELEASE with
 # their dependencies (modinfo -F depends), listed in load order in
 # ROOT/etc/vgpu/modules.load; the module indexes for modprobe and lspci -k.
+# A plain .ko named in MODULE_OVERRIDES (paths) replaces the kernel's module
+# of the same name.
 add_modules() {
     local root=$1 kmod=$2 release=$3 mdir path mod
     shift 3
@@ -150,6 +215,10 @@ add_modules() {
         mod=$(basename "$path" .ko.xz)
         ko_path[${mod//-/_}]=$path
     done < <(find "$kmod/kernel" -name '*.ko.xz')
+    for path in "${MODULE_OVERRIDES[@]}"; do
+        mod=$(basename "$path" .ko)
+        ko_path[${mod//-/_}]=$path
+    done
     add_module() {
         local mod=${1//-/_} dep
         [[ -z ${added[$mod]:-} ]] || return 0
@@ -158,7 +227,10 @@ add_modules() {
         for dep in $(modinfo -F depends "${ko_path[$mod]}" | tr ',' ' '); do
             add_module "$dep"
         done
-        xz -dc "${ko_path[$mod]}" >"$mdir/$mod.ko"
+        case ${ko_path[$mod]} in
+        *.xz) xz -dc "${ko_path[$mod]}" >"$mdir/$mod.ko" ;;
+        *) install -m 0644 "${ko_path[$mod]}" "$mdir/$mod.ko" ;;
+        esac
         echo "$mod" >>"$root/etc/vgpu/modules.load"
     }
     for mod in "$@"; do

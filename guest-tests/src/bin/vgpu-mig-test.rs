@@ -256,10 +256,51 @@ fn closed_while_resuming(m: &mut Mig) -> Result<String, String> {
     Ok(String::new())
 }
 
+/// DMA logging reports exactly the pages of the range the vGPU wrote, once.
+fn dma_logging(m: &mut Mig) -> Result<String, String> {
+    let (a, d) = (&m.a, dev(&m.a));
+    const PAGE: u64 = 4096;
+    d.dma_logging_start(IOVA, DMA_BYTES as u64, PAGE)
+        .map_err(|e| format!("DMA_LOGGING_START: {e}"))?;
+    // Nothing written yet; CPU writes are not the device's to report.
+    m.dma.write(0x30000, &[1u8; 64]);
+    let none = d.dma_logging_report(IOVA, DMA_BYTES as u64, PAGE);
+    a.submit(
+        0,
+        0,
+        &[
+            Command::fill(Loc::Sys(IOVA + 0x5000), 2 * PAGE, 0x5a5a_5a5a),
+            Command::fence(Loc::Sys(IOVA + 0x9008), 3, false),
+        ],
+    );
+    ensure!(
+        a.wait_settled(0, T) == PartitionState::Idle,
+        "A {:?}",
+        a.state(0)
+    );
+    let got = d.dma_logging_report(IOVA, DMA_BYTES as u64, PAGE);
+    let again = d.dma_logging_report(IOVA, DMA_BYTES as u64, PAGE);
+    d.dma_logging_stop()
+        .map_err(|e| format!("DMA_LOGGING_STOP: {e}"))?;
+    let (none, got, again) = (
+        none.map_err(|e| format!("REPORT: {e}"))?,
+        got.map_err(|e| format!("REPORT: {e}"))?,
+        again.map_err(|e| format!("REPORT: {e}"))?,
+    );
+    ensure!(none.is_empty(), "dirty before any device write: {none:?}");
+    ensure!(got == [5, 6, 9], "reported pages {got:?}, want [5, 6, 9]");
+    ensure!(again.is_empty(), "reported twice: {again:?}");
+    Ok(format!("pages {got:?} of the range"))
+}
+
 const CHECKS: &[Check<Mig>] = &[
     Check {
         name: "migration: offered (STOP_COPY, P2P), RUNNING at open, its data size",
         run: offered,
+    },
+    Check {
+        name: "migration: DMA logging reports exactly the pages the vGPU wrote, once",
+        run: dma_logging,
     },
     Check {
         name: "migration: a save abandoned in STOP_COPY leaves the source running",

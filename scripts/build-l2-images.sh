@@ -2,7 +2,8 @@
 # build-l2-images.sh - the images of the nested stack, with build-images.sh:
 #   L2: the same kernel, an initramfs with busybox, lspci, the guest driver
 #       (vgpu_guest.ko, built W=1 against the kernel's headers), the static
-#       vgpu-l2-test and scripts/l2-init.sh as /init;
+#       vgpu-l2-test, the static vgpu-l2-work (the migration workload) and
+#       scripts/l2-init.sh as /init;
 #   L1: the usual L1 initramfs plus our QEMU (stripped) with its libraries and
 #       firmware, the L2 kernel and initramfs, the host driver modules,
 #       vgpuctl and scripts/l1-nested.sh.
@@ -66,6 +67,7 @@ build_guest_bins
 # --- L2 images ----------------------------------------------------------------------
 l2=$(LINK_CURRENT=0 MODULES="" INIT_SCRIPT="$SCRIPTS_DIR/l2-init.sh" scripts/build-images.sh \
     "$GUEST_BIN/vgpu-l2-test:/bin/vgpu-l2-test" \
+    "$GUEST_BIN/vgpu-l2-work:/bin/vgpu-l2-work" \
     "$driver/vgpu_guest.ko:$VGPU_MODULES_DIR/vgpu_guest.ko")
 [[ -f $l2/$L2_KERNEL ]] || die "no $L2_KERNEL in $l2"
 log "L2 images: $l2"

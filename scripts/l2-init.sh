@@ -13,7 +13,10 @@
 #
 # Kernel command line:
 #   vgpu.args=A,B,...  arguments of vgpu-l2-test (commas become spaces)
-#   vgpu.run=CMD       run CMD instead (commas become spaces); vgpu.run=shell
+#   vgpu.run=CMD       run CMD instead (commas become spaces), vgpu.args
+#                      appended; vgpu.run=shell. The migration workload:
+#                      vgpu.run=/bin/vgpu-l2-work vgpu.args=--pattern,UUID
+#                      (it runs until a line `stop` on the console)
 
 # shellcheck source=scripts/lib/guest.sh
 . /usr/lib/vgpu/guest.sh

@@ -2,15 +2,17 @@
 //! ioctls as methods, and the DMA buffer it lets user space mmap.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
 
 use memmap2::{MmapOptions, MmapRaw};
 use nix::errno::Errno;
 use vdevice::command::{Command, COMMAND_BYTES};
+use vdevice::regs::{self, RegId};
 
-use crate::checks::describe_fault;
+use crate::checks::{describe_fault, Window};
 use crate::uapi::{self, Info, Submit, Wait};
+use crate::{Bar, PciDev};
 
 /// How long `Vgpu::run` waits for a fence.
 pub const WAIT_MS: u32 = 30_000;
@@ -192,5 +194,53 @@ impl DmaBuf {
     /// The bus address of byte `off`, for commands.
     pub fn bus(&self, off: usize) -> u64 {
         self.bus + off as u64
+    }
+}
+
+/// The misc device the driver registered under this PCI function.
+pub fn misc_name(dev: &PciDev) -> String {
+    fs::read_dir(dev.path.join("misc"))
+        .ok()
+        .and_then(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .find(|n| n.starts_with("vgpu"))
+        })
+        .unwrap_or_else(|| "vgpu0".into())
+}
+
+/// A vGPU as a program in its guest opens it: the partition window (BAR0),
+/// VRAM (BAR2, write-combined), /dev/vgpuN with its INFO, and the whole
+/// DMA buffer.
+pub struct Opened {
+    pub win: Window,
+    pub vram: Bar,
+    pub gpu: Vgpu,
+    pub info: Info,
+    pub buf: DmaBuf,
+    /// The window's VRAM_SIZE.
+    pub vram_size: u64,
+}
+
+impl Opened {
+    /// Map and open the vGPU at `dev`, whose driver registered /dev/`misc`.
+    pub fn open(dev: &PciDev, misc: &str) -> Result<Self, String> {
+        let win = Window(dev.map_bar(regs::REG_BAR as usize, false)?);
+        if win.0.len < 0x1000 {
+            return Err(format!("BAR0 of {:#x} bytes", win.0.len));
+        }
+        let vram = dev.map_bar(regs::VRAM_BAR as usize, true)?;
+        let gpu = Vgpu::open(&format!("/dev/{misc}"))?;
+        let info = gpu.info()?;
+        let buf = DmaBuf::map(&gpu, &info)?;
+        let vram_size = win.get(RegId::WVramSize);
+        Ok(Self {
+            win,
+            vram,
+            gpu,
+            info,
+            buf,
+            vram_size,
+        })
     }
 }

@@ -14,6 +14,7 @@ use memmap2::{MmapOptions, MmapRaw};
 use vdevice::driver::Hardware;
 
 pub mod checks;
+pub mod console;
 pub mod guest_driver;
 pub mod pattern;
 pub mod uapi;

@@ -13,7 +13,7 @@ use vdevice::regs::{
     self, FaultCode, FaultStatus, PartCaps, PartIntr, PartitionState, RegId, RingCtrl,
 };
 use vgpu_guest_tests::checks::{avg_ns, describe_fault, Window};
-use vgpu_guest_tests::guest_driver::{DmaBuf, Vgpu, WAIT_MS};
+use vgpu_guest_tests::guest_driver::{misc_name, DmaBuf, Opened, Vgpu, WAIT_MS};
 use vgpu_guest_tests::pattern::{
     all_words, pattern_word, random_bytes, scan_pattern, seed_of, write_pattern,
 };
@@ -110,18 +110,6 @@ fn bar_start(dev: &PciDev, n: usize) -> Option<u64> {
     u64::from_str_radix(first.trim_start_matches("0x"), 16).ok()
 }
 
-/// The misc device the driver registered under this PCI function.
-fn misc_name(dev: &PciDev) -> String {
-    fs::read_dir(dev.path.join("misc"))
-        .ok()
-        .and_then(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .find(|n| n.starts_with("vgpu"))
-        })
-        .unwrap_or_else(|| "vgpu0".into())
-}
-
 /// A guest-physical page just past the highest RAM that no resource claims:
 /// no memory behind it, so the host can neither translate nor pin it.
 fn ram_hole() -> Result<u64, String> {
@@ -207,16 +195,6 @@ struct Found {
     opened: Option<Opened>,
 }
 
-/// The vGPU as the driver check opened it.
-struct Opened {
-    win: Window,
-    vram: Bar,
-    gpu: Vgpu,
-    info: Info,
-    buf: DmaBuf,
-    vram_size: u64,
-}
-
 /// Without the driver's node nothing else can run: a failure ends the test.
 const FIND: &[Check<Found>] = &[
     Check {
@@ -270,17 +248,12 @@ fn pci_function(f: &mut Found) -> Outcome {
 /// size; the BARs map; the DMA buffer maps whole, and mmaps past its end or
 /// at another offset are refused. Keeps what it opened for the later checks.
 fn open_driver(f: &mut Found) -> Outcome {
-    let dev = &f.dev;
-    let win = Window(dev.map_bar(regs::REG_BAR as usize, false)?);
-    ensure!(win.0.len >= 0x1000, "BAR0 of {:#x} bytes", win.0.len);
-    let vram = dev.map_bar(regs::VRAM_BAR as usize, true)?;
-    let gpu = Vgpu::open(&format!("/dev/{}", f.misc))?;
-    let info = gpu.info()?;
-    let vram_size = win.get(RegId::WVramSize);
+    let o = Opened::open(&f.dev, &f.misc)?;
+    let (info, vram_size) = (&o.info, o.vram_size);
     ensure!(
-        vram_size >= MIN_VRAM && vram_size <= vram.len as u64,
+        vram_size >= MIN_VRAM && vram_size <= o.vram.len as u64,
         "VRAM_SIZE {vram_size:#x}, BAR2 {:#x}",
-        vram.len
+        o.vram.len
     );
     ensure!(
         info.buf_size as usize >= B_NEED,
@@ -294,14 +267,13 @@ fn open_driver(f: &mut Found) -> Outcome {
     );
     let len = info.buf_size as usize;
     ensure!(
-        gpu.map(0, len + PAGE).is_err(),
+        o.gpu.map(0, len + PAGE).is_err(),
         "mmap beyond buf_size accepted"
     );
     ensure!(
-        gpu.map(PAGE as u64, PAGE).is_err(),
+        o.gpu.map(PAGE as u64, PAGE).is_err(),
         "mmap at offset {PAGE:#x} accepted"
     );
-    let buf = DmaBuf::map(&gpu, &info)?;
     let detail = format!(
         "partition {}, {} MiB VRAM, {} KiB buffer at {:#x}",
         info.partition,
@@ -309,14 +281,7 @@ fn open_driver(f: &mut Found) -> Outcome {
         len >> 10,
         info.buf_bus_addr
     );
-    f.opened = Some(Opened {
-        win,
-        vram,
-        gpu,
-        info,
-        buf,
-        vram_size,
-    });
+    f.opened = Some(o);
     Ok(detail)
 }
 

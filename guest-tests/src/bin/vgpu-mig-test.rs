@@ -288,7 +288,17 @@ fn migrates(m: &mut Mig) -> Result<String, String> {
 /// A pre-copy while A's engine writes VRAM: the initial data, then
 /// exactly the pages it wrote, then in STOP_COPY the last ones and the
 /// context; B ends with A's VRAM byte for byte and runs A's queued work.
+/// A and B are RUNNING again afterwards, whatever happened.
 fn precopy_migrates(m: &mut Mig) -> Result<String, String> {
+    let r = precopy_migration(m);
+    if r.is_err() {
+        let _ = recover(&m.a);
+        let _ = recover(&m.b);
+    }
+    r
+}
+
+fn precopy_migration(m: &mut Mig) -> Result<String, String> {
     let (a, b) = (&m.a, &m.b);
     let vram = a.reg(RegId::WVramSize, 0, 0);
     m.dma.write(SEM - IOVA, &0u64.to_le_bytes());
@@ -324,8 +334,9 @@ fn precopy_migrates(m: &mut Mig) -> Result<String, String> {
             Command::fence(Loc::Sys(PRE_FENCE), 1, false),
         ],
     );
+    // The first command from the ring's page waits for its translation.
     ensure!(
-        a.wait_not_busy(0, T) == PartitionState::Idle && sys_u64(a, PRE_FENCE) == 1,
+        a.wait_settled(0, T) == PartitionState::Idle && sys_u64(a, PRE_FENCE) == 1,
         "A's writes did not run ({:?})",
         a.state(0)
     );
@@ -432,7 +443,7 @@ fn precopy_migrates(m: &mut Mig) -> Result<String, String> {
         std::thread::sleep(Duration::from_millis(2));
     }
     ensure!(
-        b.wait_not_busy(0, T) == PartitionState::Idle && sys_u64(b, PRE_FENCE) == 2,
+        b.wait_settled(0, T) == PartitionState::Idle && sys_u64(b, PRE_FENCE) == 2,
         "B did not finish A's work ({:?})",
         b.state(0)
     );

@@ -12,7 +12,7 @@ use vdevice::driver::Hardware;
 use vdevice::regs::{WINDOW_BASE, WINDOW_STRIDE};
 use vfio_bindings::bindings::vfio::{
     vfio_device_info, vfio_group_status, vfio_info_cap_header, vfio_iommu_type1_dma_map,
-    vfio_iommu_type1_dma_unmap, vfio_irq_info, vfio_irq_set, vfio_region_info,
+    vfio_iommu_type1_dma_unmap, vfio_irq_info, vfio_irq_set, vfio_precopy_info, vfio_region_info,
     vfio_region_info_cap_sparse_mmap, vfio_region_sparse_mmap_area, VFIO_TYPE1v2_IOMMU,
     VFIO_API_VERSION, VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
     VFIO_DEVICE_FEATURE_DMA_LOGGING_START, VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
@@ -53,10 +53,13 @@ mod nr {
     ioctl_io_nr!(VFIO_IOMMU_MAP_DMA, TY, VFIO_BASE + 13);
     ioctl_io_nr!(VFIO_IOMMU_UNMAP_DMA, TY, VFIO_BASE + 14);
     ioctl_io_nr!(VFIO_DEVICE_FEATURE, TY, VFIO_BASE + 17);
+    ioctl_io_nr!(VFIO_MIG_GET_PRECOPY_INFO, TY, VFIO_BASE + 21);
 }
 
 /// Migration states (`enum vfio_device_mig_state`).
 pub use vfio_bindings::bindings::vfio::{
+    vfio_device_mig_state_VFIO_DEVICE_STATE_PRE_COPY as MIG_PRE_COPY,
+    vfio_device_mig_state_VFIO_DEVICE_STATE_PRE_COPY_P2P as MIG_PRE_COPY_P2P,
     vfio_device_mig_state_VFIO_DEVICE_STATE_RESUMING as MIG_RESUMING,
     vfio_device_mig_state_VFIO_DEVICE_STATE_RUNNING as MIG_RUNNING,
     vfio_device_mig_state_VFIO_DEVICE_STATE_RUNNING_P2P as MIG_RUNNING_P2P,
@@ -532,6 +535,24 @@ impl Device {
     }
 }
 
+/// VFIO_MIG_GET_PRECOPY_INFO on a PRE_COPY data fd: (initial_bytes,
+/// dirty_bytes) still to read.
+pub fn precopy_info(data: &File) -> io::Result<(u64, u64)> {
+    precopy_info_argsz(data, argsz::<vfio_precopy_info>())
+}
+
+/// As `precopy_info`, with the caller's `argsz` (the kernel must refuse a
+/// short one).
+pub fn precopy_info_argsz(data: &File, argsz: u32) -> io::Result<(u64, u64)> {
+    let mut info = vfio_precopy_info {
+        argsz,
+        ..Default::default()
+    };
+    // SAFETY: GET_PRECOPY_INFO reads argsz and fills a vfio_precopy_info.
+    check(unsafe { ioctl_with_mut_ref(data, nr::VFIO_MIG_GET_PRECOPY_INFO(), &mut info) })?;
+    Ok((info.initial_bytes, info.dirty_bytes))
+}
+
 /// An eventfd to receive interrupts.
 pub struct EventFd {
     pub file: File,
@@ -818,6 +839,7 @@ mod tests {
         assert_eq!(nr::VFIO_GROUP_GET_DEVICE_FD(), 0x3b6a);
         assert_eq!(nr::VFIO_DEVICE_RESET(), 0x3b6f);
         assert_eq!(nr::VFIO_IOMMU_UNMAP_DMA(), 0x3b72);
+        assert_eq!(nr::VFIO_MIG_GET_PRECOPY_INFO(), 0x3b79);
     }
 
     #[test]

@@ -151,14 +151,18 @@ struct vgpu_rm_ops {
 	int (*mig_restore)(struct vgpu_rm_vgpu *vgpu, const void *buf,
 			   size_t len);
 	/*
-	 * Dirty logs of the started vGPU's engine writes (SPEC 16), one bit
-	 * per page: SYSMEM in its system-memory addresses (the VMM's
-	 * IOVAs, up to @span bytes), VRAM in its slice. dirty_start: empty
-	 * logs, logging from now on; sets the page size and the SYSMEM log's
-	 * span. dirty_stop: off. dirty_read: words [@first,
-	 * @first + @n) of one log into @words (bit b of word i: page 32 i +
-	 * b), cleared as they are read; returns 1 if a write fell beyond the
-	 * SYSMEM log since the last read (treat everything as dirty), else 0.
+	 * Dirty logs of the started vGPU's writes (SPEC 16), one bit per
+	 * page: SYSMEM in its system-memory addresses (the VMM's IOVAs, up
+	 * to @span bytes), VRAM in its slice. The partition has one switch
+	 * for both, shared by reference: dirty_start takes one (the first
+	 * starts empty logs; a later user may find pages written before it
+	 * started, which it resends harmlessly) and sets the page size and
+	 * the SYSMEM log's span; dirty_stop drops one (the last turns the
+	 * logs off; vgpu_stop drops them all). Each log has one reader in
+	 * the frontend. dirty_read: words [@first, @first + @n) of one log
+	 * into @words (bit b of word i: page 32 i + b), cleared as they are
+	 * read; for SYSMEM, returns 1 if a write fell beyond the log since
+	 * the last SYSMEM read (treat everything as dirty), else 0.
 	 */
 	int (*dirty_start)(struct vgpu_rm_vgpu *vgpu, u64 *page_size,
 			   u64 *span);

@@ -99,11 +99,13 @@ struct vgpu_rm_vgpu {
 	u64 vram_size;
 	bool placed;		/* holds a partition (and the VRAM slice) */
 	/*
-	 * CTRL.STOP and CTRL.DIRTY_LOG as the migration ops set them (under
-	 * xlate_lock); vgpu_rm_start/stop clear them
+	 * Under xlate_lock: CTRL.STOP as the migration ops set it, and how
+	 * many users (the frontend's DMA logging, its pre-copy) hold the
+	 * partition's one CTRL.DIRTY_LOG bit, which is set while any does;
+	 * vgpu_rm_start/stop clear both
 	 */
 	bool stopped;
-	bool dirty_log;
+	unsigned int dirty_users;
 	/*
 	 * The slice in the kernel's address space, for vgpu_vram_rw only:
 	 * mapped on its first call (under vram_lock), unmapped at delete.

@@ -4,7 +4,8 @@
  * the frontend: stop and resume a partition, save its context into a
  * buffer and restore one, and the dirty logs of its engine's writes. The
  * device has one context buffer and one dirty-log window, so the GPU's
- * ctx_lock serialises their use.
+ * ctx_lock serialises their use; a vGPU's xlate_lock serialises its CTRL
+ * writes (STOP, DIRTY_LOG) with start, stop and reset.
  */
 #include <linux/bitfield.h>
 #include <linux/io.h>
@@ -21,24 +22,22 @@ static u32 vgpu_rm_mig_ctrl(struct vgpu_rm_vgpu *vgpu, bool stop)
 
 	if (stop)
 		ctrl |= VGPU_PT_CTRL_STOP;
-	if (vgpu->dirty_log)
+	if (vgpu->dirty_users)
 		ctrl |= VGPU_PT_CTRL_DIRTY_LOG;
 	return ctrl;
 }
 
-static int vgpu_rm_mig_write_ctrl(struct vgpu_rm_vgpu *vgpu, bool stop,
-				  bool dirty_log)
+/*
+ * CTRL as @stop and dirty_users say; caller holds xlate_lock and checked
+ * that the vGPU is started. A refused write leaves the partition running
+ * without logs (what the device falls back to), and says so.
+ */
+static int vgpu_rm_mig_write_ctrl(struct vgpu_rm_vgpu *vgpu, bool stop)
 {
 	struct vgpu_rm_gpu *gpu = vgpu->gpu;
 	u32 want, ctrl;
-	int ret = 0;
 
-	mutex_lock(&vgpu->xlate_lock);
-	if (!vgpu->started) {
-		ret = -EINVAL;
-		goto out;
-	}
-	vgpu->dirty_log = dirty_log;
+	lockdep_assert_held(&vgpu->xlate_lock);
 	want = vgpu_rm_mig_ctrl(vgpu, stop);
 	/* returns once no engine runs the partition (STOP) */
 	writel(want, vgpu_rm_pt_reg(gpu, vgpu->partition, VGPU_PT_CTRL));
@@ -46,15 +45,21 @@ static int vgpu_rm_mig_write_ctrl(struct vgpu_rm_vgpu *vgpu, bool stop,
 	if (ctrl != want) {
 		dev_err(&gpu->pdev->dev, "partition %u refused CTRL 0x%x (reads 0x%x)\n",
 			vgpu->partition, want, ctrl);
-		ret = -EIO;
-	}
-	if (ret) {
-		vgpu->dirty_log = false;
+		vgpu->dirty_users = 0;
 		vgpu->stopped = false;
-	} else {
-		vgpu->stopped = stop;
+		return -EIO;
 	}
-out:
+	vgpu->stopped = stop;
+	return 0;
+}
+
+static int vgpu_rm_mig_set_stop(struct vgpu_rm_vgpu *vgpu, bool stop)
+{
+	int ret = -EINVAL;
+
+	mutex_lock(&vgpu->xlate_lock);
+	if (vgpu->started)
+		ret = vgpu_rm_mig_write_ctrl(vgpu, stop);
 	mutex_unlock(&vgpu->xlate_lock);
 	return ret;
 }
@@ -62,43 +67,70 @@ out:
 /* The partition stops at a chunk boundary; doorbells are still taken. */
 int vgpu_rm_mig_stop(struct vgpu_rm_vgpu *vgpu)
 {
-	return vgpu_rm_mig_write_ctrl(vgpu, true, READ_ONCE(vgpu->dirty_log));
+	return vgpu_rm_mig_set_stop(vgpu, true);
 }
 
 /* It runs again where it stopped. */
 int vgpu_rm_mig_resume(struct vgpu_rm_vgpu *vgpu)
 {
-	return vgpu_rm_mig_write_ctrl(vgpu, false, READ_ONCE(vgpu->dirty_log));
+	return vgpu_rm_mig_set_stop(vgpu, false);
 }
 
-/* The engine's writes are logged from now on (empty logs to start with). */
+/*
+ * The partition has one DIRTY_LOG bit for its two logs, and the frontend
+ * has two users of them (VFIO DMA logging reads SYSMEM, pre-copy reads
+ * VRAM): each holds a reference, the first sets the bit (empty logs), the
+ * last clears it (logs dropped). A later user finds the logs running and
+ * may be told of pages written before it started: resending them is
+ * harmless, losing one is not, so nothing is cleared under a user.
+ */
 int vgpu_rm_dirty_start(struct vgpu_rm_vgpu *vgpu, u64 *page_size, u64 *span)
 {
-	int ret = vgpu_rm_mig_write_ctrl(vgpu, READ_ONCE(vgpu->stopped), false);
+	int ret = 0;
 
 	*page_size = VGPU_DIRTY_PAGE;
 	*span = VGPU_DIRTY_SYS_SPAN;
-	return ret ? ret : vgpu_rm_mig_write_ctrl(vgpu, READ_ONCE(vgpu->stopped),
-						  true);
+	mutex_lock(&vgpu->xlate_lock);
+	if (!vgpu->started) {
+		ret = -EINVAL;
+	} else if (!vgpu->dirty_users) {
+		/* off first: the bit may be left on by a refused write */
+		ret = vgpu_rm_mig_write_ctrl(vgpu, vgpu->stopped);
+		if (!ret) {
+			vgpu->dirty_users = 1;
+			ret = vgpu_rm_mig_write_ctrl(vgpu, vgpu->stopped);
+		}
+	} else {
+		vgpu->dirty_users++;
+	}
+	mutex_unlock(&vgpu->xlate_lock);
+	return ret;
 }
 
+/* Drops one reference; the last turns the logs off. */
 void vgpu_rm_dirty_stop(struct vgpu_rm_vgpu *vgpu)
 {
-	vgpu_rm_mig_write_ctrl(vgpu, READ_ONCE(vgpu->stopped), false);
+	mutex_lock(&vgpu->xlate_lock);
+	/* none after vgpu_rm_stop() or a refused CTRL write: nothing to drop */
+	if (vgpu->started && vgpu->dirty_users && !--vgpu->dirty_users)
+		vgpu_rm_mig_write_ctrl(vgpu, vgpu->stopped);
+	mutex_unlock(&vgpu->xlate_lock);
 }
 
 /*
  * Words [@first, @first + @n) of the vGPU's SYSMEM (or VRAM) dirty log
  * into @words, cleared in the device: bit b of word i is page 32 * i + b.
- * Returns 1 if an engine write fell beyond the SYSMEM log since the last
- * call (its host must then treat everything as dirty), else 0.
+ * An empty log (DIRTY_COUNT 0) is not scanned. For SYSMEM, returns 1 if
+ * an engine write fell beyond the log since the last SYSMEM read (its
+ * host must then treat everything as dirty), else 0; a VRAM read leaves
+ * that flag to the SYSMEM reader and returns 0.
  */
 int vgpu_rm_dirty_read(struct vgpu_rm_vgpu *vgpu, bool vram, u32 first,
 		       u32 *words, u32 n)
 {
 	struct vgpu_rm_gpu *gpu = vgpu->gpu;
 	u64 bit = BIT_ULL(vgpu->partition);
-	int overflow;
+	int overflow = 0;
 	u32 i;
 
 	mutex_lock(&gpu->ctx_lock);
@@ -106,12 +138,18 @@ int vgpu_rm_dirty_read(struct vgpu_rm_vgpu *vgpu, bool vram, u32 first,
 	       FIELD_PREP(VGPU_G_DIRTY_SEL_LOG, vram ? VGPU_DIRTY_VRAM :
 				      VGPU_DIRTY_SYSMEM),
 	       gpu->regs + VGPU_G_DIRTY_SEL);
-	writel(first, gpu->regs + VGPU_G_DIRTY_INDEX);
-	for (i = 0; i < n; i++)
-		words[i] = readl(gpu->regs + VGPU_G_DIRTY_WORD);
-	overflow = !!(readq(gpu->regs + VGPU_G_DIRTY_OVERFLOW) & bit);
-	if (overflow)
-		writeq(bit, gpu->regs + VGPU_G_DIRTY_OVERFLOW);
+	if (!readl(gpu->regs + VGPU_G_DIRTY_COUNT)) {
+		memset(words, 0, n * sizeof(*words));
+	} else {
+		writel(first, gpu->regs + VGPU_G_DIRTY_INDEX);
+		for (i = 0; i < n; i++)
+			words[i] = readl(gpu->regs + VGPU_G_DIRTY_WORD);
+	}
+	if (!vram) {
+		overflow = !!(readq(gpu->regs + VGPU_G_DIRTY_OVERFLOW) & bit);
+		if (overflow)
+			writeq(bit, gpu->regs + VGPU_G_DIRTY_OVERFLOW);
+	}
 	mutex_unlock(&gpu->ctx_lock);
 	return overflow;
 }

@@ -279,7 +279,7 @@ void vgpu_rm_stop(struct vgpu_rm_vgpu *vgpu)
 	writel(1, vgpu_rm_pt_reg(gpu, vgpu->partition, VGPU_PT_SCRUB));
 	vgpu->started = false;
 	vgpu->stopped = false;
-	vgpu->dirty_log = false;
+	vgpu->dirty_users = 0;
 	vgpu_rm_xlate_clear(vgpu);
 	mutex_unlock(&vgpu->xlate_lock);
 }

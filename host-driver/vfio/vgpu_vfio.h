@@ -108,11 +108,16 @@ struct vgpu_vfio_state {
 	bool intx_pending;
 	struct virqfd *intx_unmask;
 
-	/* migration (vgpu_vfio_mig.c): the state and its data files */
+	/*
+	 * migration (vgpu_vfio_mig.c), under mig_lock: the state, its data
+	 * files, and whether the saving one (pre-copy) holds a reference on
+	 * the backend's dirty logs
+	 */
 	struct mutex mig_lock;
 	enum vfio_device_mig_state mig_state;
 	struct vgpu_mig_file *saving;
 	struct vgpu_mig_file *resuming;
+	bool saving_log;
 	/* DMA logging: on, and device log bits read but not yet reported */
 	bool logging;
 	u64 log_page, log_span;

@@ -1,20 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * vgpu_vfio_mig.c - VFIO migration v2 of an mdev vGPU: the state machine
- * (RUNNING, RUNNING_P2P, STOP, STOP_COPY, RESUMING) and the data stream.
- * The frontend only moves bytes; the backend stops, saves and restores the
- * partition through the ops table (SPEC 16).
+ * (RUNNING, RUNNING_P2P, PRE_COPY, PRE_COPY_P2P, STOP, STOP_COPY,
+ * RESUMING), the data stream, and DMA logging. The frontend only moves
+ * bytes; the backend stops, saves and restores the partition and keeps
+ * its dirty logs through the ops table (SPEC 16).
  *
- * The stream: a header (magic, version, the vGPU type's name, VRAM and
- * context sizes), the partition's context image, then its whole VRAM
- * slice. The destination refuses a stream of another type or size, a cut
- * one and one the device refuses, saying why in the kernel log; the source
- * keeps running if the migration is abandoned (STOP_COPY -> STOP ->
- * RUNNING).
+ * The stream (version 2): a header (magic, version, the vGPU type's name,
+ * VRAM and context sizes), then records (tag, offset, length, payload):
+ * the whole slice, in PRE_COPY the VRAM pages the dirty log reports, in
+ * STOP_COPY the last of them, the context image and an end record. The
+ * destination applies them in order as they arrive and refuses, saying
+ * why in the kernel log, a stream of another version, type or size, a
+ * malformed record, a cut stream and a context the device refuses; the
+ * source keeps running if the migration is abandoned.
+ *
+ * Locks, outermost first: s->lock (open, close, reset), s->mig_lock (the
+ * state, the data files, DMA logging), a data file's migf->lock (its
+ * stream; read(), write() and the precopy ioctl take only this one), then
+ * the backend's own.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/anon_inodes.h>
+#include <linux/bitmap.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/iova_bitmap.h>
@@ -26,41 +35,113 @@
 #include "vgpu_vfio.h"
 
 #define VGPU_MIG_MAGIC		0x474d4776	/* "vGMG" */
-#define VGPU_MIG_VERSION	1
+#define VGPU_MIG_VERSION	2	/* 1: header, context, slice; no records */
 
+/* The stream's first bytes. */
 struct vgpu_mig_header {
 	__le32 magic;
 	__le32 version;
 	__le64 vram_size;
 	__le32 ctx_size;
-	__le32 reserved;
+	__le32 reserved;	/* 0 */
 	char type[VGPU_TYPE_NAME_LEN];
 };
 
-/* One direction's data: a buffer the file reads from or writes into. */
-struct vgpu_mig_file {
-	struct file *filp;
-	struct mutex lock;
-	bool disabled;
-	u8 *buf;
-	size_t len;		/* bytes of the stream (save) or received */
-	size_t cap;		/* the buffer's size */
+/* Then records, each this header and @len bytes of payload, in order. */
+enum vgpu_mig_tag {
+	VGPU_MIG_REC_END = 1,	/* the stream is whole; no payload */
+	VGPU_MIG_REC_VRAM = 2,	/* @len bytes of the slice at @offset */
+	VGPU_MIG_REC_CTX = 3,	/* the context image (ctx_size bytes), once */
 };
 
+struct vgpu_mig_record {
+	__le32 tag;
+	__le32 reserved;	/* 0 */
+	__le64 offset;
+	__le64 len;
+};
+
+static_assert(sizeof(struct vgpu_mig_header) == 56);
+static_assert(sizeof(struct vgpu_mig_record) == 24);
+
+/* Bytes staged at a time: the save side's read buffer, the load side's. */
+#define VGPU_MIG_STAGE		(256 * 1024)
+#define VGPU_LOG_PAGES_PER_WORD	32
+#define VGPU_LOG_CHUNK		256	/* words read per call into the backend */
+
+enum vgpu_mig_load_step {
+	VGPU_MIG_LOAD_HEADER,	/* gathering the stream header */
+	VGPU_MIG_LOAD_RECORD,	/* gathering a record header */
+	VGPU_MIG_LOAD_VRAM,	/* a VRAM record's payload, into the slice */
+	VGPU_MIG_LOAD_CTX,	/* the context record's payload, into ctx */
+	VGPU_MIG_LOAD_DONE,	/* after the end record */
+};
+
+/*
+ * One direction's data file. @s is the vGPU while the file is enabled:
+ * vgpu_mig_drop_files() disables it, under @lock, before the vGPU is
+ * closed, so a read or write that found it enabled finishes first.
+ */
+struct vgpu_mig_file {
+	struct file *filp;
+	struct vgpu_vfio_state *s;
+	/* everything below; taken after s->mig_lock, never before it */
+	struct mutex lock;
+	bool disabled;
+	int error;		/* the stream broke: every later call fails */
+	u8 *buf;		/* VGPU_MIG_STAGE bytes */
+	size_t buf_pos, buf_len;	/* save: read of staged; load: gathered */
+	u8 *ctx;		/* the context image, ctx_size bytes */
+	size_t ctx_size;
+	u64 vram_size;
+
+	/*
+	 * Save. The first record is the whole slice (the initial data), read
+	 * while the vGPU runs in PRE_COPY; then, from the VRAM dirty log
+	 * (kept in @dirty, so that what the device log gave is never lost
+	 * between calls), records of the pages written since; in STOP_COPY
+	 * (@final: stopped, log drained, context saved) the last dirty
+	 * pages, the context and the end.
+	 */
+	bool final;
+	bool header_sent, ctx_sent, end_sent;
+	u64 rec_off, rec_left;	/* the VRAM record being sent */
+	u64 sent;		/* bytes read by the user */
+	u64 init_total;		/* bytes of the initial data */
+	unsigned long *dirty;	/* slice pages to resend; NULL: no log */
+	u64 npages, page;
+	u32 words[VGPU_LOG_CHUNK];
+
+	/* Load: the records are applied in order as they arrive. */
+	enum vgpu_mig_load_step step;
+	u64 received;
+	bool ctx_seen;
+};
+
+static size_t vgpu_mig_ctx_size(struct vgpu_vfio_state *s)
+{
+	return vgpu_vfio_rm.mig_state_size(s->type->gpu->rm_gpu);
+}
+
+/* A whole stream without pre-copy: the header, the slice, context, end. */
 static size_t vgpu_mig_stream_size(struct vgpu_vfio_state *s)
 {
 	return sizeof(struct vgpu_mig_header) +
-	       vgpu_vfio_rm.mig_state_size(s->type->gpu->rm_gpu) +
-	       s->bars[VGPU_VBAR_VRAM].info.size;
+	       3 * sizeof(struct vgpu_mig_record) +
+	       s->bars[VGPU_VBAR_VRAM].info.size + vgpu_mig_ctx_size(s);
 }
 
 static void vgpu_mig_file_disable(struct vgpu_mig_file *migf)
 {
 	mutex_lock(&migf->lock);
 	migf->disabled = true;
+	migf->s = NULL;
 	kvfree(migf->buf);
 	migf->buf = NULL;
-	migf->len = 0;
+	kfree(migf->ctx);
+	migf->ctx = NULL;
+	kvfree(migf->dirty);
+	migf->dirty = NULL;
 	mutex_unlock(&migf->lock);
 }
 
@@ -74,69 +155,424 @@ static int vgpu_mig_release(struct inode *inode, struct file *filp)
 	return 0;
 }
 
+/* Copy [@off, @off + @len) of the slice from or to @buf, a page at a time. */
+static int vgpu_mig_vram(struct vgpu_vfio_state *s, u64 off, u8 *buf,
+			 u64 len, bool write)
+{
+	u64 done, n;
+	int ret;
+
+	for (done = 0; done < len; done += n) {
+		n = min_t(u64, PAGE_SIZE - offset_in_page(off + done),
+			  len - done);
+		ret = vgpu_vfio_rm.vgpu_vram_rw(s->vgpu, off + done, buf + done,
+						n, write);
+		if (ret)
+			return ret;
+		cond_resched();
+	}
+	return 0;
+}
+
+/*
+ * Move the device's VRAM dirty log into @dirty (reading clears it in the
+ * device). A page read here is sent after this, so a write that lands
+ * after its bit was read sets it again for the next round.
+ */
+static void vgpu_mig_collect(struct vgpu_mig_file *migf)
+{
+	u64 nwords = DIV_ROUND_UP(migf->npages, VGPU_LOG_PAGES_PER_WORD);
+	u64 w, page;
+	u32 i, n;
+
+	lockdep_assert_held(&migf->lock);
+	if (!migf->dirty || migf->final)
+		return;
+	for (w = 0; w < nwords; w += n) {
+		n = min_t(u64, VGPU_LOG_CHUNK, nwords - w);
+		vgpu_vfio_rm.dirty_read(migf->s->vgpu, true, w, migf->words, n);
+		for (i = 0; i < n; i++) {
+			unsigned long bits = migf->words[i];
+			unsigned int b;
+
+			for_each_set_bit(b, &bits, VGPU_LOG_PAGES_PER_WORD) {
+				page = (w + i) * VGPU_LOG_PAGES_PER_WORD + b;
+				if (page < migf->npages)
+					__set_bit(page, migf->dirty);
+			}
+		}
+	}
+}
+
+/* Bytes the dirty pages in @dirty will take as records. */
+static u64 vgpu_mig_dirty_bytes(struct vgpu_mig_file *migf)
+{
+	u64 first, last, bytes = 0;
+
+	if (!migf->dirty)
+		return 0;
+	for (first = find_first_bit(migf->dirty, migf->npages);
+	     first < migf->npages;
+	     first = find_next_bit(migf->dirty, migf->npages, last)) {
+		last = find_next_zero_bit(migf->dirty, migf->npages, first);
+		bytes += sizeof(struct vgpu_mig_record) +
+			 (last - first) * migf->page;
+	}
+	return bytes;
+}
+
+/* Initial and dirty bytes not yet read (PRE_COPY). */
+static void vgpu_mig_pending(struct vgpu_mig_file *migf, u64 *initial,
+			     u64 *dirty)
+{
+	vgpu_mig_collect(migf);
+	*initial = migf->init_total - min(migf->sent, migf->init_total);
+	*dirty = vgpu_mig_dirty_bytes(migf);
+	if (!*initial)	/* what is staged and open is a dirty record */
+		*dirty += migf->buf_len - migf->buf_pos + migf->rec_left;
+}
+
+static void vgpu_mig_put_record(struct vgpu_mig_file *migf, u32 tag,
+				u64 offset, u64 len)
+{
+	struct vgpu_mig_record *r = (void *)(migf->buf + migf->buf_len);
+
+	r->tag = cpu_to_le32(tag);
+	r->reserved = 0;
+	r->offset = cpu_to_le64(offset);
+	r->len = cpu_to_le64(len);
+	migf->buf_len += sizeof(*r);
+}
+
+/* The next VRAM record from @dirty, if any page is dirty. */
+static bool vgpu_mig_next_dirty(struct vgpu_mig_file *migf)
+{
+	u64 first, last;
+
+	if (!migf->dirty)
+		return false;
+	first = find_first_bit(migf->dirty, migf->npages);
+	if (first >= migf->npages) {
+		vgpu_mig_collect(migf);
+		first = find_first_bit(migf->dirty, migf->npages);
+		if (first >= migf->npages)
+			return false;
+	}
+	last = find_next_zero_bit(migf->dirty, migf->npages, first);
+	/* cleared before the pages are read: a later write sets them again */
+	bitmap_clear(migf->dirty, first, last - first);
+	migf->rec_off = first * migf->page;
+	migf->rec_left = (last - first) * migf->page;
+	vgpu_mig_put_record(migf, VGPU_MIG_REC_VRAM, migf->rec_off,
+			    migf->rec_left);
+	return true;
+}
+
+/*
+ * Stage the stream's next bytes in buf. Nothing staged: the end of the
+ * stream (final) or, in PRE_COPY, nothing to send for now.
+ */
+static int vgpu_mig_stage(struct vgpu_mig_file *migf)
+{
+	struct vgpu_vfio_state *s = migf->s;
+	struct vgpu_mig_header *h;
+	u64 n;
+	int ret;
+
+	migf->buf_pos = 0;
+	migf->buf_len = 0;
+	if (!migf->header_sent) {
+		h = (struct vgpu_mig_header *)migf->buf;
+		memset(h, 0, sizeof(*h));
+		h->magic = cpu_to_le32(VGPU_MIG_MAGIC);
+		h->version = cpu_to_le32(VGPU_MIG_VERSION);
+		h->vram_size = cpu_to_le64(migf->vram_size);
+		h->ctx_size = cpu_to_le32(migf->ctx_size);
+		strscpy(h->type, s->type->sysfs_name, sizeof(h->type));
+		migf->buf_len = sizeof(*h);
+		migf->rec_off = 0;
+		migf->rec_left = migf->vram_size;
+		vgpu_mig_put_record(migf, VGPU_MIG_REC_VRAM, 0,
+				    migf->vram_size);
+		migf->header_sent = true;
+	} else if (!migf->rec_left && !vgpu_mig_next_dirty(migf)) {
+		if (!migf->final)
+			return 0;
+		if (!migf->ctx_sent) {
+			vgpu_mig_put_record(migf, VGPU_MIG_REC_CTX, 0,
+					    migf->ctx_size);
+			memcpy(migf->buf + migf->buf_len, migf->ctx,
+			       migf->ctx_size);
+			migf->buf_len += migf->ctx_size;
+			migf->ctx_sent = true;
+		} else if (!migf->end_sent) {
+			vgpu_mig_put_record(migf, VGPU_MIG_REC_END, 0, 0);
+			migf->end_sent = true;
+		}
+		return 0;
+	}
+	n = min_t(u64, migf->rec_left, VGPU_MIG_STAGE - migf->buf_len);
+	ret = vgpu_mig_vram(s, migf->rec_off, migf->buf + migf->buf_len, n,
+			    false);
+	if (ret)
+		return ret;
+	migf->buf_len += n;
+	migf->rec_off += n;
+	migf->rec_left -= n;
+	return 0;
+}
+
 static ssize_t vgpu_mig_read(struct file *filp, char __user *ubuf,
 			     size_t len, loff_t *pos)
 {
 	struct vgpu_mig_file *migf = filp->private_data;
-	ssize_t done;
+	ssize_t done = 0;
+	int ret = 0;
+	size_t n;
 
 	if (pos)	/* a stream: no pread */
 		return -ESPIPE;
-	pos = &filp->f_pos;
 	mutex_lock(&migf->lock);
-	if (migf->disabled) {
-		done = -ENODEV;
+	if (migf->disabled || migf->error) {
+		ret = migf->disabled ? -ENODEV : migf->error;
 		goto out;
 	}
-	if (*pos >= migf->len) {
-		done = 0;	/* end of the stream */
-		goto out;
+	while (len) {
+		if (migf->buf_pos == migf->buf_len) {
+			ret = vgpu_mig_stage(migf);
+			if (ret) {
+				dev_err(migf->s->vdev.dev, "migration: cannot read the vGPU's VRAM: %d\n",
+					ret);
+				migf->error = ret;
+				break;
+			}
+			if (migf->buf_pos == migf->buf_len) {
+				/* the end, or (PRE_COPY) nothing for now */
+				ret = migf->final ? 0 : -ENOMSG;
+				break;
+			}
+		}
+		n = min(len, migf->buf_len - migf->buf_pos);
+		if (copy_to_user(ubuf + done, migf->buf + migf->buf_pos, n)) {
+			ret = -EFAULT;
+			break;
+		}
+		migf->buf_pos += n;
+		migf->sent += n;
+		filp->f_pos += n;
+		done += n;
+		len -= n;
 	}
-	len = min_t(size_t, len, migf->len - *pos);
-	if (copy_to_user(ubuf, migf->buf + *pos, len)) {
-		done = -EFAULT;
-		goto out;
-	}
-	*pos += len;
-	done = len;
 out:
 	mutex_unlock(&migf->lock);
-	return done;
+	return done ? done : ret;
+}
+
+/* VFIO_MIG_GET_PRECOPY_INFO: only while the device is in PRE_COPY(_P2P). */
+static long vgpu_mig_ioctl(struct file *filp, unsigned int cmd,
+			   unsigned long arg)
+{
+	unsigned long minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
+	struct vgpu_mig_file *migf = filp->private_data;
+	struct vfio_precopy_info info;
+	u64 initial, dirty;
+	int ret = 0;
+
+	if (cmd != VFIO_MIG_GET_PRECOPY_INFO)
+		return -ENOTTY;
+	if (copy_from_user(&info, (void __user *)arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+	mutex_lock(&migf->lock);
+	/* a saving file that is not final exists only in PRE_COPY(_P2P) */
+	if (migf->disabled || migf->final || migf->error)
+		ret = -EINVAL;
+	else
+		vgpu_mig_pending(migf, &initial, &dirty);
+	mutex_unlock(&migf->lock);
+	if (ret)
+		return ret;
+	info.flags = 0;
+	info.initial_bytes = initial;
+	info.dirty_bytes = dirty;
+	return copy_to_user((void __user *)arg, &info, minsz) ? -EFAULT : 0;
+}
+
+/* Gather @want bytes into @dst (@got so far) from the user's buffer. */
+static ssize_t vgpu_mig_gather(u8 *dst, size_t *got, size_t want,
+			       const char __user *ubuf, size_t len)
+{
+	size_t n = min(want - *got, len);
+
+	if (copy_from_user(dst + *got, ubuf, n))
+		return -EFAULT;
+	*got += n;
+	return n;
+}
+
+/* Check the stream's header against this vGPU. */
+static int vgpu_mig_check_header(struct vgpu_mig_file *migf)
+{
+	struct vgpu_mig_header *h = (struct vgpu_mig_header *)migf->buf;
+	struct device *dev = migf->s->vdev.dev;
+	const char *type = migf->s->type->sysfs_name;
+
+	if (le32_to_cpu(h->magic) != VGPU_MIG_MAGIC) {
+		dev_err(dev, "migration: not a vGPU state stream\n");
+	} else if (le32_to_cpu(h->version) != VGPU_MIG_VERSION) {
+		dev_err(dev, "migration: stream version %u, this driver reads %u\n",
+			le32_to_cpu(h->version), VGPU_MIG_VERSION);
+	} else if (strncmp(h->type, type, sizeof(h->type)) ||
+		   le64_to_cpu(h->vram_size) != migf->vram_size ||
+		   le32_to_cpu(h->ctx_size) != migf->ctx_size ||
+		   h->reserved) {
+		dev_err(dev, "migration: the stream is of a vGPU of type %.*s with %llu bytes of VRAM; this one is %s with %llu\n",
+			(int)sizeof(h->type), h->type,
+			le64_to_cpu(h->vram_size), type, migf->vram_size);
+	} else {
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* A record header: where its payload goes next. */
+static int vgpu_mig_check_record(struct vgpu_mig_file *migf)
+{
+	struct vgpu_mig_record *r = (struct vgpu_mig_record *)migf->buf;
+	u64 off = le64_to_cpu(r->offset), len = le64_to_cpu(r->len);
+	u32 tag = le32_to_cpu(r->tag);
+	struct device *dev = migf->s->vdev.dev;
+
+	if (r->reserved) {
+		dev_err(dev, "migration: a corrupted record header (tag %u) at byte %llu\n",
+			tag, migf->received);
+	} else if (tag == VGPU_MIG_REC_VRAM) {
+		if (off <= migf->vram_size && len <= migf->vram_size - off) {
+			migf->rec_off = off;
+			migf->rec_left = len;
+			migf->step = len ? VGPU_MIG_LOAD_VRAM :
+				     VGPU_MIG_LOAD_RECORD;
+			return 0;
+		}
+		dev_err(dev, "migration: a VRAM record of %llu bytes at %llu, beyond the %llu-byte slice\n",
+			len, off, migf->vram_size);
+	} else if (tag == VGPU_MIG_REC_CTX) {
+		if (!migf->ctx_seen && !off && len == migf->ctx_size) {
+			migf->step = VGPU_MIG_LOAD_CTX;
+			return 0;
+		}
+		dev_err(dev, "migration: a second or malformed context record (%llu bytes)\n",
+			len);
+	} else if (tag == VGPU_MIG_REC_END) {
+		if (migf->ctx_seen && !off && !len) {
+			migf->step = VGPU_MIG_LOAD_DONE;
+			return 0;
+		}
+		dev_err(dev, "migration: the stream ends without a context image\n");
+	} else {
+		dev_err(dev, "migration: an unknown record (tag %u) at byte %llu\n",
+			tag, migf->received);
+	}
+	return -EINVAL;
+}
+
+/*
+ * Take the next bytes of the stream: records are checked as their
+ * headers arrive and applied in order, VRAM as it comes (the partition is
+ * stopped), the context at RESUMING -> STOP.
+ */
+static ssize_t vgpu_mig_take(struct vgpu_mig_file *migf,
+			     const char __user *ubuf, size_t len)
+{
+	ssize_t n;
+	int ret;
+
+	switch (migf->step) {
+	case VGPU_MIG_LOAD_HEADER:
+		n = vgpu_mig_gather(migf->buf, &migf->buf_len,
+				    sizeof(struct vgpu_mig_header), ubuf, len);
+		if (n < 0 || migf->buf_len < sizeof(struct vgpu_mig_header))
+			return n;
+		migf->buf_len = 0;
+		migf->step = VGPU_MIG_LOAD_RECORD;
+		ret = vgpu_mig_check_header(migf);
+		return ret ? ret : n;
+	case VGPU_MIG_LOAD_RECORD:
+		n = vgpu_mig_gather(migf->buf, &migf->buf_len,
+				    sizeof(struct vgpu_mig_record), ubuf, len);
+		if (n < 0 || migf->buf_len < sizeof(struct vgpu_mig_record))
+			return n;
+		migf->buf_len = 0;
+		ret = vgpu_mig_check_record(migf);
+		return ret ? ret : n;
+	case VGPU_MIG_LOAD_VRAM:
+		n = min_t(u64, min_t(u64, len, migf->rec_left), VGPU_MIG_STAGE);
+		if (copy_from_user(migf->buf, ubuf, n))
+			return -EFAULT;
+		ret = vgpu_mig_vram(migf->s, migf->rec_off, migf->buf, n, true);
+		if (ret) {
+			dev_err(migf->s->vdev.dev, "migration: cannot write the vGPU's VRAM: %d\n",
+				ret);
+			return ret;
+		}
+		migf->rec_off += n;
+		migf->rec_left -= n;
+		if (!migf->rec_left)
+			migf->step = VGPU_MIG_LOAD_RECORD;
+		return n;
+	case VGPU_MIG_LOAD_CTX:
+		n = vgpu_mig_gather(migf->ctx, &migf->buf_len, migf->ctx_size,
+				    ubuf, len);
+		if (n >= 0 && migf->buf_len == migf->ctx_size) {
+			migf->buf_len = 0;
+			migf->ctx_seen = true;
+			migf->step = VGPU_MIG_LOAD_RECORD;
+		}
+		return n;
+	default:
+		dev_err(migf->s->vdev.dev, "migration: %zu bytes after the end of the stream\n",
+			len);
+		return -EINVAL;
+	}
 }
 
 static ssize_t vgpu_mig_write(struct file *filp, const char __user *ubuf,
 			      size_t len, loff_t *pos)
 {
 	struct vgpu_mig_file *migf = filp->private_data;
-	ssize_t done;
+	ssize_t done = 0, n = 0;
 
 	if (pos)	/* a stream: no pwrite */
 		return -ESPIPE;
-	pos = &filp->f_pos;
 	mutex_lock(&migf->lock);
-	if (migf->disabled) {
-		done = -ENODEV;
+	if (migf->disabled || migf->error) {
+		n = migf->disabled ? -ENODEV : migf->error;
 		goto out;
 	}
-	if (len > migf->cap - migf->len) {
-		done = -EFBIG;	/* more than a stream for this vGPU holds */
-		goto out;
+	while ((size_t)done < len) {
+		n = vgpu_mig_take(migf, ubuf + done, len - done);
+		if (n < 0) {
+			/* refused (the kernel log says why): for good */
+			if (n != -EFAULT)
+				migf->error = n;
+			break;
+		}
+		done += n;
+		migf->received += n;
+		filp->f_pos += n;
+		cond_resched();
 	}
-	if (copy_from_user(migf->buf + migf->len, ubuf, len)) {
-		done = -EFAULT;
-		goto out;
-	}
-	migf->len += len;
-	*pos += len;
-	done = len;
 out:
 	mutex_unlock(&migf->lock);
-	return done;
+	return done ? done : n;
 }
 
 static const struct file_operations vgpu_mig_save_fops = {
 	.owner = THIS_MODULE,
 	.read = vgpu_mig_read,
+	.unlocked_ioctl = vgpu_mig_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
 	.release = vgpu_mig_release,
 };
 
@@ -156,114 +592,165 @@ static struct vgpu_mig_file *vgpu_mig_file_new(struct vgpu_vfio_state *s,
 	if (!migf)
 		return ERR_PTR(-ENOMEM);
 	mutex_init(&migf->lock);
-	migf->cap = vgpu_mig_stream_size(s);
-	migf->buf = kvzalloc(migf->cap, GFP_KERNEL);
-	if (!migf->buf) {
-		kfree(migf);
-		return ERR_PTR(-ENOMEM);
+	migf->s = s;
+	migf->vram_size = s->bars[VGPU_VBAR_VRAM].info.size;
+	migf->ctx_size = vgpu_mig_ctx_size(s);
+	migf->init_total = sizeof(struct vgpu_mig_header) +
+			   sizeof(struct vgpu_mig_record) + migf->vram_size;
+	/* a context record is staged whole */
+	if (!migf->ctx_size || migf->ctx_size >
+	    VGPU_MIG_STAGE - sizeof(struct vgpu_mig_record)) {
+		filp = ERR_PTR(-EINVAL);
+		goto err;
+	}
+	migf->buf = kvzalloc(VGPU_MIG_STAGE, GFP_KERNEL);
+	migf->ctx = kzalloc(migf->ctx_size, GFP_KERNEL);
+	if (!migf->buf || !migf->ctx) {
+		filp = ERR_PTR(-ENOMEM);
+		goto err;
 	}
 	filp = anon_inode_getfile(save ? "vgpu_mig_save" : "vgpu_mig_resume",
 				  save ? &vgpu_mig_save_fops :
 				  &vgpu_mig_resume_fops,
 				  migf, save ? O_RDONLY : O_WRONLY);
-	if (IS_ERR(filp)) {
-		kvfree(migf->buf);
-		kfree(migf);
-		return ERR_CAST(filp);
-	}
+	if (IS_ERR(filp))
+		goto err;
 	stream_open(filp->f_inode, filp);
 	migf->filp = filp;
 	return migf;
+err:
+	kfree(migf->ctx);
+	kvfree(migf->buf);
+	mutex_destroy(&migf->lock);
+	kfree(migf);
+	return ERR_CAST(filp);
 }
 
-/* Copy the slice between VRAM and @buf a page at a time. */
-static int vgpu_mig_vram(struct vgpu_vfio_state *s, u8 *buf, u64 size,
-			 bool write)
+/* The stopped vGPU's context into the file; it is final from then on. */
+static int vgpu_mig_finish(struct vgpu_mig_file *migf)
 {
-	u64 off;
-	int ret;
+	ssize_t n;
 
-	for (off = 0; off < size; off += PAGE_SIZE) {
-		ret = vgpu_vfio_rm.vgpu_vram_rw(s->vgpu, off, buf + off,
-						min_t(u64, PAGE_SIZE, size - off),
-						write);
-		if (ret)
-			return ret;
-		cond_resched();
-	}
-	return 0;
+	mutex_lock(&migf->lock);
+	vgpu_mig_collect(migf);	/* the last pages, after the stop */
+	n = vgpu_vfio_rm.mig_save(migf->s->vgpu, migf->ctx, migf->ctx_size);
+	if (n >= 0)
+		migf->final = true;
+	mutex_unlock(&migf->lock);
+	if (n < 0)
+		dev_err(migf->s->vdev.dev, "migration: cannot save the vGPU's context: %zd\n",
+			n);
+	return n < 0 ? n : 0;
 }
 
-/* STOP -> STOP_COPY: the whole stream, made while the vGPU is stopped. */
+/* STOP -> STOP_COPY: the header, the slice, the context, read as asked. */
 static struct file *vgpu_mig_save(struct vgpu_vfio_state *s)
 {
-	u64 vram = s->bars[VGPU_VBAR_VRAM].info.size;
-	size_t ctx = vgpu_vfio_rm.mig_state_size(s->type->gpu->rm_gpu);
-	struct vgpu_mig_header *h;
 	struct vgpu_mig_file *migf;
-	ssize_t n;
 	int ret;
 
 	migf = vgpu_mig_file_new(s, true);
 	if (IS_ERR(migf))
 		return ERR_CAST(migf);
-	h = (struct vgpu_mig_header *)migf->buf;
-	h->magic = cpu_to_le32(VGPU_MIG_MAGIC);
-	h->version = cpu_to_le32(VGPU_MIG_VERSION);
-	h->vram_size = cpu_to_le64(vram);
-	h->ctx_size = cpu_to_le32(ctx);
-	strscpy(h->type, s->type->sysfs_name, sizeof(h->type));
-	n = vgpu_vfio_rm.mig_save(s->vgpu, migf->buf + sizeof(*h), ctx);
-	ret = n < 0 ? n : 0;
-	if (!ret)
-		ret = vgpu_mig_vram(s, migf->buf + sizeof(*h) + ctx, vram, false);
+	ret = vgpu_mig_finish(migf);
 	if (ret) {
-		dev_err(s->vdev.dev, "migration: cannot save the vGPU's state: %d\n",
-			ret);
 		fput(migf->filp);
 		return ERR_PTR(ret);
 	}
-	migf->len = migf->cap;
 	get_file(migf->filp);
 	s->saving = migf;
 	return migf->filp;
 }
 
-/* RESUMING -> STOP: check the received stream whole, then load it. */
+/*
+ * RUNNING -> PRE_COPY: the VRAM log starts before any of the slice is
+ * read, so every page written from now on is read again after its write.
+ */
+static struct file *vgpu_mig_precopy(struct vgpu_vfio_state *s)
+{
+	struct vgpu_mig_file *migf;
+	u64 page, span;
+	int ret;
+
+	migf = vgpu_mig_file_new(s, true);
+	if (IS_ERR(migf))
+		return ERR_CAST(migf);
+	ret = vgpu_vfio_rm.dirty_start(s->vgpu, &page, &span);
+	if (ret) {
+		fput(migf->filp);
+		return ERR_PTR(ret);
+	}
+	migf->page = page;
+	migf->npages = page ? migf->vram_size / page : 0;
+	if (!page || migf->vram_size % page) {
+		ret = -EINVAL;
+	} else {
+		migf->dirty = kvcalloc(BITS_TO_LONGS(migf->npages),
+				       sizeof(unsigned long), GFP_KERNEL);
+		if (!migf->dirty)
+			ret = -ENOMEM;
+	}
+	if (ret) {
+		vgpu_vfio_rm.dirty_stop(s->vgpu);
+		fput(migf->filp);
+		return ERR_PTR(ret);
+	}
+	s->saving_log = true;
+	get_file(migf->filp);
+	s->saving = migf;
+	return migf->filp;
+}
+
+/* Drops the VRAM log pre-copy holds, if it does. */
+static void vgpu_mig_put_log(struct vgpu_vfio_state *s)
+{
+	lockdep_assert_held(&s->mig_lock);
+	if (s->saving_log)
+		vgpu_vfio_rm.dirty_stop(s->vgpu);
+	s->saving_log = false;
+}
+
+/*
+ * PRE_COPY_P2P -> STOP_COPY: stop, drain the log, save the context; the
+ * same file goes on with the last pages, the context and the end. A
+ * failure leaves the vGPU running in PRE_COPY_P2P.
+ */
+static int vgpu_mig_stop_copy(struct vgpu_vfio_state *s)
+{
+	int ret;
+
+	if (WARN_ON_ONCE(!s->saving))
+		return -EINVAL;
+	ret = vgpu_vfio_rm.mig_stop(s->vgpu);
+	if (ret)
+		return ret;
+	ret = vgpu_mig_finish(s->saving);
+	if (ret) {
+		vgpu_vfio_rm.mig_resume(s->vgpu);
+		return ret;
+	}
+	vgpu_mig_put_log(s);
+	return 0;
+}
+
+/* RESUMING -> STOP: the whole stream arrived; the context goes in last. */
 static int vgpu_mig_load(struct vgpu_vfio_state *s)
 {
 	struct vgpu_mig_file *migf = s->resuming;
-	u64 vram = s->bars[VGPU_VBAR_VRAM].info.size;
-	size_t ctx = vgpu_vfio_rm.mig_state_size(s->type->gpu->rm_gpu);
-	struct vgpu_mig_header *h;
 	int ret = -EINVAL;
 
 	if (!migf)
 		return -EINVAL;
 	mutex_lock(&migf->lock);
-	h = (struct vgpu_mig_header *)migf->buf;
-	if (migf->len < sizeof(*h) || le32_to_cpu(h->magic) != VGPU_MIG_MAGIC) {
-		dev_err(s->vdev.dev, "migration: not a vGPU state stream (%zu bytes received)\n",
-			migf->len);
-	} else if (le32_to_cpu(h->version) != VGPU_MIG_VERSION) {
-		dev_err(s->vdev.dev, "migration: stream version %u, this driver reads %u\n",
-			le32_to_cpu(h->version), VGPU_MIG_VERSION);
-	} else if (strncmp(h->type, s->type->sysfs_name, sizeof(h->type)) ||
-		   le64_to_cpu(h->vram_size) != vram ||
-		   le32_to_cpu(h->ctx_size) != ctx) {
-		dev_err(s->vdev.dev, "migration: the stream is of a vGPU of type %.*s with %llu bytes of VRAM; this one is %s with %llu\n",
-			(int)sizeof(h->type), h->type,
-			le64_to_cpu(h->vram_size), s->type->sysfs_name, vram);
-	} else if (migf->len != migf->cap) {
-		dev_err(s->vdev.dev, "migration: the stream is cut: %zu of %zu bytes\n",
-			migf->len, migf->cap);
+	if (migf->error) {
+		/* refused as it came; the kernel log said why */
+	} else if (migf->step != VGPU_MIG_LOAD_DONE) {
+		dev_err(s->vdev.dev, "migration: the stream is cut: %llu bytes without its end\n",
+			migf->received);
 	} else {
-		/* the device checks the context first: refused, VRAM is untouched */
-		ret = vgpu_vfio_rm.mig_restore(s->vgpu, migf->buf + sizeof(*h),
-					       ctx);
-		if (!ret)
-			ret = vgpu_mig_vram(s, migf->buf + sizeof(*h) + ctx,
-					    vram, true);
+		/* the device checks the image whole, and says why it refuses */
+		ret = vgpu_vfio_rm.mig_restore(s->vgpu, migf->ctx,
+					       migf->ctx_size);
 	}
 	mutex_unlock(&migf->lock);
 	return ret;
@@ -271,16 +758,26 @@ static int vgpu_mig_load(struct vgpu_vfio_state *s)
 
 static void vgpu_mig_drop_files(struct vgpu_vfio_state *s)
 {
+	lockdep_assert_held(&s->mig_lock);
 	if (s->saving) {
 		vgpu_mig_file_disable(s->saving);
 		fput(s->saving->filp);
 		s->saving = NULL;
 	}
+	vgpu_mig_put_log(s);
 	if (s->resuming) {
 		vgpu_mig_file_disable(s->resuming);
 		fput(s->resuming->filp);
 		s->resuming = NULL;
 	}
+}
+
+static bool vgpu_mig_is(enum vfio_device_mig_state cur,
+			enum vfio_device_mig_state next,
+			enum vfio_device_mig_state from,
+			enum vfio_device_mig_state to)
+{
+	return cur == from && next == to;
 }
 
 /* One arc of the state machine (vfio_mig_get_next_state() chose it). */
@@ -291,34 +788,53 @@ static struct file *vgpu_mig_step(struct vgpu_vfio_state *s,
 	struct vgpu_mig_file *migf;
 	int ret = 0;
 
-	if ((cur == VFIO_DEVICE_STATE_RUNNING &&
-	     next == VFIO_DEVICE_STATE_RUNNING_P2P) ||
-	    (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
-	     next == VFIO_DEVICE_STATE_RUNNING))
-		return NULL;	/* the vGPU starts no peer-to-peer DMA */
-	if (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
-	    next == VFIO_DEVICE_STATE_STOP)
+	lockdep_assert_held(&s->mig_lock);
+	/* the vGPU starts no peer-to-peer DMA: P2P states are the same */
+	if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_RUNNING,
+			VFIO_DEVICE_STATE_RUNNING_P2P) ||
+	    vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_RUNNING_P2P,
+			VFIO_DEVICE_STATE_RUNNING) ||
+	    vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_PRE_COPY,
+			VFIO_DEVICE_STATE_PRE_COPY_P2P) ||
+	    vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_PRE_COPY_P2P,
+			VFIO_DEVICE_STATE_PRE_COPY))
+		return NULL;
+	if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_RUNNING,
+			VFIO_DEVICE_STATE_PRE_COPY) ||
+	    vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_RUNNING_P2P,
+			VFIO_DEVICE_STATE_PRE_COPY_P2P)) {
+		return vgpu_mig_precopy(s);
+	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_PRE_COPY,
+			       VFIO_DEVICE_STATE_RUNNING) ||
+		   vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_PRE_COPY_P2P,
+			       VFIO_DEVICE_STATE_RUNNING_P2P)) {
+		vgpu_mig_drop_files(s);	/* cancelled: it never stopped */
+	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_PRE_COPY_P2P,
+			       VFIO_DEVICE_STATE_STOP_COPY)) {
+		ret = vgpu_mig_stop_copy(s);
+	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_RUNNING_P2P,
+			       VFIO_DEVICE_STATE_STOP)) {
 		ret = vgpu_vfio_rm.mig_stop(s->vgpu);
-	else if (cur == VFIO_DEVICE_STATE_STOP &&
-		 next == VFIO_DEVICE_STATE_RUNNING_P2P)
+	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_STOP,
+			       VFIO_DEVICE_STATE_RUNNING_P2P)) {
 		ret = vgpu_vfio_rm.mig_resume(s->vgpu);
-	else if (cur == VFIO_DEVICE_STATE_STOP &&
-		 next == VFIO_DEVICE_STATE_STOP_COPY)
+	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_STOP,
+			       VFIO_DEVICE_STATE_STOP_COPY)) {
 		return vgpu_mig_save(s);
-	else if (cur == VFIO_DEVICE_STATE_STOP_COPY &&
-		 next == VFIO_DEVICE_STATE_STOP)
+	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_STOP_COPY,
+			       VFIO_DEVICE_STATE_STOP)) {
 		vgpu_mig_drop_files(s);
-	else if (cur == VFIO_DEVICE_STATE_STOP &&
-		 next == VFIO_DEVICE_STATE_RESUMING) {
+	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_STOP,
+			       VFIO_DEVICE_STATE_RESUMING)) {
 		migf = vgpu_mig_file_new(s, false);
 		if (IS_ERR(migf))
 			return ERR_CAST(migf);
 		get_file(migf->filp);
 		s->resuming = migf;
 		return migf->filp;
-	} else if (cur == VFIO_DEVICE_STATE_RESUMING &&
-		   next == VFIO_DEVICE_STATE_STOP) {
-		/* on failure the state stays RESUMING, the data kept */
+	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_RESUMING,
+			       VFIO_DEVICE_STATE_STOP)) {
+		/* on failure the state stays RESUMING */
 		ret = vgpu_mig_load(s);
 		if (!ret)
 			vgpu_mig_drop_files(s);
@@ -372,10 +888,35 @@ static int vgpu_mig_get_state(struct vfio_device *vdev,
 	return 0;
 }
 
+static bool vgpu_mig_precopying(enum vfio_device_mig_state st)
+{
+	return st == VFIO_DEVICE_STATE_PRE_COPY ||
+	       st == VFIO_DEVICE_STATE_PRE_COPY_P2P;
+}
+
+/*
+ * What STOP_COPY would send: in PRE_COPY, what is not read yet (the rest
+ * of the initial data, the dirty pages) and the context; else a whole
+ * stream.
+ */
 static int vgpu_mig_get_data_size(struct vfio_device *vdev,
 				  unsigned long *stop_copy_length)
 {
-	*stop_copy_length = vgpu_mig_stream_size(vgpu_vfio_state_of(vdev));
+	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
+	struct vgpu_mig_file *migf;
+	u64 initial, dirty;
+
+	mutex_lock(&s->mig_lock);
+	migf = s->saving;
+	*stop_copy_length = vgpu_mig_stream_size(s);
+	if (migf && vgpu_mig_precopying(s->mig_state)) {
+		mutex_lock(&migf->lock);
+		vgpu_mig_pending(migf, &initial, &dirty);
+		mutex_unlock(&migf->lock);
+		*stop_copy_length = initial + dirty + migf->ctx_size +
+				    2 * sizeof(struct vgpu_mig_record);
+	}
+	mutex_unlock(&s->mig_lock);
 	return 0;
 }
 
@@ -386,9 +927,6 @@ static const struct vfio_migration_ops vgpu_vfio_mig_ops = {
 };
 
 /* ---- DMA logging: the device's SYSMEM dirty log, in VFIO's terms ------- */
-
-#define VGPU_LOG_PAGES_PER_WORD	32
-#define VGPU_LOG_CHUNK		256	/* words read per call into the backend */
 
 static int vgpu_log_start(struct vfio_device *vdev,
 			  struct rb_root_cached *ranges, u32 nnodes,
@@ -403,7 +941,9 @@ static int vgpu_log_start(struct vfio_device *vdev,
 	 */
 	mutex_lock(&s->mig_lock);
 	xa_destroy(&s->log_carry);
-	ret = vgpu_vfio_rm.dirty_start(s->vgpu, &s->log_page, &s->log_span);
+	/* a second START goes on with the one reference it holds */
+	ret = s->logging ? 0 : vgpu_vfio_rm.dirty_start(s->vgpu, &s->log_page,
+							 &s->log_span);
 	if (!ret) {
 		s->logging = true;
 		*page_size = s->log_page;
@@ -517,8 +1057,11 @@ void vgpu_vfio_mig_init(struct vgpu_vfio_state *s)
 	}
 	xa_init(&s->log_carry);
 	if (s->vdev.mig_ops && vgpu_vfio_rm.dirty_start &&
-	    vgpu_vfio_rm.dirty_stop && vgpu_vfio_rm.dirty_read)
+	    vgpu_vfio_rm.dirty_stop && vgpu_vfio_rm.dirty_read) {
+		/* pre-copy resends what the VRAM log reports */
+		s->vdev.migration_flags |= VFIO_MIGRATION_PRE_COPY;
 		s->vdev.log_ops = &vgpu_vfio_log_ops;
+	}
 }
 
 /*
@@ -527,14 +1070,21 @@ void vgpu_vfio_mig_init(struct vgpu_vfio_state *s)
  */
 void vgpu_vfio_mig_reset(struct vgpu_vfio_state *s, bool started)
 {
+	enum vfio_device_mig_state st;
+
 	mutex_lock(&s->mig_lock);
+	st = s->mig_state;
+	/* a pre-copy's VRAM log goes with its file */
 	vgpu_mig_drop_files(s);
-	if (started && s->mig_state != VFIO_DEVICE_STATE_RUNNING &&
-	    s->mig_state != VFIO_DEVICE_STATE_RUNNING_P2P)
+	if (started && (st == VFIO_DEVICE_STATE_STOP ||
+			st == VFIO_DEVICE_STATE_STOP_COPY ||
+			st == VFIO_DEVICE_STATE_RESUMING))
 		vgpu_vfio_rm.mig_resume(s->vgpu);
 	s->mig_state = VFIO_DEVICE_STATE_RUNNING;
-	/* the backend turned the logs off with the vGPU (close) or keeps them */
+	/* DMA logging ends with its user (close), a reset keeps it */
 	if (!started) {
+		if (s->logging)
+			vgpu_vfio_rm.dirty_stop(s->vgpu);
 		s->logging = false;
 		xa_destroy(&s->log_carry);
 	}

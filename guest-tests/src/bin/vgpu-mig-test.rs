@@ -2,7 +2,8 @@
 //! (`make test-host`). Two vGPUs of one type (A, the source; B, the
 //! destination) and one of another size (C) in one container: A saves its
 //! state with work queued behind a semaphore wait, B takes it and runs the
-//! work once; a cancelled save, a corrupted, a cut and a wrong-type stream,
+//! work once, with and without a pre-copy while A's engine writes VRAM; a
+//! cancelled save and pre-copy, a corrupted, a cut and a wrong-type stream,
 //! and a destination closed while resuming each fail with a reason and leave
 //! the vGPUs usable.
 //!
@@ -16,7 +17,8 @@ use vdevice::command::{Command, Loc};
 use vdevice::driver::{Driver, Hardware};
 use vdevice::regs::{PartitionState, RegId};
 use vgpu_guest_tests::vfio::{
-    self, Container, DmaBuf, VfioVgpu, MIGRATION_P2P, MIGRATION_STOP_COPY, MIG_RESUMING,
+    self, precopy_info, precopy_info_argsz, Container, DmaBuf, VfioVgpu, MIGRATION_P2P,
+    MIGRATION_PRE_COPY, MIGRATION_STOP_COPY, MIG_PRE_COPY, MIG_PRE_COPY_P2P, MIG_RESUMING,
     MIG_RUNNING, MIG_STOP, MIG_STOP_COPY,
 };
 use vgpu_guest_tests::vgpu::{
@@ -29,11 +31,80 @@ const IOVA: u64 = 0x1000_0000;
 const DMA_BYTES: usize = 1 << 20;
 const SEM: u64 = IOVA + 0x1000;
 const FENCE: u64 = IOVA + 0x2000;
+/// The pre-copy check's fence and ring (in system memory: the CPU then
+/// writes no VRAM while A is pre-copied).
+const PRE_FENCE: u64 = IOVA + 0x3000;
+const PRE_RING: u64 = IOVA + 0x40000;
+const PAGE: u64 = 4096;
 const UUID_A: &str = "0a0a0a0a-0000-4000-8000-0000000000a1";
 const UUID_B: &str = "0b0b0b0b-0000-4000-8000-0000000000b1";
 const UUID_C: &str = "0c0c0c0c-0000-4000-8000-0000000000c1";
-/// The stream's header (vgpu_vfio_mig.c): bytes before the context image.
+/// The stream (vgpu_vfio_mig.c, version 2): a header, then records of a
+/// header (tag, 0, offset, length) and a payload.
 const HEADER: usize = 56;
+const REC: usize = 24;
+const REC_END: u32 = 1;
+const REC_VRAM: u32 = 2;
+const REC_CTX: u32 = 3;
+
+/// One record of a stream: its tag, offset and length, and where its
+/// payload starts in the bytes it was parsed from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Rec {
+    tag: u32,
+    offset: u64,
+    len: u64,
+    at: usize,
+}
+
+/// The records of `bytes` (a stream without its header, or a part of one
+/// that starts at a record).
+fn records(bytes: &[u8]) -> Result<Vec<Rec>, String> {
+    let mut v = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let h = bytes
+            .get(at..at + REC)
+            .ok_or(format!("a record header cut at byte {at}"))?;
+        let u64_at = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().expect("8 bytes"));
+        let r = Rec {
+            tag: u32::from_le_bytes(h[0..4].try_into().expect("4 bytes")),
+            offset: u64_at(8),
+            len: u64_at(16),
+            at: at + REC,
+        };
+        at = r.at + r.len as usize;
+        ensure!(at <= bytes.len(), "record {r:?} cut");
+        v.push(r);
+    }
+    Ok(v)
+}
+
+/// Read `f` until it has nothing more for now (ENOMSG in PRE_COPY) or ends.
+fn read_available(f: &mut File) -> Result<Vec<u8>, String> {
+    let mut v = Vec::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) => return Ok(v),
+            Ok(n) => v.extend_from_slice(&chunk[..n]),
+            Err(e) if e.raw_os_error() == Some(libc::ENOMSG) => return Ok(v),
+            Err(e) => return Err(format!("read the stream: {e}")),
+        }
+    }
+}
+
+/// The VRAM records' (offset, length) of `recs`.
+fn vram_ranges(recs: &[Rec]) -> Vec<(u64, u64)> {
+    recs.iter()
+        .filter(|r| r.tag == REC_VRAM)
+        .map(|r| (r.offset, r.len))
+        .collect()
+}
+
+fn einval<T>(r: std::io::Result<T>) -> bool {
+    matches!(r, Err(e) if e.raw_os_error() == Some(libc::EINVAL))
+}
 
 struct Mig {
     a: VfioDriver,
@@ -114,7 +185,7 @@ fn offered(m: &mut Mig) -> Result<String, String> {
     let flags = d
         .migration_flags()
         .map_err(|e| format!("MIGRATION feature: {e}"))?;
-    let want = u64::from(MIGRATION_STOP_COPY | MIGRATION_P2P);
+    let want = u64::from(MIGRATION_STOP_COPY | MIGRATION_P2P | MIGRATION_PRE_COPY);
     ensure!(flags & want == want, "flags {flags:#x}");
     let st = d.mig_state().map_err(|e| e.to_string())?;
     ensure!(st == MIG_RUNNING, "state {st} at open");
@@ -214,11 +285,256 @@ fn migrates(m: &mut Mig) -> Result<String, String> {
     Ok(format!("{} bytes", m.stream.len()))
 }
 
+/// A pre-copy while A's engine writes VRAM: the initial data, then
+/// exactly the pages it wrote, then in STOP_COPY the last ones and the
+/// context; B ends with A's VRAM byte for byte and runs A's queued work.
+/// A and B are RUNNING again afterwards, whatever happened.
+fn precopy_migrates(m: &mut Mig) -> Result<String, String> {
+    let r = precopy_migration(m);
+    if r.is_err() {
+        let _ = recover(&m.a);
+        let _ = recover(&m.b);
+    }
+    r
+}
+
+fn precopy_migration(m: &mut Mig) -> Result<String, String> {
+    let (a, b) = (&m.a, &m.b);
+    let vram = a.reg(RegId::WVramSize, 0, 0);
+    m.dma.write(SEM - IOVA, &0u64.to_le_bytes());
+    m.dma.write(PRE_FENCE - IOVA, &0u64.to_le_bytes());
+    a.forget_rings(0);
+    a.ring_in_sysmem(0, 0, PRE_RING, PRE_RING, 64);
+    let pattern: Vec<u8> = (0..2 * PAGE as u32).map(|i| (i * 13 + 5) as u8).collect();
+    a.hw.vram_write(0x10_0000, &pattern);
+
+    let mut f = state(a, MIG_PRE_COPY)?.ok_or("PRE_COPY gave no data fd")?;
+    let (init0, dirty0) = precopy_info(&f).map_err(|e| format!("PRECOPY_INFO: {e}"))?;
+    let want = (HEADER + REC) as u64 + vram;
+    ensure!(
+        init0 == want && dirty0 == 0,
+        "before reading: initial {init0} (want {want}), dirty {dirty0}"
+    );
+    let mut initial = vec![0u8; init0 as usize];
+    f.read_exact(&mut initial)
+        .map_err(|e| format!("read the initial data: {e}"))?;
+    let (init1, dirty1) = precopy_info(&f).map_err(|e| format!("PRECOPY_INFO: {e}"))?;
+    ensure!(
+        init1 == 0 && dirty1 == 0,
+        "after reading it: initial {init1}, dirty {dirty1}"
+    );
+
+    // The engine writes three pages in two runs while A runs in PRE_COPY.
+    a.submit(
+        0,
+        0,
+        &[
+            Command::fill(Loc::Vram(0x20_0000), 2 * PAGE, 0x1234_5678),
+            Command::copy(Loc::Vram(0x30_0000), Loc::Vram(0x10_0000), PAGE),
+            Command::fence(Loc::Sys(PRE_FENCE), 1, false),
+        ],
+    );
+    // The first command from the ring's page waits for its translation.
+    ensure!(
+        a.wait_settled(0, T) == PartitionState::Idle && sys_u64(a, PRE_FENCE) == 1,
+        "A's writes did not run ({:?})",
+        a.state(0)
+    );
+    let (init2, dirty2) = precopy_info(&f).map_err(|e| format!("PRECOPY_INFO: {e}"))?;
+    let want = 2 * REC as u64 + 3 * PAGE;
+    ensure!(
+        init2 == 0 && dirty2 == want,
+        "after the engine's writes: initial {init2}, dirty {dirty2} (want {want})"
+    );
+    // What the ioctl took from the device log comes with the next read.
+    let dirty = read_available(&mut f)?;
+    let got = vram_ranges(&records(&dirty)?);
+    ensure!(
+        got == [(0x20_0000, 2 * PAGE), (0x30_0000, PAGE)],
+        "dirty records {got:x?}"
+    );
+    let after = precopy_info(&f).map_err(|e| format!("PRECOPY_INFO: {e}"))?;
+    ensure!(after == (0, 0), "after the dirty pages: {after:?}");
+    let mut one = [0u8; 1];
+    let e = f.read(&mut one);
+    ensure!(
+        matches!(&e, Err(e) if e.raw_os_error() == Some(libc::ENOMSG)),
+        "a read with nothing to send: {e:?}, want ENOMSG"
+    );
+
+    // One more page, then work queued behind a semaphore A stops in.
+    let head = a.reg(RegId::WRingHead, 0, 0);
+    let before = a.reg(RegId::WStatCommands, 0, 0);
+    a.submit(
+        0,
+        0,
+        &[
+            Command::fill(Loc::Vram(0x40_0000), PAGE, 0xfeed_f00d),
+            Command::sem_wait(Loc::Sys(SEM), 1),
+            Command::fill(Loc::Vram(0x50_0000), PAGE, 0xabcd_0123),
+            Command::fence(Loc::Sys(PRE_FENCE), 2, false),
+        ],
+    );
+    let deadline = Instant::now() + T;
+    while vram_u32(a, 0x40_0000) != 0xfeed_f00d && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    ensure!(
+        vram_u32(a, 0x40_0000) == 0xfeed_f00d && a.reg(RegId::WRingHead, 0, 0) == (head + 1) % 64,
+        "A did not stop at the semaphore (HEAD {})",
+        a.reg(RegId::WRingHead, 0, 0)
+    );
+    let size = dev(a).mig_data_size().map_err(|e| e.to_string())?;
+
+    // STOP_COPY goes on in the same fd: the last page, the context, the end.
+    let t = Instant::now();
+    let no_fd = state(a, MIG_STOP_COPY)?;
+    ensure!(
+        no_fd.is_none(),
+        "PRE_COPY -> STOP_COPY gave a second data fd"
+    );
+    ensure!(
+        einval(precopy_info(&f)),
+        "PRECOPY_INFO in STOP_COPY was not refused"
+    );
+    let tail = read_available(&mut f)?;
+    drop(f);
+    state(a, MIG_STOP)?;
+    let recs = records(&tail)?;
+    let tags: Vec<u32> = recs.iter().map(|r| r.tag).collect();
+    ensure!(
+        tags == [REC_VRAM, REC_CTX, REC_END] && recs[0].offset == 0x40_0000 && recs[0].len == PAGE,
+        "STOP_COPY records {recs:x?}"
+    );
+    ensure!(
+        tail.len() as u64 == size,
+        "STOP_COPY sent {} bytes, MIG_DATA_SIZE said {size}",
+        tail.len()
+    );
+    bench("mig_l1_precopy_stop_copy_bytes", tail.len());
+    bench(
+        "mig_l1_precopy_stop_copy_vs_slice",
+        format!("{:.6}", tail.len() as f64 / vram as f64),
+    );
+
+    let stop_copy_bytes = tail.len();
+    let stream = [initial, dirty, tail].concat();
+    load(b, &stream)?;
+    bench(
+        "mig_l1_precopy_stop_copy_load_ms",
+        format!("{:.1}", t.elapsed().as_secs_f64() * 1e3),
+    );
+    let (mut va, mut vb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    for off in (0..vram).step_by(1 << 20) {
+        a.hw.vram_read(off, &mut va);
+        b.hw.vram_read(off, &mut vb);
+        if let Some(i) = va.iter().zip(&vb).position(|(x, y)| x != y) {
+            return Err(format!(
+                "B's VRAM differs from A's at {:#x}",
+                off + i as u64
+            ));
+        }
+    }
+    state(b, MIG_RUNNING)?;
+    m.dma.write(SEM - IOVA, &1u64.to_le_bytes());
+    let deadline = Instant::now() + T;
+    while sys_u64(b, PRE_FENCE) != 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    ensure!(
+        b.wait_settled(0, T) == PartitionState::Idle && sys_u64(b, PRE_FENCE) == 2,
+        "B did not finish A's work ({:?})",
+        b.state(0)
+    );
+    ensure!(
+        vram_u32(b, 0x50_0000) == 0xabcd_0123 && vram_u32(a, 0x50_0000) != 0xabcd_0123,
+        "the work after the semaphore ran on A, or not on B"
+    );
+    ensure!(
+        b.reg(RegId::WStatCommands, 0, 0) == before + 4,
+        "B completed {} commands, A had {before} before",
+        b.reg(RegId::WStatCommands, 0, 0)
+    );
+    recover(&m.a)?;
+    recover(&m.b)?;
+    Ok(format!("{stop_copy_bytes} bytes in STOP_COPY"))
+}
+
+/// PRE_COPY_P2P, PRE_COPY, then back to RUNNING: the fd is dead, the
+/// source never stopped.
+fn precopy_cancelled(m: &mut Mig) -> Result<String, String> {
+    let a = &m.a;
+    fence_runs(a, 3)?;
+    let mut f = state(a, MIG_PRE_COPY_P2P)?.ok_or("PRE_COPY_P2P gave no data fd")?;
+    let mut part = vec![0u8; 4096];
+    f.read_exact(&mut part).map_err(|e| format!("read: {e}"))?;
+    ensure!(state(a, MIG_PRE_COPY)?.is_none(), "a second data fd");
+    let (init, _) = precopy_info(&f).map_err(|e| format!("PRECOPY_INFO: {e}"))?;
+    let want = (HEADER + REC) as u64 + a.reg(RegId::WVramSize, 0, 0) - 4096;
+    ensure!(init == want, "initial {init} after 4096 bytes, want {want}");
+    fence_runs(a, 4)?;
+    state(a, MIG_RUNNING)?;
+    ensure!(einval(precopy_info(&f)), "PRECOPY_INFO after the cancel");
+    ensure!(f.read(&mut part).is_err(), "the cancelled fd still reads");
+    fence_runs(a, 5)?;
+    let st = dev(a).mig_state().map_err(|e| e.to_string())?;
+    ensure!(st == MIG_RUNNING, "state {st}");
+    Ok(String::new())
+}
+
+/// GET_PRECOPY_INFO outside PRE_COPY, or with a short argsz, is refused.
+fn precopy_info_refused(m: &mut Mig) -> Result<String, String> {
+    let a = &m.a;
+    state(a, MIG_STOP)?;
+    let f = state(a, MIG_STOP_COPY)?.ok_or("no data fd")?;
+    let stop_copy = einval(precopy_info(&f));
+    drop(f);
+    state(a, MIG_RUNNING)?;
+    ensure!(stop_copy, "PRECOPY_INFO on a STOP_COPY fd was not refused");
+    let f = state(a, MIG_PRE_COPY)?.ok_or("no data fd")?;
+    let short = einval(precopy_info_argsz(&f, 8));
+    let ok = precopy_info(&f).is_ok();
+    drop(f);
+    state(a, MIG_RUNNING)?;
+    ensure!(
+        short && ok,
+        "a short argsz was taken ({short}) or a right one refused"
+    );
+    fence_runs(a, 6).map(|_| String::new())
+}
+
 fn corrupted(m: &mut Mig) -> Result<String, String> {
     ensure!(!m.stream.is_empty(), "no stream from the migration check");
+    let recs = records(&m.stream[HEADER..])?;
+    let ctx = recs
+        .iter()
+        .find(|r| r.tag == REC_CTX)
+        .ok_or("no context record")?;
     let mut bad = m.stream.clone();
-    bad[HEADER + 40] ^= 0x10;
+    bad[HEADER + ctx.at + 40] ^= 0x10;
     ensure!(load(&m.b, &bad).is_err(), "a corrupted context was taken");
+    recover(&m.b)?;
+    let mut bad = m.stream.clone();
+    bad[HEADER] = 0x7f;
+    ensure!(load(&m.b, &bad).is_err(), "an unknown record was taken");
+    recover(&m.b)?;
+    let mut bad = m.stream.clone();
+    bad[HEADER + 8..HEADER + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+    ensure!(
+        load(&m.b, &bad).is_err(),
+        "a VRAM record beyond the slice was taken"
+    );
+    recover(&m.b)?;
+    let mut bad = m.stream.clone();
+    bad[4] = 1;
+    ensure!(load(&m.b, &bad).is_err(), "a version 1 stream was taken");
+    recover(&m.b)?;
+    let end = m.stream.len() - REC;
+    ensure!(
+        load(&m.b, &m.stream[..end]).is_err(),
+        "a stream without its end was taken"
+    );
     recover(&m.b)?;
     let cut = &m.stream[..m.stream.len() / 2];
     ensure!(load(&m.b, cut).is_err(), "a cut stream was taken");
@@ -243,14 +559,24 @@ fn other_type(m: &mut Mig) -> Result<String, String> {
 }
 
 fn closed_while_resuming(m: &mut Mig) -> Result<String, String> {
-    ensure!(m.stream.len() >= 8192, "no stream from the migration check");
     let c = m.c.take().ok_or("no vGPU C")?;
+    // The start of C's own stream, which C takes as it comes.
+    state(&c, MIG_STOP)?;
+    let mut save = state(&c, MIG_STOP_COPY)?.ok_or("no data fd")?;
+    let mut start = vec![0u8; 8192];
+    save.read_exact(&mut start)
+        .map_err(|e| format!("read C's stream: {e}"))?;
+    drop(save);
     state(&c, MIG_STOP)?;
     let mut f = state(&c, MIG_RESUMING)?.ok_or("no data fd")?;
-    f.write_all(&m.stream[..4096]).map_err(|e| e.to_string())?;
+    f.write_all(&start[..4096])
+        .map_err(|e| format!("write C's stream: {e}"))?;
     drop(c);
     // The data fd outlives the device: writes fail, nothing breaks.
-    let _ = f.write_all(&m.stream[4096..8192]);
+    ensure!(
+        f.write_all(&start[4096..]).is_err(),
+        "a write after the device closed was taken"
+    );
     drop(f);
     Vgpu::destroy(UUID_C).map_err(|e| format!("remove C: {e}"))?;
     Ok(String::new())
@@ -259,7 +585,6 @@ fn closed_while_resuming(m: &mut Mig) -> Result<String, String> {
 /// DMA logging reports exactly the pages of the range the vGPU wrote, once.
 fn dma_logging(m: &mut Mig) -> Result<String, String> {
     let (a, d) = (&m.a, dev(&m.a));
-    const PAGE: u64 = 4096;
     d.dma_logging_start(IOVA, DMA_BYTES as u64, PAGE)
         .map_err(|e| format!("DMA_LOGGING_START: {e}"))?;
     // Nothing written yet; CPU writes are not the device's to report.
@@ -295,7 +620,7 @@ fn dma_logging(m: &mut Mig) -> Result<String, String> {
 
 const CHECKS: &[Check<Mig>] = &[
     Check {
-        name: "migration: offered (STOP_COPY, P2P), RUNNING at open, its data size",
+        name: "migration: offered (STOP_COPY, P2P, PRE_COPY), RUNNING at open, its data size",
         run: offered,
     },
     Check {
@@ -309,6 +634,18 @@ const CHECKS: &[Check<Mig>] = &[
     Check {
         name: "migration: work queued behind a semaphore and VRAM move to B and run there once",
         run: migrates,
+    },
+    Check {
+        name: "migration: pre-copy while A's engine writes VRAM; B gets A's VRAM exactly and runs its work once",
+        run: precopy_migrates,
+    },
+    Check {
+        name: "migration: a pre-copy cancelled back to RUNNING leaves the source running",
+        run: precopy_cancelled,
+    },
+    Check {
+        name: "migration: PRECOPY_INFO outside PRE_COPY or with a short argsz is refused",
+        run: precopy_info_refused,
     },
     Check {
         name: "migration: corrupted, cut and foreign streams are refused; B recovers by reset",

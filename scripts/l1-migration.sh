@@ -149,7 +149,11 @@ progress() {
 # mig_start SRC URI: start migrating SRC's VM to URI (a QEMU listening
 # there, or a file); prints QMP's error if it does not start.
 mig_start() {
-    qmp "$1" '"execute": "migrate-set-capabilities", "arguments": {"capabilities": [{"capability": "return-path", "state": true}]}' >/dev/null
+    # The return path (destination to source) tells the source that a
+    # destination refused the state, so it runs on; a file has none.
+    rp=false
+    case "$2" in unix:*) rp=true ;; esac
+    qmp "$1" "\"execute\": \"migrate-set-capabilities\", \"arguments\": {\"capabilities\": [{\"capability\": \"return-path\", \"state\": $rp}]}" >/dev/null
     qmp "$1" '"execute": "migrate-set-parameters", "arguments": {"max-bandwidth": 4294967296}' >/dev/null
     reply=$(qmp "$1" "\"execute\": \"migrate\", \"arguments\": {\"uri\": \"$2\"}")
     case "$reply" in *'"error"'*)
@@ -191,7 +195,7 @@ refused_load() {
         fail "$2: the destination QEMU did not give up"
         return 1
     }
-    err=$(grep -i 'error\|fail' "/tmp/$1.err" | grep -v vfio_migration_set_state | head -n 2 | tr '\n' ' ')
+    err=$(grep -i 'error while\|load.*fail\|failed to load' "/tmp/$1.err" | head -n 2 | tr '\n' ' ')
     if [ -n "$err" ]; then
         ok "$2: the destination refused: $err"
     else
@@ -313,7 +317,7 @@ if [ "$failures" = 0 ]; then
     if [ "$status" = completed ]; then
         ok "snapshot: the VM with its vGPU saved to a file ($(($(wc -c <"$snap") / 1048576)) MiB)"
     else
-        fail "snapshot: saving ended ${status:-?}"
+        fail "snapshot: saving ended ${status:-?}: $(qmp "$cur" '"execute": "query-migrate"')"
     fi
     qmp "$cur" '"execute": "quit"' >/dev/null
     wait_gone "$cur" 30 || fail "snapshot: the saved QEMU did not quit"

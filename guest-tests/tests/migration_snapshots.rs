@@ -20,9 +20,10 @@ fn normalise_states(t: &str) -> String {
         .join("\n")
 }
 
-/// UUIDs and the numbers before "ms" vary per run.
+/// UUIDs, the numbers before "ms" and bench values vary per run.
 fn normalise_checks(t: &str) -> String {
-    t.lines()
+    normalise_transcript(t)
+        .lines()
         .filter(|l| l.starts_with("ok ") || l.starts_with("FAIL"))
         .map(|l| {
             let words: Vec<&str> = l.split(' ').collect();
@@ -70,6 +71,9 @@ fn migration_transcript() {
 #[ignore = "needs an L1 run: make test-migration"]
 fn migration_checks() {
     let t = input("VGPU_MIG_CHECKS");
-    assert!(!t.lines().any(|l| l.starts_with("FAIL")), "checks failed:\n{t}");
+    assert!(
+        !t.lines().any(|l| l.starts_with("FAIL")),
+        "checks failed:\n{t}"
+    );
     settings().bind(|| insta::assert_snapshot!("migration_checks", normalise_checks(&t)));
 }

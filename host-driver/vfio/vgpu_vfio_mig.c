@@ -23,6 +23,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/anon_inodes.h>
+#include <linux/crc32.h>
 #include <linux/bitmap.h>
 #include <linux/file.h>
 #include <linux/fs.h>
@@ -35,7 +36,8 @@
 #include "vgpu_vfio.h"
 
 #define VGPU_MIG_MAGIC		0x474d4776	/* "vGMG" */
-#define VGPU_MIG_VERSION	2	/* 1: header, context, slice; no records */
+/* 1: header, context, slice; 2: records; 3: the end record's CRC */
+#define VGPU_MIG_VERSION	3
 
 /* The stream's first bytes. */
 struct vgpu_mig_header {
@@ -47,7 +49,12 @@ struct vgpu_mig_header {
 	char type[VGPU_TYPE_NAME_LEN];
 };
 
-/* Then records, each this header and @len bytes of payload, in order. */
+/*
+ * Then records, each this header and @len bytes of payload, in order. The
+ * end record's @crc is the CRC-32 (zlib's) of every byte of the stream
+ * before it, so a corrupted VRAM page is refused too; the other records'
+ * is 0.
+ */
 enum vgpu_mig_tag {
 	VGPU_MIG_REC_END = 1,	/* the stream is whole; no payload */
 	VGPU_MIG_REC_VRAM = 2,	/* @len bytes of the slice at @offset */
@@ -56,7 +63,7 @@ enum vgpu_mig_tag {
 
 struct vgpu_mig_record {
 	__le32 tag;
-	__le32 reserved;	/* 0 */
+	__le32 crc;		/* end record: the stream's CRC-32; else 0 */
 	__le64 offset;
 	__le64 len;
 };
@@ -111,6 +118,9 @@ struct vgpu_mig_file {
 	unsigned long *dirty;	/* slice pages to resend; NULL: no log */
 	u64 npages, page;
 	u32 words[VGPU_LOG_CHUNK];
+
+	/* both: the running CRC-32 (seed ~0) of the bytes staged or taken */
+	u32 crc;
 
 	/* Load: the records are applied in order as they arrive. */
 	enum vgpu_mig_load_step step;
@@ -238,7 +248,8 @@ static void vgpu_mig_put_record(struct vgpu_mig_file *migf, u32 tag,
 	struct vgpu_mig_record *r = (void *)(migf->buf + migf->buf_len);
 
 	r->tag = cpu_to_le32(tag);
-	r->reserved = 0;
+	/* (staged alone: everything before it is in the CRC already) */
+	r->crc = cpu_to_le32(tag == VGPU_MIG_REC_END ? ~migf->crc : 0);
 	r->offset = cpu_to_le64(offset);
 	r->len = cpu_to_le64(len);
 	migf->buf_len += sizeof(*r);
@@ -272,7 +283,7 @@ static bool vgpu_mig_next_dirty(struct vgpu_mig_file *migf)
  * Stage the stream's next bytes in buf. Nothing staged: the end of the
  * stream (final) or, in PRE_COPY, nothing to send for now.
  */
-static int vgpu_mig_stage(struct vgpu_mig_file *migf)
+static int vgpu_mig_stage_next(struct vgpu_mig_file *migf)
 {
 	struct vgpu_vfio_state *s = migf->s;
 	struct vgpu_mig_header *h;
@@ -320,6 +331,16 @@ static int vgpu_mig_stage(struct vgpu_mig_file *migf)
 	migf->rec_off += n;
 	migf->rec_left -= n;
 	return 0;
+}
+
+/* The same, with what was staged added to the stream's CRC. */
+static int vgpu_mig_stage(struct vgpu_mig_file *migf)
+{
+	int ret = vgpu_mig_stage_next(migf);
+
+	if (!ret)
+		migf->crc = crc32_le(migf->crc, migf->buf, migf->buf_len);
+	return ret;
 }
 
 static ssize_t vgpu_mig_read(struct file *filp, char __user *ubuf,
@@ -444,7 +465,7 @@ static int vgpu_mig_check_record(struct vgpu_mig_file *migf)
 	u32 tag = le32_to_cpu(r->tag);
 	struct device *dev = migf->s->vdev.dev;
 
-	if (r->reserved) {
+	if (r->crc && tag != VGPU_MIG_REC_END) {
 		dev_err(dev, "migration: a corrupted record header (tag %u) at byte %llu\n",
 			tag, migf->received);
 	} else if (tag == VGPU_MIG_REC_VRAM) {
@@ -465,11 +486,15 @@ static int vgpu_mig_check_record(struct vgpu_mig_file *migf)
 		dev_err(dev, "migration: a second or malformed context record (%llu bytes)\n",
 			len);
 	} else if (tag == VGPU_MIG_REC_END) {
-		if (migf->ctx_seen && !off && !len) {
+		if (!migf->ctx_seen || off || len) {
+			dev_err(dev, "migration: the stream ends without a context image\n");
+		} else if (le32_to_cpu(r->crc) != ~migf->crc) {
+			dev_err(dev, "migration: the stream is corrupted: CRC-32 0x%08x, its end record says 0x%08x\n",
+				~migf->crc, le32_to_cpu(r->crc));
+		} else {
 			migf->step = VGPU_MIG_LOAD_DONE;
 			return 0;
 		}
-		dev_err(dev, "migration: the stream ends without a context image\n");
 	} else {
 		dev_err(dev, "migration: an unknown record (tag %u) at byte %llu\n",
 			tag, migf->received);
@@ -494,6 +519,7 @@ static ssize_t vgpu_mig_take(struct vgpu_mig_file *migf,
 				    sizeof(struct vgpu_mig_header), ubuf, len);
 		if (n < 0 || migf->buf_len < sizeof(struct vgpu_mig_header))
 			return n;
+		migf->crc = crc32_le(migf->crc, migf->buf, migf->buf_len);
 		migf->buf_len = 0;
 		migf->step = VGPU_MIG_LOAD_RECORD;
 		ret = vgpu_mig_check_header(migf);
@@ -505,11 +531,16 @@ static ssize_t vgpu_mig_take(struct vgpu_mig_file *migf,
 			return n;
 		migf->buf_len = 0;
 		ret = vgpu_mig_check_record(migf);
+		/* the end record is not in the CRC it carries */
+		if (!ret && migf->step != VGPU_MIG_LOAD_DONE)
+			migf->crc = crc32_le(migf->crc, migf->buf,
+					     sizeof(struct vgpu_mig_record));
 		return ret ? ret : n;
 	case VGPU_MIG_LOAD_VRAM:
 		n = min_t(u64, min_t(u64, len, migf->rec_left), VGPU_MIG_STAGE);
 		if (copy_from_user(migf->buf, ubuf, n))
 			return -EFAULT;
+		migf->crc = crc32_le(migf->crc, migf->buf, n);
 		ret = vgpu_mig_vram(migf->s, migf->rec_off, migf->buf, n, true);
 		if (ret) {
 			dev_err(migf->s->vdev.dev, "migration: cannot write the vGPU's VRAM: %d\n",
@@ -525,6 +556,8 @@ static ssize_t vgpu_mig_take(struct vgpu_mig_file *migf,
 		n = vgpu_mig_gather(migf->ctx, &migf->buf_len, migf->ctx_size,
 				    ubuf, len);
 		if (n >= 0 && migf->buf_len == migf->ctx_size) {
+			migf->crc = crc32_le(migf->crc, migf->ctx,
+					     migf->ctx_size);
 			migf->buf_len = 0;
 			migf->ctx_seen = true;
 			migf->step = VGPU_MIG_LOAD_RECORD;
@@ -593,6 +626,7 @@ static struct vgpu_mig_file *vgpu_mig_file_new(struct vgpu_vfio_state *s,
 		return ERR_PTR(-ENOMEM);
 	mutex_init(&migf->lock);
 	migf->s = s;
+	migf->crc = ~0U;
 	migf->vram_size = s->bars[VGPU_VBAR_VRAM].info.size;
 	migf->ctx_size = vgpu_mig_ctx_size(s);
 	migf->init_total = sizeof(struct vgpu_mig_header) +

@@ -39,8 +39,9 @@ const PAGE: u64 = 4096;
 const UUID_A: &str = "0a0a0a0a-0000-4000-8000-0000000000a1";
 const UUID_B: &str = "0b0b0b0b-0000-4000-8000-0000000000b1";
 const UUID_C: &str = "0c0c0c0c-0000-4000-8000-0000000000c1";
-/// The stream (vgpu_vfio_mig.c, version 2): a header, then records of a
-/// header (tag, 0, offset, length) and a payload.
+/// The stream (vgpu_vfio_mig.c, version 3): a header, then records of a
+/// header (tag, crc, offset, length) and a payload; crc is 0 but in the end
+/// record, where it is the CRC-32 of every byte before that record.
 const HEADER: usize = 56;
 const REC: usize = 24;
 const REC_END: u32 = 1;
@@ -511,9 +512,24 @@ fn corrupted(m: &mut Mig) -> Result<String, String> {
         .iter()
         .find(|r| r.tag == REC_CTX)
         .ok_or("no context record")?;
+    let end = m.stream.len() - REC;
+    let crc = u32::from_le_bytes(m.stream[end + 4..end + 8].try_into().expect("4 bytes"));
+    ensure!(
+        crc == crc32fast::hash(&m.stream[..end]),
+        "the end record's CRC 0x{crc:08x} is not the stream's"
+    );
     let mut bad = m.stream.clone();
     bad[HEADER + ctx.at + 40] ^= 0x10;
     ensure!(load(&m.b, &bad).is_err(), "a corrupted context was taken");
+    recover(&m.b)?;
+    // One bit of VRAM: only the stream's CRC can tell.
+    let vram = recs
+        .iter()
+        .find(|r| r.tag == REC_VRAM && r.len > 0)
+        .ok_or("no VRAM record")?;
+    let mut bad = m.stream.clone();
+    bad[HEADER + vram.at + (vram.len / 2) as usize] ^= 0x01;
+    ensure!(load(&m.b, &bad).is_err(), "a corrupted VRAM page was taken");
     recover(&m.b)?;
     let mut bad = m.stream.clone();
     bad[HEADER] = 0x7f;
@@ -527,10 +543,9 @@ fn corrupted(m: &mut Mig) -> Result<String, String> {
     );
     recover(&m.b)?;
     let mut bad = m.stream.clone();
-    bad[4] = 1;
-    ensure!(load(&m.b, &bad).is_err(), "a version 1 stream was taken");
+    bad[4] = 2;
+    ensure!(load(&m.b, &bad).is_err(), "a version 2 stream was taken");
     recover(&m.b)?;
-    let end = m.stream.len() - REC;
     ensure!(
         load(&m.b, &m.stream[..end]).is_err(),
         "a stream without its end was taken"

@@ -10,7 +10,7 @@
 #      progress on the destination before the next one;
 #   2. failure paths, the source going on each time: a migration cancelled
 #      while it runs; a destination vGPU of another type; a destination
-#      vGPU removed while it resumes;
+#      vGPU removed while it resumes (then created again);
 #   3. a snapshot to a file: the guest saved, its QEMU gone; a cut and a
 #      corrupted copy refused by fresh QEMUs; the intact file restored into
 #      a fresh QEMU on vGPU B, where the workload goes on;
@@ -308,6 +308,30 @@ if [ "$failures" = 0 ]; then
     why=$(dmesg | grep 'vgpu_vfio' | grep -i 'type' | tail -n 1 | sed 's/^\[[ 0-9.]*\] //')
     [ -z "$why" ] || ok "another type: L1's kernel says: $why"
     source_goes_on "another type"
+
+    # The destination vGPU removed while it resumes: the removal waits for
+    # the destination QEMU, whose load fails; B comes back for what follows.
+    start_vm fremove "$(dev "$off")" "unix:$SOCK" "$work"
+    mig_start "$cur" "unix:$SOCK"
+    i=0
+    until grep -q 'new state RESUMING' /tmp/fremove.err || [ $i -gt 300 ]; do
+        i=$((i + 1))
+        sleep 0.1
+    done
+    echo 1 >"/sys/bus/mdev/devices/$off/remove" &
+    remover=$!
+    status=$(mig_wait "$cur" | json_value status)
+    [ "$status" = failed ] || fail "removed while resuming: the migration ended ${status:-?}, not failed"
+    refused_load fremove "removed while resuming"
+    if wait "$remover" && [ ! -e "/sys/bus/mdev/devices/$off" ]; then
+        ok "removed while resuming: the vGPU is gone once its QEMU let go"
+    else
+        fail "removed while resuming: the vGPU was not removed"
+    fi
+    why=$(dmesg | grep 'vgpu_vfio' | grep 'being removed' | tail -n 1 | sed 's/^\[[ 0-9.]*\] //')
+    [ -z "$why" ] || ok "removed while resuming: L1's kernel says: $why"
+    source_goes_on "removed while resuming"
+    vgpuctl create --type "$type" --uuid "$off" >/dev/null || fail "create vGPU $off again"
 fi
 
 # --- 3. a snapshot to a file; a cut and a corrupted copy --------------------------------

@@ -135,6 +135,7 @@ vgpu_vfio_state_of(struct vfio_device *vdev)
 /* vgpu_vfio_mig.c */
 void vgpu_vfio_mig_init(struct vgpu_vfio_state *s);
 void vgpu_vfio_mig_reset(struct vgpu_vfio_state *s, bool started);
+void vgpu_vfio_mig_request(struct vgpu_vfio_state *s);
 void vgpu_vfio_mig_exit(struct vgpu_vfio_state *s);
 
 /* vgpu_vfio_config.c */

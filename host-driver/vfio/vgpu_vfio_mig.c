@@ -1099,6 +1099,35 @@ void vgpu_vfio_mig_init(struct vgpu_vfio_state *s)
 }
 
 /*
+ * Removal of the vGPU is waiting for its user (vfio_device_ops.request):
+ * a migration in or out of it cannot finish any more. Its data file fails
+ * from now on with -ENODEV, so the VMM's load (or save) fails, it closes
+ * the device, and the removal goes on; the source of a refused incoming
+ * migration runs on.
+ */
+void vgpu_vfio_mig_request(struct vgpu_vfio_state *s)
+{
+	struct vgpu_mig_file *files[2];
+	unsigned int i;
+
+	mutex_lock(&s->mig_lock);
+	files[0] = s->resuming;
+	files[1] = s->saving;
+	for (i = 0; i < ARRAY_SIZE(files); i++) {
+		if (!files[i])
+			continue;
+		mutex_lock(&files[i]->lock);
+		if (!files[i]->error) {
+			files[i]->error = -ENODEV;
+			dev_warn(s->vdev.dev, "migration: the vGPU is being removed; its %s stream is refused from now on\n",
+				 i ? "outgoing" : "incoming");
+		}
+		mutex_unlock(&files[i]->lock);
+	}
+	mutex_unlock(&s->mig_lock);
+}
+
+/*
  * Open, close and reset: the device is RUNNING again, its data files go
  * and a stopped partition runs (a reset or a new user ends a migration).
  */

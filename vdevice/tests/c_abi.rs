@@ -124,6 +124,7 @@ fn events_reach_a_c_subscriber_with_their_reason() {
         dma_write_fn: None,
         msix_notify_fn: None,
         vf_vram_changed: None,
+        vram_cpu_dirty: None,
     };
     let seen: Seen = Mutex::new(Vec::new());
     unsafe {
@@ -266,6 +267,7 @@ fn sriov_through_the_c_abi() {
         dma_write_fn: None,
         msix_notify_fn: None,
         vf_vram_changed: None,
+        vram_cpu_dirty: None,
     };
     let mut err = [0 as c_char; 256];
     unsafe {

@@ -285,7 +285,11 @@ typedef struct VDeviceCallbacks {
      * report and forget pages around the range too. Contract at the top
      * of this header. NULL: the logs hold the engine's writes only.
      */
-    void (*vram_cpu_dirty)(void*, uint64_t, uint64_t, VDeviceMarkPage, void*);
+    void (*vram_cpu_dirty)(void*,
+                           uint64_t,
+                           uint64_t,
+                           void(*)(void*, uint64_t),
+                           void*);
 } VDeviceCallbacks;
 
 /**

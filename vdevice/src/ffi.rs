@@ -36,10 +36,6 @@ pub struct VDeviceConfig {
 pub const VDEVICE_FUNCTION_PF: u32 = 0;
 pub const VDEVICE_FUNCTION_VF0: u32 = 1;
 
-/// Hands one page to the model inside `vram_cpu_dirty`: `mark(ctx, page)`
-/// with the page's VRAM offset.
-pub type VDeviceMarkPage = unsafe extern "C" fn(*mut c_void, u64);
-
 /// The shim's side: guest memory, MSI-X, thread registration and (SR-IOV
 /// mode) the VFs' VRAM BAR mappings. Members that are not set must be NULL
 /// (use designated initializers).
@@ -81,8 +77,15 @@ pub struct VDeviceCallbacks {
     /// was last reported (page: its VRAM offset) and forgets it; it may
     /// report and forget pages around the range too. Contract at the top
     /// of this header. NULL: the logs hold the engine's writes only.
-    pub vram_cpu_dirty:
-        Option<unsafe extern "C" fn(*mut c_void, u64, u64, VDeviceMarkPage, *mut c_void)>,
+    pub vram_cpu_dirty: Option<
+        unsafe extern "C" fn(
+            *mut c_void,
+            u64,
+            u64,
+            unsafe extern "C" fn(*mut c_void, u64),
+            *mut c_void,
+        ),
+    >,
 }
 
 /// The shim's callbacks; the header obliges them to be thread-safe.

@@ -364,8 +364,12 @@ fn dirty_log_of_bar_writes(c: &mut Ctx) -> Outcome {
     let (g, b0, b1, slice) = (&c.g, c.b0(), c.b1(), c.slice());
     let page = PAGE as u64;
     let last = slice / page - 1;
+    // Pages no other check uses; what they held is put back at the end.
+    let (early, p1, p2) = (b0 + 0x300 * page, 0x201 * page + 8, 0x225 * page);
+    let touched = [early, b0 + p1, b0 + p2, b0 + slice - 8, b1 + slice / 2];
+    let saved: Vec<u64> = touched.iter().map(|&a| g.hw.vram.read(a, 8)).collect();
     let ctrl = PtCtrl::from_bits(g.reg(RegId::PtCtrl, 0, 0) as u32);
-    g.hw.vram.write(b0 + 9 * page, 1, 8); // before: not logged
+    g.hw.vram.write(early, 1, 8); // before the start: not logged
     g.set(
         RegId::PtCtrl,
         0,
@@ -374,20 +378,23 @@ fn dirty_log_of_bar_writes(c: &mut Ctx) -> Outcome {
     );
     let before = vram_dirty_pages(c, 0);
     ensure!(before == (vec![], 0), "fresh log holds {before:?}");
-    for (off, v) in [(page + 8, 0x11), (37 * page, 0x22), (slice - 8, 0x33)] {
+    for (off, v) in [(p1, 0x11), (p2, 0x22), (slice - 8, 0x33)] {
         g.hw.vram.write(b0 + off, v, 8);
     }
-    g.hw.vram.write(b1, 0x44, 8); // partition 1's slice
+    g.hw.vram.write(b1 + slice / 2, 0x44, 8); // partition 1's slice
     let (pages, count) = vram_dirty_pages(c, 0);
-    ensure!(pages == [1, 37, last], "pages {pages:?}");
+    ensure!(pages == [0x201, 0x225, last], "pages {pages:x?}");
     ensure!(count == 3, "DIRTY_COUNT {count}");
     let again = vram_dirty_pages(c, 0);
     ensure!(again == (vec![], 0), "read twice: {again:?}");
-    g.hw.vram.write(b0 + 37 * page + 16, 0x55, 4);
+    g.hw.vram.write(b0 + p2 + 16, 0x55, 4);
     let (next, _) = vram_dirty_pages(c, 0);
-    ensure!(next == [37], "next round {next:?}");
+    ensure!(next == [0x225], "next round {next:x?}");
+    for (&a, &v) in touched.iter().zip(&saved) {
+        g.hw.vram.write(a, v, 8);
+    }
     g.set(RegId::PtCtrl, 0, 0, ctrl.into_bits() as u64);
-    Ok(format!("pages {pages:?}, then {next:?}"))
+    Ok(format!("pages (hex) {pages:x?}, then {next:x?}"))
 }
 
 /// Ring 0 waits at a SEM_WAIT until ring 1's FENCE releases it.

@@ -30,6 +30,13 @@
  *    thread. Like msix_notify they must be quick, must not block on a lock
  *    a vdevice caller may hold (QEMU: not the BQL) and must not call back
  *    into vdevice.
+ *  - vram_cpu_dirty runs on the thread that reads DIRTY_COUNT or
+ *    DIRTY_WORD of a VRAM log or writes a PT CTRL that starts the logs
+ *    (inside vdevice_bar_read/_write of the PF's register BAR; QEMU: a
+ *    vCPU holding the BQL), or inside vdevice_dump_state. The model holds
+ *    its locks meanwhile: it must not call back into vdevice, and mark is
+ *    valid only during the call. It may take a lock only if every caller
+ *    of those entry points holds it (QEMU: the BQL).
  *
  * SR-IOV mode (sriov_vfs > 0; SPEC.md "SR-IOV mode")
  * --------------------------------------------------
@@ -269,6 +276,20 @@ typedef struct VDeviceCallbacks {
      * shim traps the whole VF VRAM BAR through vdevice_vf_bar_read/write.
      */
     void (*vf_vram_changed)(void*, uint16_t);
+    /**
+     * VRAM written by CPUs through the VRAM BAR (the PF's, or a VF's
+     * alias of it), for the VRAM dirty logs (SPEC 16):
+     * vram_cpu_dirty(opaque, offset, len, mark, ctx) calls mark(ctx, page)
+     * for each 4 KiB page of VRAM [offset, offset + len) written since it
+     * was last reported (page: its VRAM offset) and forgets it; it may
+     * report and forget pages around the range too. Contract at the top
+     * of this header. NULL: the logs hold the engine's writes only.
+     */
+    void (*vram_cpu_dirty)(void*,
+                           uint64_t,
+                           uint64_t,
+                           void(*)(void*, uint64_t),
+                           void*);
 } VDeviceCallbacks;
 
 /**

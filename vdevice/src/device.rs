@@ -24,14 +24,14 @@
 use crate::command::Command;
 use crate::config::{ConfigError, DeviceConfig};
 use crate::context::{Context, CTX_BYTES};
-use crate::dirty::DirtyLog;
+use crate::dirty::{CpuWrites, DirtyLog, DIRTY_WORD_SPAN};
 use crate::engine::{self, LateIrq, Sched};
 use crate::events::{Event, EventBus, EventKind, IrqCause, IrqFate, Refusal, Subscription, Why};
 use crate::pci::PciInfo;
 use crate::regs::{self, *};
 use crate::vram::Vram;
 use crate::xlate::{Tlb, XlateConfig, MAX_DIR_ENTRIES};
-use crate::{Dma, Function, Irq, VfSliceNotify};
+use crate::{Dma, Function, Irq, VfSliceNotify, VramWriteLog};
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
@@ -383,6 +383,8 @@ pub(crate) struct Shared {
     pub vf_vram_bar: u64,
     /// SR-IOV mode: who follows the VFs' VRAM BAR mappings.
     pub vf_notify: Option<Arc<dyn VfSliceNotify>>,
+    /// CPU writes through the VRAM BAR, for the VRAM dirty logs.
+    pub cpu_writes: CpuWrites,
     pub sched: Mutex<Sched>,
     pub sched_cv: Condvar,
     pub timer_tx: Mutex<Option<Sender<LateIrq>>>,
@@ -466,6 +468,7 @@ impl Device {
             config_lock: Mutex::new(()),
             vf_vram_bar: cfg.vf_vram_bar_bytes(),
             vf_notify: notify,
+            cpu_writes: CpuWrites::new(cfg.vram_size_bytes),
             sched: Mutex::new(Sched::new(cfg.partitions)),
             sched_cv: Condvar::new(),
             timer_tx: Mutex::new(Some(tx)),
@@ -563,6 +566,14 @@ impl Device {
         self.shared.device_reset();
     }
 
+    /// CPU writes through the VRAM BAR (the PF's or a VF's) reach the
+    /// VRAM dirty logs through `log` (SPEC 16); without one the logs hold
+    /// the engine's writes only. Set it once, before the host turns a log
+    /// on; false if one is set already.
+    pub fn set_vram_write_log(&self, log: Arc<dyn VramWriteLog>) -> bool {
+        self.shared.cpu_writes.set_host(log)
+    }
+
     /// Set the value `ENGINE_DELAY` has from now on and after every device
     /// reset (SPEC 13): how a VMM makes engines slow from the start, e.g.
     /// QEMU's `engine_delay_us`/`engine_jitter_us` properties. The host can
@@ -607,6 +618,7 @@ impl Device {
                 if !vram.write(offset, &v.to_le_bytes()[..size as usize]) {
                     return refuse(AccessError::Unmapped, beyond);
                 }
+                self.shared.cpu_writes.bar_write(offset, u64::from(size));
                 Ok(0)
             }
         }
@@ -1152,7 +1164,15 @@ impl Shared {
                         let Some(part) = part else { return 0 };
                         let mut log = part.dirty.lock();
                         if d.reg.id == RegId::DirtyCount {
+                            if sel.log() == DirtyKind::Vram {
+                                log.fold_cpu_writes(&self.cpu_writes, 0, u64::MAX);
+                            }
                             return log.count(sel.log()) as u64;
+                        }
+                        if sel.log() == DirtyKind::Vram {
+                            // Only this word's pages: a log is read a word at a time.
+                            let at = u64::from(g.dirty_index).saturating_mul(DIRTY_WORD_SPAN);
+                            log.fold_cpu_writes(&self.cpu_writes, at, DIRTY_WORD_SPAN);
                         }
                         let w = log.take(sel.log(), g.dirty_index);
                         g.dirty_index = g.dirty_index.wrapping_add(1);
@@ -1599,7 +1619,7 @@ impl Shared {
         if on != part.dirty_on.load(Ordering::SeqCst) {
             let mut log = part.dirty.lock();
             if on {
-                log.start(st.vram_size);
+                log.start(st.vram_base, st.vram_size, &self.cpu_writes);
             } else {
                 log.stop();
             }

@@ -5,7 +5,7 @@
 
 use crate::config::DeviceConfig;
 use crate::pci::{PciInfo, VfPciInfo};
-use crate::{Device, Dma, DmaError, Function, Irq, VfSliceNotify};
+use crate::{Device, Dma, DmaError, Function, Irq, VfSliceNotify, VramWriteLog};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::Arc;
 
@@ -70,6 +70,22 @@ pub struct VDeviceCallbacks {
     /// it before returning (contract at the top of this header). NULL: the
     /// shim traps the whole VF VRAM BAR through vdevice_vf_bar_read/write.
     pub vf_vram_changed: Option<unsafe extern "C" fn(*mut c_void, u16)>,
+    /// VRAM written by CPUs through the VRAM BAR (the PF's, or a VF's
+    /// alias of it), for the VRAM dirty logs (SPEC 16):
+    /// vram_cpu_dirty(opaque, offset, len, mark, ctx) calls mark(ctx, page)
+    /// for each 4 KiB page of VRAM [offset, offset + len) written since it
+    /// was last reported (page: its VRAM offset) and forgets it; it may
+    /// report and forget pages around the range too. Contract at the top
+    /// of this header. NULL: the logs hold the engine's writes only.
+    pub vram_cpu_dirty: Option<
+        unsafe extern "C" fn(
+            *mut c_void,
+            u64,
+            u64,
+            unsafe extern "C" fn(*mut c_void, u64),
+            *mut c_void,
+        ),
+    >,
 }
 
 /// The shim's callbacks; the header obliges them to be thread-safe.
@@ -137,6 +153,22 @@ impl VfSliceNotify for Callbacks {
     }
 }
 
+impl VramWriteLog for Callbacks {
+    fn take_cpu_dirty(&self, offset: u64, len: u64, mark: &mut dyn FnMut(u64)) {
+        unsafe extern "C" fn one_page(ctx: *mut c_void, page: u64) {
+            // SAFETY: ctx is the `&mut &mut dyn FnMut` below, alive for the call.
+            let mark = unsafe { &mut *ctx.cast::<&mut dyn FnMut(u64)>() };
+            mark(page);
+        }
+        if let Some(f) = self.0.vram_cpu_dirty {
+            let mut mark = mark;
+            let ctx = std::ptr::addr_of_mut!(mark).cast::<c_void>();
+            // SAFETY: C callback with its own opaque; ctx outlives the call.
+            unsafe { f(self.0.opaque, offset, len, one_page, ctx) }
+        }
+    }
+}
+
 fn write_err(err: *mut c_char, err_len: usize, msg: &str) {
     if err.is_null() || err_len == 0 {
         return;
@@ -184,11 +216,15 @@ pub unsafe extern "C" fn vdevice_create(
         return std::ptr::null_mut();
     }
     let host = Arc::new(Callbacks(cb));
+    let host_log = host.clone() as Arc<dyn VramWriteLog>;
     let notify = cb
         .vf_vram_changed
         .map(|_| host.clone() as Arc<dyn VfSliceNotify>);
     match Device::with_vf_slice_notify(config, host.clone(), host, notify) {
         Ok(d) => {
+            if cb.vram_cpu_dirty.is_some() {
+                d.set_vram_write_log(host_log);
+            }
             d.set_engine_delay_reset(
                 crate::regs::EngineDelay::new()
                     .with_min_us(c.engine_delay_us)

@@ -93,3 +93,22 @@ pub trait Irq: Send + Sync {
 pub trait VfSliceNotify: Send + Sync {
     fn vf_vram_changed(&self, vf: u16);
 }
+
+/// The host's record of CPU writes through the VRAM BAR (the PF's, or a
+/// VF's, which reaches the same VRAM): on hardware every such write is a
+/// transaction the device sees; a VMM that maps VRAM straight into guests
+/// keeps the record in its memory's dirty tracking instead. The device
+/// folds it into a partition's VRAM dirty log (SPEC 16) when the host
+/// reads that log, and drops it when the log starts.
+///
+/// Called on the thread that reads `DIRTY_COUNT` or `DIRTY_WORD` or
+/// writes `PT CTRL` (in QEMU a vCPU holding the BQL), while the device
+/// holds its locks: it must not call into the device.
+pub trait VramWriteLog: Send + Sync {
+    /// Report and forget the 4 KiB pages written through the BAR in VRAM
+    /// `[offset, offset + len)` since they were last reported: `mark(page)`
+    /// with each page's VRAM offset. It may report (and forget) pages
+    /// around the range too, as far as its tracking is coarser; the
+    /// device keeps those for the logs they belong to.
+    fn take_cpu_dirty(&self, offset: u64, len: u64, mark: &mut dyn FnMut(u64));
+}

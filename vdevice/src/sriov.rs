@@ -155,6 +155,7 @@ impl Device {
                 vram.write(abs, &v.to_le_bytes()[..n])
                     .then_some(())
                     .ok_or(beyond)?;
+                self.shared.cpu_writes.bar_write(abs, u64::from(size));
                 Ok(0)
             }
         }

@@ -124,6 +124,7 @@ fn events_reach_a_c_subscriber_with_their_reason() {
         dma_write_fn: None,
         msix_notify_fn: None,
         vf_vram_changed: None,
+        vram_cpu_dirty: None,
     };
     let seen: Seen = Mutex::new(Vec::new());
     unsafe {
@@ -266,6 +267,7 @@ fn sriov_through_the_c_abi() {
         dma_write_fn: None,
         msix_notify_fn: None,
         vf_vram_changed: None,
+        vram_cpu_dirty: None,
     };
     let mut err = [0 as c_char; 256];
     unsafe {
@@ -337,5 +339,81 @@ fn sriov_through_the_c_abi() {
     assert_eq!(
         s.slices.into_inner().unwrap(),
         [(0, 1, 1 << 20, 1 << 20), (0, 0, 0, 0)]
+    );
+}
+
+/// vram_cpu_dirty: the model asks the shim for the slice's CPU writes and
+/// takes what it marks, here a page in the range and one of the next
+/// partition's slice, which waits for that partition's log.
+#[test]
+fn vram_cpu_dirty_reaches_the_vram_log_through_the_c_abi() {
+    use std::ffi::c_void;
+    use std::sync::Mutex;
+    use vdevice::ffi::*;
+    use vdevice::regs::{self, DirtyKind, DirtySel, PtCtrl, RegId};
+    type Asked = Mutex<Vec<(u64, u64)>>;
+    unsafe extern "C" fn cpu_dirty(
+        opaque: *mut c_void,
+        offset: u64,
+        len: u64,
+        mark: unsafe extern "C" fn(*mut c_void, u64),
+        ctx: *mut c_void,
+    ) {
+        let asked = unsafe { &*(opaque as *const Asked) };
+        let mut asked = asked.lock().unwrap();
+        asked.push((offset, len));
+        // The first call starts partition 0's log: nothing is reported then.
+        if asked.len() > 1 {
+            unsafe {
+                mark(ctx, offset + 0x3000);
+                mark(ctx, 2 << 20);
+            }
+        }
+    }
+    let cfg = VDeviceConfig {
+        vram_size_bytes: 16 << 20,
+        partitions: 2,
+        engines: 1,
+        engine_delay_us: 0,
+        engine_jitter_us: 0,
+        sriov_vfs: 0,
+        vf_vram_bar_size: 0,
+    };
+    let asked: Asked = Mutex::new(Vec::new());
+    let cb = VDeviceCallbacks {
+        opaque: &asked as *const _ as *mut c_void,
+        dma_read: None,
+        dma_write: None,
+        msix_notify: None,
+        thread_start: None,
+        thread_stop: None,
+        dma_read_fn: None,
+        dma_write_fn: None,
+        msix_notify_fn: None,
+        vf_vram_changed: None,
+        vram_cpu_dirty: Some(cpu_dirty),
+    };
+    unsafe {
+        let dev = vdevice_create(&cfg, &cb, std::ptr::null_mut(), 0);
+        assert!(!dev.is_null());
+        let set = |id: RegId, p: usize, v: u64| {
+            let w = regs::register(id).width as u32;
+            vdevice_bar_write(dev, 0, regs::offset_of(id, p, 0), v, w)
+        };
+        let get = |id: RegId| vdevice_bar_read(dev, 0, regs::offset_of(id, 0, 0), 4);
+        set(RegId::PtVramBase, 0, 1 << 20);
+        set(RegId::PtVramSize, 0, 1 << 20);
+        let on = PtCtrl::new().with_enable(true).with_dirty_log(true);
+        set(RegId::PtCtrl, 0, on.into_bits() as u64);
+        let sel = DirtySel::new().with_partition(0).with_log(DirtyKind::Vram);
+        set(RegId::DirtySel, 0, sel.into_bits() as u64);
+        assert_eq!(get(RegId::DirtyCount), 1);
+        assert_eq!(get(RegId::DirtyWord), 1 << 3);
+        vdevice_destroy(dev);
+    }
+    assert_eq!(
+        asked.into_inner().unwrap(),
+        [(1 << 20, 1 << 20), (1 << 20, 1 << 20), (1 << 20, 32 * 4096)],
+        "the start, DIRTY_COUNT (the slice), DIRTY_WORD 0 (its 32 pages)"
     );
 }

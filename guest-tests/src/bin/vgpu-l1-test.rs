@@ -10,8 +10,8 @@ use vdevice::command::{Command, Loc, COMMAND_BYTES};
 use vdevice::driver::Driver;
 use vdevice::pci;
 use vdevice::regs::{
-    self, AccessError, AccessErrorInfo, FaultCode, FaultLogInfo, FaultStatus, InjectKind, PartIntr,
-    PartitionState, PtCtrl, RegId,
+    self, AccessError, AccessErrorInfo, DirtyKind, DirtySel, FaultCode, FaultLogInfo, FaultStatus,
+    InjectKind, PartIntr, PartitionState, PtCtrl, RegId,
 };
 use vgpu_guest_tests::{bench, best_of, ensure, Check, DmaBuffer, MappedGpu, PciDev, Report, PAGE};
 
@@ -137,6 +137,10 @@ const CHECKS: &[Check<Ctx>] = &[
     Check {
         name: "engine: FILL, COPY, CRC32, FENCE in VRAM",
         run: engine_in_vram,
+    },
+    Check {
+        name: "dirty log: exactly the VRAM pages written through BAR2 while on",
+        run: dirty_log_of_bar_writes,
     },
     Check {
         name: "engine: semaphore on ring 0 released by ring 1",
@@ -333,6 +337,64 @@ fn engine_in_vram(c: &mut Ctx) -> Outcome {
     ensure!(g.reg(RegId::WStatCommands, 0, 0) == 4, "STAT_COMMANDS");
     ensure!(g.reg(RegId::WStatBytes, 0, 0) == 0x30000, "STAT_BYTES");
     Ok(String::new())
+}
+
+/// Partition `p`'s VRAM dirty log, read (and so cleared) in full: the
+/// slice offsets of its pages, and DIRTY_COUNT before the read.
+fn vram_dirty_pages(c: &Ctx, p: usize) -> (Vec<u64>, u64) {
+    let g = &c.g;
+    let sel = DirtySel::new()
+        .with_partition(p as u8)
+        .with_log(DirtyKind::Vram);
+    g.set(RegId::DirtySel, 0, 0, sel.into_bits() as u64);
+    let count = g.reg(RegId::DirtyCount, 0, 0);
+    let mut pages = Vec::new();
+    for word in 0..c.slice() / PAGE as u64 / 32 {
+        let w = g.reg(RegId::DirtyWord, 0, 0);
+        pages.extend((0..32).filter(|b| w & 1 << b != 0).map(|b| word * 32 + b));
+    }
+    (pages, count)
+}
+
+/// SPEC 16: with DIRTY_LOG on, partition 0's VRAM log holds exactly the
+/// pages the CPU wrote through the PF's VRAM BAR since it started (QEMU
+/// feeds the model its dirty tracking of the BAR's RAM), each once, and
+/// none of partition 1's slice.
+fn dirty_log_of_bar_writes(c: &mut Ctx) -> Outcome {
+    let (g, b0, b1, slice) = (&c.g, c.b0(), c.b1(), c.slice());
+    let page = PAGE as u64;
+    let last = slice / page - 1;
+    // Pages no other check uses; what they held is put back at the end.
+    let (early, p1, p2) = (b0 + 0x300 * page, 0x201 * page + 8, 0x225 * page);
+    let touched = [early, b0 + p1, b0 + p2, b0 + slice - 8, b1 + slice / 2];
+    let saved: Vec<u64> = touched.iter().map(|&a| g.hw.vram.read(a, 8)).collect();
+    let ctrl = PtCtrl::from_bits(g.reg(RegId::PtCtrl, 0, 0) as u32);
+    g.hw.vram.write(early, 1, 8); // before the start: not logged
+    g.set(
+        RegId::PtCtrl,
+        0,
+        0,
+        ctrl.with_dirty_log(true).into_bits() as u64,
+    );
+    let before = vram_dirty_pages(c, 0);
+    ensure!(before == (vec![], 0), "fresh log holds {before:?}");
+    for (off, v) in [(p1, 0x11), (p2, 0x22), (slice - 8, 0x33)] {
+        g.hw.vram.write(b0 + off, v, 8);
+    }
+    g.hw.vram.write(b1 + slice / 2, 0x44, 8); // partition 1's slice
+    let (pages, count) = vram_dirty_pages(c, 0);
+    ensure!(pages == [0x201, 0x225, last], "pages {pages:x?}");
+    ensure!(count == 3, "DIRTY_COUNT {count}");
+    let again = vram_dirty_pages(c, 0);
+    ensure!(again == (vec![], 0), "read twice: {again:?}");
+    g.hw.vram.write(b0 + p2 + 16, 0x55, 4);
+    let (next, _) = vram_dirty_pages(c, 0);
+    ensure!(next == [0x225], "next round {next:x?}");
+    for (&a, &v) in touched.iter().zip(&saved) {
+        g.hw.vram.write(a, v, 8);
+    }
+    g.set(RegId::PtCtrl, 0, 0, ctrl.into_bits() as u64);
+    Ok(format!("pages (hex) {pages:x?}, then {next:x?}"))
 }
 
 /// Ring 0 waits at a SEM_WAIT until ring 1's FENCE releases it.

@@ -44,8 +44,8 @@ use vdevice::command::{Command, Loc};
 use vdevice::driver::{Driver, Hardware};
 use vdevice::pci;
 use vdevice::regs::{
-    self, AccessError, AccessErrorInfo, FaultCode, FaultLogInfo, PartCaps, PartIntr,
-    PartitionState, PtCtrl, PtState, RegId,
+    self, AccessError, AccessErrorInfo, DirtyKind, DirtySel, FaultCode, FaultLogInfo, PartCaps,
+    PartIntr, PartitionState, PtCtrl, PtState, RegId,
 };
 use vgpu_guest_tests::checks::describe_fault;
 use vgpu_guest_tests::vfio::{self, Container, DmaBuf, EventFd, VfioVgpu};
@@ -348,6 +348,10 @@ const VF_CHECKS: &[Check<Vfs>] = &[
         run: vram_is_the_slice,
     },
     Check {
+        name: "dirty log: VF1's BAR2 writes are in partition 1's VRAM log, read through the PF",
+        run: vf_bar2_writes_are_logged,
+    },
+    Check {
         name: "DMA: FILL/COPY/FENCE at IOVAs through the IOMMU on both VFs, fence interrupt on each",
         run: dma_through_the_iommu,
     },
@@ -446,6 +450,55 @@ fn vram_is_the_slice(c: &mut Vfs) -> Result<String, String> {
     let past = vram_u32(&c.vf[1].g, c.pf.slices[1].1);
     ensure!(past == u32::MAX, "VF1 BAR2 past its slice reads {past:#x}");
     Ok(String::new())
+}
+
+/// Partition `p`'s VRAM dirty log read through the PF's BAR0 (and so
+/// cleared): its pages (slice offsets / 4 KiB) and DIRTY_COUNT before.
+fn vram_dirty_pages(pf: &Pf, p: usize) -> (Vec<u64>, u64) {
+    let g = &pf.g;
+    let sel = DirtySel::new()
+        .with_partition(p as u8)
+        .with_log(DirtyKind::Vram);
+    g.set(RegId::DirtySel, 0, 0, sel.into_bits() as u64);
+    let count = g.reg(RegId::DirtyCount, 0, 0);
+    let mut pages = Vec::new();
+    for word in 0..pf.slices[p].1 / 4096 / 32 {
+        let w = g.reg(RegId::DirtyWord, 0, 0);
+        pages.extend((0..32).filter(|b| w & 1 << b != 0).map(|b| word * 32 + b));
+    }
+    (pages, count)
+}
+
+/// SPEC 16: with partition 1's DIRTY_LOG on, what the CPU writes through
+/// VF1's mmap'ed BAR2 (in L0 an alias of the PF's VRAM) is in partition
+/// 1's VRAM log; VF0's writes are not. Puts back what it wrote.
+fn vf_bar2_writes_are_logged(c: &mut Vfs) -> Result<String, String> {
+    let (pf, vf0, vf1) = (&c.pf.g, &c.vf[0].g, &c.vf[1].g);
+    let size = c.pf.slices[1].1;
+    let last = size / 4096 - 1;
+    let (a, b) = (5 * 4096 + 4, size - 4);
+    let saved = [vram_u32(vf1, a), vram_u32(vf1, b), vram_u32(vf0, 0x7000)];
+    let ctrl = PtCtrl::from_bits(pf.reg(RegId::PtCtrl, 1, 0) as u32);
+    pf.set(
+        RegId::PtCtrl,
+        1,
+        0,
+        ctrl.with_dirty_log(true).into_bits() as u64,
+    );
+    let before = vram_dirty_pages(&c.pf, 1);
+    let put = |g: &VfioDriver, off: u64, v: u32| g.hw.vram_write(off, &v.to_le_bytes());
+    put(vf1, a, 0x1111);
+    put(vf1, b, 0x2222);
+    put(vf0, 0x7000, 0x3333); // partition 0: its log is off
+    let (pages, count) = vram_dirty_pages(&c.pf, 1);
+    put(vf1, a, saved[0]);
+    put(vf1, b, saved[1]);
+    put(vf0, 0x7000, saved[2]);
+    pf.set(RegId::PtCtrl, 1, 0, ctrl.into_bits() as u64);
+    ensure!(before == (vec![], 0), "fresh log holds {before:?}");
+    ensure!(pages == [5, last], "pages {pages:x?}");
+    ensure!(count == 2, "DIRTY_COUNT {count}");
+    Ok(format!("pages (hex) {pages:x?}"))
 }
 
 /// Run `cmds` on a VF and wait for its fence interrupt (engine vector) and

@@ -203,7 +203,7 @@ refused_load() {
         fail "$2: the destination QEMU did not give up"
         return 1
     }
-    err=$(grep -i 'error while\|load.*fail\|failed to load' "/tmp/$1.err" | head -n 2 | tr '\n' ' ')
+    err=$(grep -i 'error while\|load.*fail\|failed to load' "/tmp/$1.err" | head -n 2 | tr '\n' ' ' | sed 's/ *$//')
     if [ -n "$err" ]; then
         ok "$2: the destination refused: $err"
     else
@@ -227,6 +227,9 @@ done
 if ua=$(vgpuctl create --type "$type") && ub=$(vgpuctl create --type "$type") &&
     uc=$(vgpuctl create --type "$other"); then
     ok "vGPUs A and B of type $type, C of type $other"
+    # the slice, from the type's description (framebuffer=64M)
+    mib=$(sed -n 's/.*framebuffer=\([0-9]*\)M.*/\1/p' "$types/$type/description")
+    slice=$((${mib:-0} * 1048576))
 else
     fail "create vGPUs of types $type and $other"
 fi
@@ -267,7 +270,7 @@ while [ "$failures" = 0 ] && [ $hop -lt $hops ]; do
     bytes=$(vgpu_bytes "$cur")
     note hop "$hop" downtime_ms="$downtime" total_ms="$total" wall_ms="$(($(now_ms) - t))" \
         vgpu_precopy_bytes="${bytes% *}" vgpu_stopcopy_bytes="${bytes#* }" \
-        slice_bytes="$(($(cat "$types/$type/framebuffer" 2>/dev/null || echo 0)))"
+        slice_bytes="$slice"
     qmp "$cur" '"execute": "quit"' >/dev/null
     wait_gone "$cur" 30 || fail "hop $hop: the source QEMU did not quit"
     [ $hop != 1 ] || {

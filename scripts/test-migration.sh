@@ -9,6 +9,10 @@
 #   mig_downtime_ms        QEMU's downtime of a hop, the median of the hops
 #   mig_downtime_vs_plain  that median / the plain L2's median downtime
 #   mig_total_s            a hop's total time, the median
+#   mig_vgpu_state_bytes   the vGPU's bytes sent in STOP_COPY (the median;
+#                          QEMU's vfio_save_block trace), and
+#                          mig_vgpu_state_vs_slice that / the VRAM slice;
+#                          mig_vgpu_precopy_bytes what pre-copy sent
 #   mig_hops               hops done (two per round trip)
 # and the insta snapshot of the transcript (VFIO state transitions of a
 # hop, the checks).
@@ -32,7 +36,7 @@ tier_check_run "L1 run" console.log
 # --- figures ---------------------------------------------------------------------
 # median: of the numbers on stdin, one per line.
 median() {
-    sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%g\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+    sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.10g\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 field() { # KIND KEY: the values of KEY= in "VGPU-MIG KIND ..." lines
     sed -n "s/^VGPU-MIG $1 .*\\b$2=\\([0-9.]*\\).*/\\1/p" "$OUT/checks.txt"
@@ -44,6 +48,11 @@ plain=$(field plain downtime_ms | median)
     echo "mig_downtime_vs_plain $(awk -v a="$down" -v b="$plain" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }')"
     echo "mig_plain_downtime_ms $plain"
     echo "mig_total_s $(field hop total_ms | median | awk '{ printf "%.2f", $1 / 1000 }')"
+    state=$(field hop vgpu_stopcopy_bytes | median)
+    slice=$(field hop slice_bytes | median)
+    echo "mig_vgpu_state_bytes $state"
+    echo "mig_vgpu_state_vs_slice $(awk -v a="$state" -v b="$slice" 'BEGIN { if (b > 0) printf "%.6f", a / b; else print "nan" }')"
+    echo "mig_vgpu_precopy_bytes $(field hop vgpu_precopy_bytes | median)"
     echo "mig_hops $(field hop downtime_ms | wc -l)"
     sed -n 's/^VGPU-MIG bench \([a-z_0-9]*\) \(.*\)/\1 \2/p' "$OUT/checks.txt"
 } | tee "$OUT/figures.txt"

@@ -20,7 +20,8 @@ fn normalise_states(t: &str) -> String {
         .join("\n")
 }
 
-/// UUIDs, the numbers before "ms" and bench values vary per run.
+/// UUIDs, the numbers before "ms" or "MiB", CRCs (of a stream holding
+/// times) and bench values vary per run.
 fn normalise_checks(t: &str) -> String {
     normalise_transcript(t)
         .lines()
@@ -31,13 +32,17 @@ fn normalise_checks(t: &str) -> String {
                 .iter()
                 .enumerate()
                 .map(|(i, w)| {
-                    let bare = w.trim_end_matches([',', ':', ';', ')']);
+                    let bare = w.trim_matches(['(', ',', ':', ';', ')']);
                     let next = words.get(i + 1).copied().unwrap_or("");
                     let uuid = bare.len() == 36 && bare.matches('-').count() == 4;
                     if uuid {
                         w.replace(bare, "<uuid>")
-                    } else if bare.parse::<f64>().is_ok() && next.starts_with("ms") {
+                    } else if bare.parse::<f64>().is_ok()
+                        && (next.starts_with("ms") || next.starts_with("MiB"))
+                    {
                         w.replace(bare, "<n>")
+                    } else if bare.starts_with("0x") && bare.len() == 10 {
+                        w.replace(bare, "<crc>")
                     } else if w.starts_with("rounds=") {
                         "rounds=<n>".to_string()
                     } else if w.starts_with("fence=") {

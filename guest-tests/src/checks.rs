@@ -1,11 +1,12 @@
 //! Pieces the checks of several test programs share: how a fault reads in
-//! a transcript, a partition window's registers by name, and a timer for
-//! operations too short to time one by one.
+//! a transcript, a partition window's registers by name, a partition's
+//! VRAM dirty log, and a timer for operations too short to time one by one.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use vdevice::regs::{self, FaultStatus, PartStatus, PartitionState, RegId};
+use vdevice::driver::{Driver, Hardware};
+use vdevice::regs::{self, DirtyKind, DirtySel, FaultStatus, PartStatus, PartitionState, RegId};
 
 use crate::Bar;
 
@@ -14,6 +15,23 @@ pub fn describe_fault(status: u32, addr: u64) -> String {
     let s = FaultStatus::from_bits(status);
     let rw = if s.write() { "write" } else { "read" };
     format!("{} ring {} {rw} @{addr:#x}", s.code(), s.ring())
+}
+
+/// Partition `p`'s VRAM dirty log read in full through the host's global
+/// registers (and so cleared): the pages written (slice offset / 4 KiB) of
+/// its `slice` bytes, and DIRTY_COUNT before the read.
+pub fn vram_dirty_pages<H: Hardware>(g: &Driver<H>, p: usize, slice: u64) -> (Vec<u64>, u64) {
+    let sel = DirtySel::new()
+        .with_partition(p as u8)
+        .with_log(DirtyKind::Vram);
+    g.set(RegId::DirtySel, 0, 0, sel.into_bits() as u64);
+    let count = g.reg(RegId::DirtyCount, 0, 0);
+    let mut pages = Vec::new();
+    for word in 0..slice / 4096 / 32 {
+        let w = g.reg(RegId::DirtyWord, 0, 0);
+        pages.extend((0..32).filter(|b| w & 1 << b != 0).map(|b| word * 32 + b));
+    }
+    (pages, count)
 }
 
 /// Average ns of `f`: up to 2000 calls or about `budget`, at least 50,

@@ -18,6 +18,36 @@ fn generate() -> String {
     String::from_utf8(out).expect("UTF-8 header")
 }
 
+/// 16 MiB, two partitions, one engine without delays, no VFs.
+fn small_config() -> vdevice::ffi::VDeviceConfig {
+    vdevice::ffi::VDeviceConfig {
+        vram_size_bytes: 16 << 20,
+        partitions: 2,
+        engines: 1,
+        engine_delay_us: 0,
+        engine_jitter_us: 0,
+        sriov_vfs: 0,
+        vf_vram_bar_size: 0,
+    }
+}
+
+/// Callbacks with none set (an old shim's, or one that wants none).
+fn no_callbacks(opaque: *mut std::ffi::c_void) -> vdevice::ffi::VDeviceCallbacks {
+    vdevice::ffi::VDeviceCallbacks {
+        opaque,
+        dma_read: None,
+        dma_write: None,
+        msix_notify: None,
+        thread_start: None,
+        thread_stop: None,
+        dma_read_fn: None,
+        dma_write_fn: None,
+        msix_notify_fn: None,
+        vf_vram_changed: None,
+        vram_cpu_dirty: None,
+    }
+}
+
 #[test]
 fn vdevice_h_matches_the_rust_abi() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("include/vdevice.h");
@@ -104,28 +134,8 @@ fn events_reach_a_c_subscriber_with_their_reason() {
             .push((e.kind, e.partition, e.code, e.addr, why, text));
     }
 
-    let cfg = VDeviceConfig {
-        vram_size_bytes: 16 << 20,
-        partitions: 2,
-        engines: 1,
-        engine_delay_us: 0,
-        engine_jitter_us: 0,
-        sriov_vfs: 0,
-        vf_vram_bar_size: 0,
-    };
-    let cb = VDeviceCallbacks {
-        opaque: std::ptr::null_mut(),
-        dma_read: None,
-        dma_write: None,
-        msix_notify: None,
-        thread_start: None,
-        thread_stop: None,
-        dma_read_fn: None,
-        dma_write_fn: None,
-        msix_notify_fn: None,
-        vf_vram_changed: None,
-        vram_cpu_dirty: None,
-    };
+    let cfg = small_config();
+    let cb = no_callbacks(std::ptr::null_mut());
     let seen: Seen = Mutex::new(Vec::new());
     unsafe {
         let dev = vdevice_create(&cfg, &cb, std::ptr::null_mut(), 0);
@@ -256,19 +266,7 @@ fn sriov_through_the_c_abi() {
         sriov_vfs: 1,
         vf_vram_bar_size: 0,
     };
-    let old_shim = VDeviceCallbacks {
-        opaque,
-        dma_read: None,
-        dma_write: None,
-        msix_notify: None,
-        thread_start: None,
-        thread_stop: None,
-        dma_read_fn: None,
-        dma_write_fn: None,
-        msix_notify_fn: None,
-        vf_vram_changed: None,
-        vram_cpu_dirty: None,
-    };
+    let old_shim = no_callbacks(opaque);
     let mut err = [0 as c_char; 256];
     unsafe {
         let dev = vdevice_create(&cfg, &old_shim, err.as_mut_ptr(), err.len());
@@ -370,28 +368,11 @@ fn vram_cpu_dirty_reaches_the_vram_log_through_the_c_abi() {
             }
         }
     }
-    let cfg = VDeviceConfig {
-        vram_size_bytes: 16 << 20,
-        partitions: 2,
-        engines: 1,
-        engine_delay_us: 0,
-        engine_jitter_us: 0,
-        sriov_vfs: 0,
-        vf_vram_bar_size: 0,
-    };
+    let cfg = small_config();
     let asked: Asked = Mutex::new(Vec::new());
     let cb = VDeviceCallbacks {
-        opaque: &asked as *const _ as *mut c_void,
-        dma_read: None,
-        dma_write: None,
-        msix_notify: None,
-        thread_start: None,
-        thread_stop: None,
-        dma_read_fn: None,
-        dma_write_fn: None,
-        msix_notify_fn: None,
-        vf_vram_changed: None,
         vram_cpu_dirty: Some(cpu_dirty),
+        ..no_callbacks(&asked as *const _ as *mut c_void)
     };
     unsafe {
         let dev = vdevice_create(&cfg, &cb, std::ptr::null_mut(), 0);

@@ -10,9 +10,10 @@ use vdevice::command::{Command, Loc, COMMAND_BYTES};
 use vdevice::driver::Driver;
 use vdevice::pci;
 use vdevice::regs::{
-    self, AccessError, AccessErrorInfo, DirtyKind, DirtySel, FaultCode, FaultLogInfo, FaultStatus,
-    InjectKind, PartIntr, PartitionState, PtCtrl, RegId,
+    self, AccessError, AccessErrorInfo, FaultCode, FaultLogInfo, FaultStatus, InjectKind, PartIntr,
+    PartitionState, PtCtrl, RegId,
 };
+use vgpu_guest_tests::checks::vram_dirty_pages;
 use vgpu_guest_tests::{bench, best_of, ensure, Check, DmaBuffer, MappedGpu, PciDev, Report, PAGE};
 
 const MIB: u64 = 1 << 20;
@@ -339,23 +340,6 @@ fn engine_in_vram(c: &mut Ctx) -> Outcome {
     Ok(String::new())
 }
 
-/// Partition `p`'s VRAM dirty log, read (and so cleared) in full: the
-/// slice offsets of its pages, and DIRTY_COUNT before the read.
-fn vram_dirty_pages(c: &Ctx, p: usize) -> (Vec<u64>, u64) {
-    let g = &c.g;
-    let sel = DirtySel::new()
-        .with_partition(p as u8)
-        .with_log(DirtyKind::Vram);
-    g.set(RegId::DirtySel, 0, 0, sel.into_bits() as u64);
-    let count = g.reg(RegId::DirtyCount, 0, 0);
-    let mut pages = Vec::new();
-    for word in 0..c.slice() / PAGE as u64 / 32 {
-        let w = g.reg(RegId::DirtyWord, 0, 0);
-        pages.extend((0..32).filter(|b| w & 1 << b != 0).map(|b| word * 32 + b));
-    }
-    (pages, count)
-}
-
 /// SPEC 16: with DIRTY_LOG on, partition 0's VRAM log holds exactly the
 /// pages the CPU wrote through the PF's VRAM BAR since it started (QEMU
 /// feeds the model its dirty tracking of the BAR's RAM), each once, and
@@ -376,19 +360,19 @@ fn dirty_log_of_bar_writes(c: &mut Ctx) -> Outcome {
         0,
         ctrl.with_dirty_log(true).into_bits() as u64,
     );
-    let before = vram_dirty_pages(c, 0);
+    let before = vram_dirty_pages(&c.g, 0, c.slice());
     ensure!(before == (vec![], 0), "fresh log holds {before:?}");
     for (off, v) in [(p1, 0x11), (p2, 0x22), (slice - 8, 0x33)] {
         g.hw.vram.write(b0 + off, v, 8);
     }
     g.hw.vram.write(b1 + slice / 2, 0x44, 8); // partition 1's slice
-    let (pages, count) = vram_dirty_pages(c, 0);
+    let (pages, count) = vram_dirty_pages(&c.g, 0, c.slice());
     ensure!(pages == [0x201, 0x225, last], "pages {pages:x?}");
     ensure!(count == 3, "DIRTY_COUNT {count}");
-    let again = vram_dirty_pages(c, 0);
+    let again = vram_dirty_pages(&c.g, 0, c.slice());
     ensure!(again == (vec![], 0), "read twice: {again:?}");
     g.hw.vram.write(b0 + p2 + 16, 0x55, 4);
-    let (next, _) = vram_dirty_pages(c, 0);
+    let (next, _) = vram_dirty_pages(&c.g, 0, c.slice());
     ensure!(next == [0x225], "next round {next:x?}");
     for (&a, &v) in touched.iter().zip(&saved) {
         g.hw.vram.write(a, v, 8);

@@ -44,10 +44,10 @@ use vdevice::command::{Command, Loc};
 use vdevice::driver::{Driver, Hardware};
 use vdevice::pci;
 use vdevice::regs::{
-    self, AccessError, AccessErrorInfo, DirtyKind, DirtySel, FaultCode, FaultLogInfo, PartCaps,
-    PartIntr, PartitionState, PtCtrl, PtState, RegId,
+    self, AccessError, AccessErrorInfo, FaultCode, FaultLogInfo, PartCaps, PartIntr,
+    PartitionState, PtCtrl, PtState, RegId,
 };
-use vgpu_guest_tests::checks::describe_fault;
+use vgpu_guest_tests::checks::{describe_fault, vram_dirty_pages};
 use vgpu_guest_tests::vfio::{self, Container, DmaBuf, EventFd, VfioVgpu};
 use vgpu_guest_tests::vgpu::{
     fatal, fault_code, sys_u64, vram_u32, vram_u64, VfioDriver, TIMEOUT as T, TIMEOUT_MS,
@@ -452,23 +452,6 @@ fn vram_is_the_slice(c: &mut Vfs) -> Result<String, String> {
     Ok(String::new())
 }
 
-/// Partition `p`'s VRAM dirty log read through the PF's BAR0 (and so
-/// cleared): its pages (slice offsets / 4 KiB) and DIRTY_COUNT before.
-fn vram_dirty_pages(pf: &Pf, p: usize) -> (Vec<u64>, u64) {
-    let g = &pf.g;
-    let sel = DirtySel::new()
-        .with_partition(p as u8)
-        .with_log(DirtyKind::Vram);
-    g.set(RegId::DirtySel, 0, 0, sel.into_bits() as u64);
-    let count = g.reg(RegId::DirtyCount, 0, 0);
-    let mut pages = Vec::new();
-    for word in 0..pf.slices[p].1 / 4096 / 32 {
-        let w = g.reg(RegId::DirtyWord, 0, 0);
-        pages.extend((0..32).filter(|b| w & 1 << b != 0).map(|b| word * 32 + b));
-    }
-    (pages, count)
-}
-
 /// SPEC 16: with partition 1's DIRTY_LOG on, what the CPU writes through
 /// VF1's mmap'ed BAR2 (in L0 an alias of the PF's VRAM) is in partition
 /// 1's VRAM log; VF0's writes are not. Puts back what it wrote.
@@ -485,12 +468,12 @@ fn vf_bar2_writes_are_logged(c: &mut Vfs) -> Result<String, String> {
         0,
         ctrl.with_dirty_log(true).into_bits() as u64,
     );
-    let before = vram_dirty_pages(&c.pf, 1);
+    let before = vram_dirty_pages(&c.pf.g, 1, c.pf.slices[1].1);
     let put = |g: &VfioDriver, off: u64, v: u32| g.hw.vram_write(off, &v.to_le_bytes());
     put(vf1, a, 0x1111);
     put(vf1, b, 0x2222);
     put(vf0, 0x7000, 0x3333); // partition 0: its log is off
-    let (pages, count) = vram_dirty_pages(&c.pf, 1);
+    let (pages, count) = vram_dirty_pages(&c.pf.g, 1, c.pf.slices[1].1);
     put(vf1, a, saved[0]);
     put(vf1, b, saved[1]);
     put(vf0, 0x7000, saved[2]);

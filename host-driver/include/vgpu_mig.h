@@ -16,7 +16,8 @@
  *   vgpu_mig_close()  - when that user goes, before the vGPU stops;
  *   vgpu_mig_reset()  - after a reset of the started vGPU, or
  *   vgpu_mig_reset_done() where the reset is reported from a context that
- *                       may not wait for the engine (PCI reset_done);
+ *                       may not wait for the engine (PCI reset_done), and
+ *   vgpu_mig_reset_flush() once that context's locks are let go;
  *   vgpu_mig_request() - the vGPU is being removed (vfio request);
  *   vgpu_mig_exit()   - from its vfio_device release.
  */
@@ -106,6 +107,7 @@ void vgpu_mig_open(struct vgpu_mig *mig, struct vgpu_rm_gpu *gpu,
 void vgpu_mig_close(struct vgpu_mig *mig);
 void vgpu_mig_reset(struct vgpu_mig *mig);
 void vgpu_mig_reset_done(struct vgpu_mig *mig);
+void vgpu_mig_reset_flush(struct vgpu_mig *mig);
 void vgpu_mig_request(struct vgpu_mig *mig);
 void vgpu_mig_exit(struct vgpu_mig *mig);
 

@@ -20,7 +20,8 @@
  * the RM's VF vGPU ops. A reset of the VF (FLR: VFIO_DEVICE_RESET, sysfs,
  * vfio-pci-core's own) ends a migration as on an mdev vGPU; it is reported
  * through reset_done, under the device lock, so the engine applies it
- * deferred if a migration step holds its lock (as mlx5 and hisi_acc do).
+ * deferred if a migration step holds its lock (as mlx5 and hisi_acc do)
+ * or a data file is open (then after VFIO_DEVICE_RESET returns).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -113,6 +114,17 @@ static void vgpu_vfio_pci_close_device(struct vfio_device *vdev)
 	pci_info(v->core.pdev, "closed: vGPU stopped, VRAM scrubbed\n");
 }
 
+static long vgpu_vfio_pci_ioctl(struct vfio_device *vdev, unsigned int cmd,
+				unsigned long arg)
+{
+	long ret = vfio_pci_core_ioctl(vdev, cmd, arg);
+
+	/* a reset the engine had to defer (reset_done) is applied here */
+	if (cmd == VFIO_DEVICE_RESET)
+		vgpu_mig_reset_flush(&to_vgpu_vfio_pci(vdev)->mig);
+	return ret;
+}
+
 /* Removal waits for the VMM: a migration in or out cannot finish. */
 static void vgpu_vfio_pci_request(struct vfio_device *vdev, unsigned int count)
 {
@@ -126,7 +138,7 @@ static const struct vfio_device_ops vgpu_vfio_pci_ops = {
 	.release = vgpu_vfio_pci_release_dev,
 	.open_device = vgpu_vfio_pci_open_device,
 	.close_device = vgpu_vfio_pci_close_device,
-	.ioctl = vfio_pci_core_ioctl,
+	.ioctl = vgpu_vfio_pci_ioctl,
 	.device_feature = vfio_pci_core_ioctl_feature,
 	.read = vfio_pci_core_read,
 	.write = vfio_pci_core_write,

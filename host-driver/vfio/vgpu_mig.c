@@ -1207,9 +1207,13 @@ void vgpu_mig_reset(struct vgpu_mig *mig)
 EXPORT_SYMBOL_NS_GPL(vgpu_mig_reset, VGPU_MIG);
 
 /*
- * The same, reported where waiting for a migration step could deadlock
- * (a PCI reset_done, under the device lock): applied now if mig->lock is
- * free, else by its holder when it lets go.
+ * The same, reported where waiting could deadlock: a PCI reset_done, under
+ * the device lock and (VFIO_DEVICE_RESET) vfio-pci-core's memory_lock.
+ * Applied now if mig->lock is free and no data file is open, else left to
+ * the next holder of mig->lock: a read() or write() of a data file holds
+ * its file's lock and may be faulting on the VF's mmap'ed BARs, which wait
+ * for memory_lock, so the reset must not wait for that file's lock.
+ * vgpu_mig_reset_flush() applies it once the reset's locks are let go.
  */
 void vgpu_mig_reset_done(struct vgpu_mig *mig)
 {
@@ -1220,9 +1224,21 @@ void vgpu_mig_reset_done(struct vgpu_mig *mig)
 		return;
 	}
 	spin_unlock(&mig->reset_lock);
+	if (mig->saving || mig->resuming) {
+		mutex_unlock(&mig->lock);	/* deferred_reset stays set */
+		return;
+	}
 	vgpu_mig_unlock(mig);
 }
 EXPORT_SYMBOL_NS_GPL(vgpu_mig_reset_done, VGPU_MIG);
+
+/* Applies a reset vgpu_mig_reset_done() left deferred, if any. */
+void vgpu_mig_reset_flush(struct vgpu_mig *mig)
+{
+	mutex_lock(&mig->lock);
+	vgpu_mig_unlock(mig);
+}
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_reset_flush, VGPU_MIG);
 
 /*
  * Removal of the vGPU is waiting for its user (vfio_device_ops.request):

@@ -6,6 +6,9 @@
 # slices of different sizes, binds two VFs to vfio-pci in their own IOMMU
 # groups and drives them through VFIO - DMA at IOVAs through the IOMMU, a
 # DMA the IOMMU refuses faulting only that VF's partition, FLR, unmap -
+# then hands the PF to the RM (SR-IOV mode) and the VFs to the variant
+# driver vgpu_vfio_pci, and vgpu-vf-mig-test migrates VF0 to VF1 through
+# VFIO (stop-and-copy and pre-copy, DMA logging, refused streams, FLR);
 # then compares the transcript and the PF's SR-IOV capability (lspci)
 # with the insta snapshots.
 # Then the whole stack on VFs: run-nested.sh MODE=sriov (the RM as PF
@@ -21,9 +24,11 @@ set -euo pipefail
 tier_begin sriov "intel-iommu,caching-mode=on,intremap=on"
 gpu="vgpu-pci,bus=rp0,vram_size=256M,partitions=8,engines=2,sriov_vfs=4"
 build_guest_bins
-IMAGES=$(MODULES="vfio vfio_iommu_type1 vfio-pci mdev pci-pf-stub" \
-    scripts/build-images.sh \
+host_driver_extras "$(scripts/build-modules.sh)"
+IMAGES=$(MODULES="configfs vfio vfio_iommu_type1 vfio-pci mdev pci-pf-stub" \
+    scripts/build-images.sh "${HOST_DRIVER_EXTRAS[@]}" \
     "$GUEST_BIN/vgpu-vf-test:/bin/vgpu-vf-test" \
+    "$GUEST_BIN/vgpu-vf-mig-test:/bin/vgpu-vf-mig-test" \
     "guest-tests/vf-run.sh:/bin/vf-run.sh")
 
 tier_boot_l1 console.log /bin/vf-run.sh APPEND=intel_iommu=on -- \

@@ -16,6 +16,7 @@ use vdevice::driver::Hardware;
 pub mod checks;
 pub mod console;
 pub mod guest_driver;
+pub mod migration;
 pub mod pattern;
 pub mod uapi;
 pub mod vfio;

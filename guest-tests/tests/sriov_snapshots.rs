@@ -1,6 +1,7 @@
 //! Snapshots of VFs assigned through VFIO behind a virtual IOMMU (`make
-//! test-sriov` sets the paths): vgpu-vf-test's transcript, and the PF's
-//! SR-IOV capability as lspci decodes it (addresses normalised).
+//! test-sriov` sets the paths): vgpu-vf-test's and vgpu-vf-mig-test's
+//! transcript, and the PF's SR-IOV capability as lspci decodes it
+//! (addresses normalised).
 
 mod common;
 use common::*;
@@ -16,6 +17,10 @@ fn sriov_vf_transcript_and_capability() {
     assert!(
         t.contains("IOMMU refusal: VF0 writing VF1's IOVA faults only partition 0"),
         "the refused DMA was not checked:\n{t}"
+    );
+    assert!(
+        t.contains("VF migration: work queued behind a semaphore"),
+        "VF migration was not checked:\n{t}"
     );
     let lspci = input("VGPU_SRIOV_LSPCI");
     assert!(

@@ -218,6 +218,12 @@ void vgpu_rm_clear_ops(void);
  * gives the VF's partition its type (the admin's current_vgpu_type) and
  * enables it while a VMM has the VF open.
  *
+ * A VF migrates as an mdev vGPU does (SPEC 16), with the frontends' one
+ * engine (vgpu_mig.h): while a VMM has the VF open, vf_vgpu() gives its
+ * vGPU's handle for the ops of vf_vgpu_ops, which the RM runs through the
+ * PF (the slice is read and written through the PF's VRAM BAR, the
+ * context through the global block), exactly as for an mdev vGPU.
+ *
  * The VF's backend is found with vgpu_rm_vf_get() (pci_iov_get_pf_drvdata()
  * on the backend's own pci_driver, as the reviewers of NVIDIA's vGPU RFCs
  * require): it is valid while the variant driver is bound to the VF, since
@@ -225,6 +231,12 @@ void vgpu_rm_clear_ops(void);
  * go of the GPU. Opens and closes of one VF are serialised by
  * vfio-pci-core; none of these calls happens in atomic context.
  */
+struct vgpu_rm_vf_vgpu {
+	struct vgpu_rm_vgpu *vgpu;
+	char type[VGPU_TYPE_NAME_LEN];
+	u64 vram_size;
+};
+
 struct vgpu_rm_vf_ops {
 	/*
 	 * A VMM opens the VF: -ENODEV if it has no vGPU type (the admin
@@ -242,6 +254,21 @@ struct vgpu_rm_vf_ops {
 	void (*vf_close)(struct vgpu_rm_gpu *gpu, struct pci_dev *vf);
 	/* framebuffer bytes of the VF's type, 0 if it has none */
 	u64 (*vf_framebuffer)(struct vgpu_rm_gpu *gpu, struct pci_dev *vf);
+	/*
+	 * The open VF's vGPU: its handle for vf_vgpu_ops, valid until
+	 * vf_close(), and what a migration stream's header says of it (the
+	 * type's name, as an mdev vGPU of that type has it, and the slice
+	 * size). -EINVAL if @vf is not this GPU's VF, -ENODEV if not open.
+	 */
+	int (*vf_vgpu)(struct vgpu_rm_gpu *gpu, struct pci_dev *vf,
+		       struct vgpu_rm_vf_vgpu *out);
+	/*
+	 * The vGPU ops that apply to an open VF's vGPU: vgpu_vram_rw,
+	 * mig_* and dirty_* (the SYSMEM log is in the VF's bus addresses:
+	 * the VMM's IOVAs); every other op is NULL. NULL: VFs do not
+	 * migrate.
+	 */
+	const struct vgpu_rm_ops *vf_vgpu_ops;
 };
 
 /*

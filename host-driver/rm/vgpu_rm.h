@@ -273,6 +273,7 @@ void vgpu_rm_sriov_remove(struct vgpu_rm_gpu *gpu);
 
 /* vgpu_rm_vgpu.c: the ops table */
 extern const struct vgpu_rm_ops vgpu_rm_ops_table;
+extern const struct vgpu_rm_ops vgpu_rm_vf_vgpu_ops;
 /* @partition: a VF's own partition, or VGPU_RM_ANY_PARTITION */
 #define VGPU_RM_ANY_PARTITION	(-1)
 int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type_id,

@@ -16,6 +16,7 @@
 #include <linux/ktime.h>
 #include <linux/pci.h>
 #include <linux/slab.h>
+#include <linux/string.h>
 #include <linux/sysfs.h>
 
 #include "vgpu_rm.h"
@@ -537,8 +538,34 @@ static u64 vgpu_rm_vf_framebuffer(struct vgpu_rm_gpu *gpu,
 	return fb;
 }
 
+/* The open VF's vGPU, for its migration (vf_vgpu_ops). */
+static int vgpu_rm_vf_vgpu(struct vgpu_rm_gpu *gpu, struct pci_dev *pdev,
+			   struct vgpu_rm_vf_vgpu *out)
+{
+	struct vgpu_rm_gpu *owner;
+	struct vgpu_rm_vf *vf;
+	int ret = -ENODEV;
+
+	if (!pdev->is_virtfn || pci_get_drvdata(pci_physfn(pdev)) != gpu)
+		return -EINVAL;
+	vf = vgpu_rm_vf_lock(pdev, &owner);
+	if (!vf)
+		return -ENODEV;
+	/* vf->vgpu cannot change while the VF is open */
+	if (vf->open && vf->vgpu) {
+		out->vgpu = vf->vgpu;
+		strscpy(out->type, vf->vgpu->type->name, sizeof(out->type));
+		out->vram_size = vf->vgpu->vram_size;
+		ret = 0;
+	}
+	mutex_unlock(&gpu->sriov_lock);
+	return ret;
+}
+
 const struct vgpu_rm_vf_ops vgpu_rm_vf_ops_table = {
 	.vf_open = vgpu_rm_vf_open,
 	.vf_close = vgpu_rm_vf_close,
 	.vf_framebuffer = vgpu_rm_vf_framebuffer,
+	.vf_vgpu = vgpu_rm_vf_vgpu,
+	.vf_vgpu_ops = &vgpu_rm_vf_vgpu_ops,
 };

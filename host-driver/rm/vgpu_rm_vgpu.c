@@ -509,3 +509,19 @@ const struct vgpu_rm_ops vgpu_rm_ops_table = {
 	.dirty_stop = vgpu_rm_dirty_stop,
 	.dirty_read = vgpu_rm_dirty_read,
 };
+
+/*
+ * The ops that apply to a VF's vGPU (SR-IOV mode): its slice and its
+ * migration, through the PF. The rest is vfio-pci-core's or the VF ops'.
+ */
+const struct vgpu_rm_ops vgpu_rm_vf_vgpu_ops = {
+	.vgpu_vram_rw = vgpu_rm_vram_rw,
+	.mig_stop = vgpu_rm_mig_stop,
+	.mig_resume = vgpu_rm_mig_resume,
+	.mig_state_size = vgpu_rm_mig_state_size,
+	.mig_save = vgpu_rm_mig_save,
+	.mig_restore = vgpu_rm_mig_restore,
+	.dirty_start = vgpu_rm_dirty_start,
+	.dirty_stop = vgpu_rm_dirty_stop,
+	.dirty_read = vgpu_rm_dirty_read,
+};

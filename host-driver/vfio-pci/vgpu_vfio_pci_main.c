@@ -12,8 +12,16 @@
  *   open  - refused unless the admin gave the VF a type (current_vgpu_type);
  *           else the partition is enabled, then vfio-pci-core enables the VF
  *           (its FLR keeps the partition enabled, SPEC 15);
- *   close - vfio-pci-core disables and resets the VF, then the partition is
- *           disabled and its VRAM slice scrubbed for the next tenant.
+ *   close - a migration ends, vfio-pci-core disables and resets the VF,
+ *           then the partition is disabled and its VRAM slice scrubbed for
+ *           the next tenant.
+ * and its migration: VFIO migration v2 and DMA logging by the frontends'
+ * one engine (vgpu_mig.h, exported by vgpu_vfio.ko), on the VF's vGPU and
+ * the RM's VF vGPU ops. A reset of the VF (FLR: VFIO_DEVICE_RESET, sysfs,
+ * vfio-pci-core's own) ends a migration as on an mdev vGPU; it is reported
+ * through reset_done, under the device lock, so the engine applies it
+ * deferred if a migration step holds its lock (as mlx5 and hisi_acc do)
+ * or a data file is open (then after VFIO_DEVICE_RESET returns).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -22,6 +30,7 @@
 #include <linux/vfio.h>
 #include <linux/vfio_pci_core.h>
 
+#include "vgpu_mig.h"
 #include "vgpu_ops.h"
 #include "vgpu_regs.h"
 
@@ -29,11 +38,44 @@ struct vgpu_vfio_pci {
 	struct vfio_pci_core_device core;	/* first: vfio_alloc_device */
 	struct vgpu_rm_gpu *gpu;
 	const struct vgpu_rm_vf_ops *ops;
+	struct vgpu_mig mig;
 };
 
 static struct vgpu_vfio_pci *to_vgpu_vfio_pci(struct vfio_device *vdev)
 {
 	return container_of(vdev, struct vgpu_vfio_pci, core.vdev);
+}
+
+static struct vgpu_mig *vgpu_vfio_pci_mig_of(struct vfio_device *vdev)
+{
+	return &to_vgpu_vfio_pci(vdev)->mig;
+}
+
+static const struct vgpu_mig_ops vgpu_vfio_pci_mig_ops =
+	VGPU_MIG_OPS(vgpu_vfio_pci_mig_of);
+
+static void vgpu_vfio_pci_release_dev(struct vfio_device *vdev)
+{
+	vgpu_mig_exit(&to_vgpu_vfio_pci(vdev)->mig);
+	vfio_pci_core_release_dev(vdev);
+}
+
+/* The started VF's vGPU to the migration engine. */
+static void vgpu_vfio_pci_mig_open(struct vgpu_vfio_pci *v)
+{
+	struct vgpu_rm_vf_vgpu info;
+	int ret;
+
+	if (!v->core.vdev.mig_ops)
+		return;
+	ret = v->ops->vf_vgpu(v->gpu, v->core.pdev, &info);
+	if (ret) {
+		/* its migration ops say -ENODEV */
+		pci_warn(v->core.pdev, "opened without migration: no vGPU handle (%d)\n",
+			 ret);
+		return;
+	}
+	vgpu_mig_open(&v->mig, v->gpu, info.vgpu, info.type, info.vram_size);
 }
 
 static int vgpu_vfio_pci_open_device(struct vfio_device *vdev)
@@ -51,6 +93,8 @@ static int vgpu_vfio_pci_open_device(struct vfio_device *vdev)
 		v->ops->vf_close(v->gpu, pdev);
 		return ret;
 	}
+	/* after enable's FLR: the migration starts RUNNING */
+	vgpu_vfio_pci_mig_open(v);
 	vfio_pci_core_finish_enable(&v->core);
 	pci_info(pdev, "opened: vGPU of %llu MiB started\n",
 		 v->ops->vf_framebuffer(v->gpu, pdev) >> 20);
@@ -61,6 +105,8 @@ static void vgpu_vfio_pci_close_device(struct vfio_device *vdev)
 {
 	struct vgpu_vfio_pci *v = to_vgpu_vfio_pci(vdev);
 
+	/* its data files fail from now on, the dirty logs are let go */
+	vgpu_mig_close(&v->mig);
 	/* disables the VF, FLR included: the tenant's work stops here */
 	vfio_pci_core_close_device(vdev);
 	/* the partition off and its slice scrubbed */
@@ -68,18 +114,36 @@ static void vgpu_vfio_pci_close_device(struct vfio_device *vdev)
 	pci_info(v->core.pdev, "closed: vGPU stopped, VRAM scrubbed\n");
 }
 
+static long vgpu_vfio_pci_ioctl(struct vfio_device *vdev, unsigned int cmd,
+				unsigned long arg)
+{
+	long ret = vfio_pci_core_ioctl(vdev, cmd, arg);
+
+	/* a reset the engine had to defer (reset_done) is applied here */
+	if (cmd == VFIO_DEVICE_RESET)
+		vgpu_mig_reset_flush(&to_vgpu_vfio_pci(vdev)->mig);
+	return ret;
+}
+
+/* Removal waits for the VMM: a migration in or out cannot finish. */
+static void vgpu_vfio_pci_request(struct vfio_device *vdev, unsigned int count)
+{
+	vgpu_mig_request(&to_vgpu_vfio_pci(vdev)->mig);
+	vfio_pci_core_request(vdev, count);
+}
+
 static const struct vfio_device_ops vgpu_vfio_pci_ops = {
 	.name = "vgpu-vfio-pci",
 	.init = vfio_pci_core_init_dev,
-	.release = vfio_pci_core_release_dev,
+	.release = vgpu_vfio_pci_release_dev,
 	.open_device = vgpu_vfio_pci_open_device,
 	.close_device = vgpu_vfio_pci_close_device,
-	.ioctl = vfio_pci_core_ioctl,
+	.ioctl = vgpu_vfio_pci_ioctl,
 	.device_feature = vfio_pci_core_ioctl_feature,
 	.read = vfio_pci_core_read,
 	.write = vfio_pci_core_write,
 	.mmap = vfio_pci_core_mmap,
-	.request = vfio_pci_core_request,
+	.request = vgpu_vfio_pci_request,
 	.match = vfio_pci_core_match,
 	.bind_iommufd = vfio_iommufd_physical_bind,
 	.unbind_iommufd = vfio_iommufd_physical_unbind,
@@ -107,6 +171,9 @@ static int vgpu_vfio_pci_probe(struct pci_dev *pdev,
 		return PTR_ERR(v);
 	v->gpu = gpu;
 	v->ops = ops;
+	/* before registering: VFIO reads migration_flags there */
+	vgpu_mig_init(&v->mig, &v->core.vdev, &vgpu_vfio_pci_mig_ops,
+		      ops->vf_vgpu ? ops->vf_vgpu_ops : NULL);
 	dev_set_drvdata(&pdev->dev, &v->core);
 	ret = vfio_pci_core_register_device(&v->core);
 	if (ret) {
@@ -125,6 +192,22 @@ static void vgpu_vfio_pci_remove(struct pci_dev *pdev)
 	vfio_put_device(&core->vdev);
 }
 
+/*
+ * Every reset of the VF (it resets its partition's window, SPEC 15) ends
+ * a migration; called under the device lock, so the engine may defer it.
+ */
+static void vgpu_vfio_pci_reset_done(struct pci_dev *pdev)
+{
+	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
+
+	vgpu_mig_reset_done(&to_vgpu_vfio_pci(&core->vdev)->mig);
+}
+
+static const struct pci_error_handlers vgpu_vfio_pci_err_handlers = {
+	.reset_done = vgpu_vfio_pci_reset_done,
+	.error_detected = vfio_pci_core_aer_err_detected,
+};
+
 static const struct pci_device_id vgpu_vfio_pci_ids[] = {
 	{ PCI_DEVICE(VGPU_PCI_VENDOR_ID, VGPU_PCI_VGPU_DEVICE_ID) },
 	{ }
@@ -136,10 +219,11 @@ static struct pci_driver vgpu_vfio_pci_driver = {
 	.id_table = vgpu_vfio_pci_ids,
 	.probe = vgpu_vfio_pci_probe,
 	.remove = vgpu_vfio_pci_remove,
-	.err_handler = &vfio_pci_core_err_handlers,
+	.err_handler = &vgpu_vfio_pci_err_handlers,
 	.driver_managed_dma = true,
 };
 module_pci_driver(vgpu_vfio_pci_driver);
 
+MODULE_IMPORT_NS(VGPU_MIG);	/* the migration engine, in vgpu_vfio.ko */
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("vgpu-pci SR-IOV VFs as VFIO devices (vfio-pci variant driver of vgpu_rm)");

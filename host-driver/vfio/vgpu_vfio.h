@@ -14,6 +14,7 @@
 #include <linux/vfio.h>
 #include <linux/xarray.h>
 
+#include "vgpu_mig.h"
 #include "vgpu_ops.h"
 
 /* VFIO region offsets: the region index in the top bits, as vfio-pci does. */
@@ -67,8 +68,6 @@ struct vgpu_vfio_bar {
 	struct vgpu_sparse_area areas[VGPU_VFIO_MAX_AREAS];
 };
 
-struct vgpu_mig_file;
-
 /* One vGPU: the VFIO device of an mdev. */
 struct vgpu_vfio_state {
 	struct vfio_device vdev;
@@ -108,20 +107,8 @@ struct vgpu_vfio_state {
 	bool intx_pending;
 	struct virqfd *intx_unmask;
 
-	/*
-	 * migration (vgpu_vfio_mig.c), under mig_lock: the state, its data
-	 * files, and whether the saving one (pre-copy) holds a reference on
-	 * the backend's dirty logs
-	 */
-	struct mutex mig_lock;
-	enum vfio_device_mig_state mig_state;
-	struct vgpu_mig_file *saving;
-	struct vgpu_mig_file *resuming;
-	bool saving_log;
-	/* DMA logging: on, and device log bits read but not yet reported */
-	bool logging;
-	u64 log_page, log_span;
-	struct xarray log_carry;
+	/* migration and DMA logging (the shared engine, vgpu_mig.c) */
+	struct vgpu_mig mig;
 };
 
 extern struct vgpu_rm_ops vgpu_vfio_rm;
@@ -131,12 +118,6 @@ vgpu_vfio_state_of(struct vfio_device *vdev)
 {
 	return container_of(vdev, struct vgpu_vfio_state, vdev);
 }
-
-/* vgpu_vfio_mig.c */
-void vgpu_vfio_mig_init(struct vgpu_vfio_state *s);
-void vgpu_vfio_mig_reset(struct vgpu_vfio_state *s, bool started);
-void vgpu_vfio_mig_request(struct vgpu_vfio_state *s);
-void vgpu_vfio_mig_exit(struct vgpu_vfio_state *s);
 
 /* vgpu_vfio_config.c */
 void vgpu_vfio_config_init(struct vgpu_vfio_state *s);

@@ -475,7 +475,7 @@ void vgpu_vfio_request(struct vfio_device *vdev, unsigned int count)
 			 asked ? "asking its user to release it" :
 				 "waiting for its user to close it");
 	/* a migration in or out cannot finish: its stream fails now */
-	vgpu_vfio_mig_request(s);
+	vgpu_mig_request(&s->mig);
 	if (asked)
 		vgpu_vfio_loopback(s, VFIO_PCI_REQ_IRQ_INDEX, 0);
 }

@@ -155,6 +155,14 @@ static void vgpu_vfio_unpin_range(struct vgpu_vfio_state *s, u64 iova,
 
 /* ---- the VFIO device ---------------------------------------------------- */
 
+static struct vgpu_mig *vgpu_vfio_mig_of(struct vfio_device *vdev)
+{
+	return &vgpu_vfio_state_of(vdev)->mig;
+}
+
+static const struct vgpu_mig_ops vgpu_vfio_mig_ops =
+	VGPU_MIG_OPS(vgpu_vfio_mig_of);
+
 static int vgpu_vfio_init_dev(struct vfio_device *vdev)
 {
 	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
@@ -165,7 +173,7 @@ static int vgpu_vfio_init_dev(struct vfio_device *vdev)
 	mutex_init(&s->unmap_lock);
 	xa_init(&s->pins);
 	vgpu_vfio_irq_init(s);
-	vgpu_vfio_mig_init(s);
+	vgpu_mig_init(&s->mig, vdev, &vgpu_vfio_mig_ops, &vgpu_vfio_rm);
 	return 0;
 }
 
@@ -173,7 +181,7 @@ static void vgpu_vfio_release_dev(struct vfio_device *vdev)
 {
 	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
 
-	vgpu_vfio_mig_exit(s);
+	vgpu_mig_exit(&s->mig);
 	xa_destroy(&s->pins);
 	mutex_destroy(&s->unmap_lock);
 	mutex_destroy(&s->pin_lock);
@@ -202,6 +210,10 @@ static int vgpu_vfio_open_device(struct vfio_device *vdev)
 		vgpu_vfio_set_open(s, false);
 		dev_warn(vdev->dev, "vGPU %pUl not started: %d\n",
 			 &s->mdev->uuid, ret);
+	} else {
+		vgpu_mig_open(&s->mig, s->type->gpu->rm_gpu, s->vgpu,
+			      s->type->sysfs_name,
+			      s->bars[VGPU_VBAR_VRAM].info.size);
 	}
 	mutex_unlock(&s->lock);
 	return ret;
@@ -213,7 +225,7 @@ static void vgpu_vfio_close_device(struct vfio_device *vdev)
 
 	mutex_lock(&s->lock);
 	/* a migration in progress ends with its user */
-	vgpu_vfio_mig_reset(s, false);
+	vgpu_mig_close(&s->mig);
 	/* still open: the backend unpins what it pinned while stopping */
 	if (vgpu_vfio_rm.vgpu_stop)
 		vgpu_vfio_rm.vgpu_stop(s->vgpu);
@@ -249,7 +261,7 @@ static long vgpu_vfio_reset(struct vgpu_vfio_state *s)
 		ret = vgpu_vfio_rm.vgpu_reset(s->vgpu);
 	vgpu_vfio_irq_reset(s);
 	/* a reset ends a migration: RUNNING, the partition runs */
-	vgpu_vfio_mig_reset(s, true);
+	vgpu_mig_reset(&s->mig);
 	mutex_unlock(&s->lock);
 	return ret;
 }

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * vgpu_vfio_mig.c - VFIO migration v2 of an mdev vGPU: the state machine
- * (RUNNING, RUNNING_P2P, PRE_COPY, PRE_COPY_P2P, STOP, STOP_COPY,
- * RESUMING), the data stream, and DMA logging. The frontend only moves
- * bytes; the backend stops, saves and restores the partition and keeps
- * its dirty logs through the ops table (SPEC 16).
+ * vgpu_mig.c - VFIO migration v2 of a vGPU, for both frontends (an mdev
+ * vGPU, an SR-IOV VF through the variant driver; include/vgpu_mig.h): the
+ * state machine (RUNNING, RUNNING_P2P, PRE_COPY, PRE_COPY_P2P, STOP,
+ * STOP_COPY, RESUMING), the data stream, and DMA logging. The engine only
+ * moves bytes; the RM stops, saves and restores the partition, reads and
+ * writes its VRAM slice (a VF's too, through the PF) and keeps its dirty
+ * logs through the ops table (SPEC 16).
  *
  * The stream (version 2): a header (magic, version, the vGPU type's name,
  * VRAM and context sizes), then records (tag, offset, length, payload):
@@ -15,10 +17,11 @@
  * malformed record, a cut stream and a context the device refuses; the
  * source keeps running if the migration is abandoned.
  *
- * Locks, outermost first: s->lock (open, close, reset), s->mig_lock (the
- * state, the data files, DMA logging), a data file's migf->lock (its
- * stream; read(), write() and the precopy ioctl take only this one), then
- * the backend's own.
+ * Locks, outermost first: the frontend's own (open, close, reset),
+ * mig->lock (the state, the data files, DMA logging; let go through
+ * vgpu_mig_unlock(), which applies a deferred reset), mig->reset_lock, a
+ * data file's migf->lock (its stream; read(), write() and the precopy
+ * ioctl take only this one), then the RM's own.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -29,11 +32,12 @@
 #include <linux/fs.h>
 #include <linux/iova_bitmap.h>
 #include <linux/mm.h>
+#include <linux/module.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 
-#include "vgpu_vfio.h"
+#include "vgpu_mig.h"
 
 #define VGPU_MIG_MAGIC		0x474d4776	/* "vGMG" */
 /* 1: header, context, slice; 2: records; 3: the end record's CRC */
@@ -85,14 +89,14 @@ enum vgpu_mig_load_step {
 };
 
 /*
- * One direction's data file. @s is the vGPU while the file is enabled:
+ * One direction's data file. @mig is its vGPU's while it is enabled:
  * vgpu_mig_drop_files() disables it, under @lock, before the vGPU is
  * closed, so a read or write that found it enabled finishes first.
  */
 struct vgpu_mig_file {
 	struct file *filp;
-	struct vgpu_vfio_state *s;
-	/* everything below; taken after s->mig_lock, never before it */
+	struct vgpu_mig *mig;
+	/* everything below; taken after mig->lock, never before it */
 	struct mutex lock;
 	bool disabled;
 	int error;		/* the stream broke: every later call fails */
@@ -128,24 +132,24 @@ struct vgpu_mig_file {
 	bool ctx_seen;
 };
 
-static size_t vgpu_mig_ctx_size(struct vgpu_vfio_state *s)
+static size_t vgpu_mig_ctx_size(struct vgpu_mig *mig)
 {
-	return vgpu_vfio_rm.mig_state_size(s->type->gpu->rm_gpu);
+	return mig->rm->mig_state_size(mig->gpu);
 }
 
 /* A whole stream without pre-copy: the header, the slice, context, end. */
-static size_t vgpu_mig_stream_size(struct vgpu_vfio_state *s)
+static size_t vgpu_mig_stream_size(struct vgpu_mig *mig)
 {
 	return sizeof(struct vgpu_mig_header) +
 	       3 * sizeof(struct vgpu_mig_record) +
-	       s->bars[VGPU_VBAR_VRAM].info.size + vgpu_mig_ctx_size(s);
+	       mig->vram_size + vgpu_mig_ctx_size(mig);
 }
 
 static void vgpu_mig_file_disable(struct vgpu_mig_file *migf)
 {
 	mutex_lock(&migf->lock);
 	migf->disabled = true;
-	migf->s = NULL;
+	migf->mig = NULL;
 	kvfree(migf->buf);
 	migf->buf = NULL;
 	kfree(migf->ctx);
@@ -166,7 +170,7 @@ static int vgpu_mig_release(struct inode *inode, struct file *filp)
 }
 
 /* Copy [@off, @off + @len) of the slice from or to @buf, a page at a time. */
-static int vgpu_mig_vram(struct vgpu_vfio_state *s, u64 off, u8 *buf,
+static int vgpu_mig_vram(struct vgpu_mig *mig, u64 off, u8 *buf,
 			 u64 len, bool write)
 {
 	u64 done, n;
@@ -175,8 +179,8 @@ static int vgpu_mig_vram(struct vgpu_vfio_state *s, u64 off, u8 *buf,
 	for (done = 0; done < len; done += n) {
 		n = min_t(u64, PAGE_SIZE - offset_in_page(off + done),
 			  len - done);
-		ret = vgpu_vfio_rm.vgpu_vram_rw(s->vgpu, off + done, buf + done,
-						n, write);
+		ret = mig->rm->vgpu_vram_rw(mig->vgpu, off + done, buf + done,
+					    n, write);
 		if (ret)
 			return ret;
 		cond_resched();
@@ -200,7 +204,8 @@ static void vgpu_mig_collect(struct vgpu_mig_file *migf)
 		return;
 	for (w = 0; w < nwords; w += n) {
 		n = min_t(u64, VGPU_LOG_CHUNK, nwords - w);
-		vgpu_vfio_rm.dirty_read(migf->s->vgpu, true, w, migf->words, n);
+		migf->mig->rm->dirty_read(migf->mig->vgpu, true, w,
+					  migf->words, n);
 		for (i = 0; i < n; i++) {
 			unsigned long bits = migf->words[i];
 			unsigned int b;
@@ -285,7 +290,7 @@ static bool vgpu_mig_next_dirty(struct vgpu_mig_file *migf)
  */
 static int vgpu_mig_stage_next(struct vgpu_mig_file *migf)
 {
-	struct vgpu_vfio_state *s = migf->s;
+	struct vgpu_mig *mig = migf->mig;
 	struct vgpu_mig_header *h;
 	u64 n;
 	int ret;
@@ -299,7 +304,7 @@ static int vgpu_mig_stage_next(struct vgpu_mig_file *migf)
 		h->version = cpu_to_le32(VGPU_MIG_VERSION);
 		h->vram_size = cpu_to_le64(migf->vram_size);
 		h->ctx_size = cpu_to_le32(migf->ctx_size);
-		strscpy(h->type, s->type->sysfs_name, sizeof(h->type));
+		strscpy(h->type, mig->type, sizeof(h->type));
 		migf->buf_len = sizeof(*h);
 		migf->rec_off = 0;
 		migf->rec_left = migf->vram_size;
@@ -323,7 +328,7 @@ static int vgpu_mig_stage_next(struct vgpu_mig_file *migf)
 		return 0;
 	}
 	n = min_t(u64, migf->rec_left, VGPU_MIG_STAGE - migf->buf_len);
-	ret = vgpu_mig_vram(s, migf->rec_off, migf->buf + migf->buf_len, n,
+	ret = vgpu_mig_vram(mig, migf->rec_off, migf->buf + migf->buf_len, n,
 			    false);
 	if (ret)
 		return ret;
@@ -362,7 +367,7 @@ static ssize_t vgpu_mig_read(struct file *filp, char __user *ubuf,
 		if (migf->buf_pos == migf->buf_len) {
 			ret = vgpu_mig_stage(migf);
 			if (ret) {
-				dev_err(migf->s->vdev.dev, "migration: cannot read the vGPU's VRAM: %d\n",
+				dev_err(migf->mig->vdev->dev, "migration: cannot read the vGPU's VRAM: %d\n",
 					ret);
 				migf->error = ret;
 				break;
@@ -436,8 +441,8 @@ static ssize_t vgpu_mig_gather(u8 *dst, size_t *got, size_t want,
 static int vgpu_mig_check_header(struct vgpu_mig_file *migf)
 {
 	struct vgpu_mig_header *h = (struct vgpu_mig_header *)migf->buf;
-	struct device *dev = migf->s->vdev.dev;
-	const char *type = migf->s->type->sysfs_name;
+	struct device *dev = migf->mig->vdev->dev;
+	const char *type = migf->mig->type;
 
 	if (le32_to_cpu(h->magic) != VGPU_MIG_MAGIC) {
 		dev_err(dev, "migration: not a vGPU state stream\n");
@@ -463,7 +468,7 @@ static int vgpu_mig_check_record(struct vgpu_mig_file *migf)
 	struct vgpu_mig_record *r = (struct vgpu_mig_record *)migf->buf;
 	u64 off = le64_to_cpu(r->offset), len = le64_to_cpu(r->len);
 	u32 tag = le32_to_cpu(r->tag);
-	struct device *dev = migf->s->vdev.dev;
+	struct device *dev = migf->mig->vdev->dev;
 
 	if (r->crc && tag != VGPU_MIG_REC_END) {
 		dev_err(dev, "migration: a corrupted record header (tag %u) at byte %llu\n",
@@ -541,9 +546,9 @@ static ssize_t vgpu_mig_take(struct vgpu_mig_file *migf,
 		if (copy_from_user(migf->buf, ubuf, n))
 			return -EFAULT;
 		migf->crc = crc32_le(migf->crc, migf->buf, n);
-		ret = vgpu_mig_vram(migf->s, migf->rec_off, migf->buf, n, true);
+		ret = vgpu_mig_vram(migf->mig, migf->rec_off, migf->buf, n, true);
 		if (ret) {
-			dev_err(migf->s->vdev.dev, "migration: cannot write the vGPU's VRAM: %d\n",
+			dev_err(migf->mig->vdev->dev, "migration: cannot write the vGPU's VRAM: %d\n",
 				ret);
 			return ret;
 		}
@@ -564,7 +569,7 @@ static ssize_t vgpu_mig_take(struct vgpu_mig_file *migf,
 		}
 		return n;
 	default:
-		dev_err(migf->s->vdev.dev, "migration: %zu bytes after the end of the stream\n",
+		dev_err(migf->mig->vdev->dev, "migration: %zu bytes after the end of the stream\n",
 			len);
 		return -EINVAL;
 	}
@@ -615,7 +620,7 @@ static const struct file_operations vgpu_mig_resume_fops = {
 	.release = vgpu_mig_release,
 };
 
-static struct vgpu_mig_file *vgpu_mig_file_new(struct vgpu_vfio_state *s,
+static struct vgpu_mig_file *vgpu_mig_file_new(struct vgpu_mig *mig,
 					       bool save)
 {
 	struct vgpu_mig_file *migf;
@@ -625,10 +630,10 @@ static struct vgpu_mig_file *vgpu_mig_file_new(struct vgpu_vfio_state *s,
 	if (!migf)
 		return ERR_PTR(-ENOMEM);
 	mutex_init(&migf->lock);
-	migf->s = s;
+	migf->mig = mig;
 	migf->crc = ~0U;
-	migf->vram_size = s->bars[VGPU_VBAR_VRAM].info.size;
-	migf->ctx_size = vgpu_mig_ctx_size(s);
+	migf->vram_size = mig->vram_size;
+	migf->ctx_size = vgpu_mig_ctx_size(mig);
 	migf->init_total = sizeof(struct vgpu_mig_header) +
 			   sizeof(struct vgpu_mig_record) + migf->vram_size;
 	/* a context record is staged whole */
@@ -667,23 +672,24 @@ static int vgpu_mig_finish(struct vgpu_mig_file *migf)
 
 	mutex_lock(&migf->lock);
 	vgpu_mig_collect(migf);	/* the last pages, after the stop */
-	n = vgpu_vfio_rm.mig_save(migf->s->vgpu, migf->ctx, migf->ctx_size);
+	n = migf->mig->rm->mig_save(migf->mig->vgpu, migf->ctx,
+				    migf->ctx_size);
 	if (n >= 0)
 		migf->final = true;
 	mutex_unlock(&migf->lock);
 	if (n < 0)
-		dev_err(migf->s->vdev.dev, "migration: cannot save the vGPU's context: %zd\n",
+		dev_err(migf->mig->vdev->dev, "migration: cannot save the vGPU's context: %zd\n",
 			n);
 	return n < 0 ? n : 0;
 }
 
 /* STOP -> STOP_COPY: the header, the slice, the context, read as asked. */
-static struct file *vgpu_mig_save(struct vgpu_vfio_state *s)
+static struct file *vgpu_mig_save(struct vgpu_mig *mig)
 {
 	struct vgpu_mig_file *migf;
 	int ret;
 
-	migf = vgpu_mig_file_new(s, true);
+	migf = vgpu_mig_file_new(mig, true);
 	if (IS_ERR(migf))
 		return ERR_CAST(migf);
 	ret = vgpu_mig_finish(migf);
@@ -692,7 +698,7 @@ static struct file *vgpu_mig_save(struct vgpu_vfio_state *s)
 		return ERR_PTR(ret);
 	}
 	get_file(migf->filp);
-	s->saving = migf;
+	mig->saving = migf;
 	return migf->filp;
 }
 
@@ -700,16 +706,16 @@ static struct file *vgpu_mig_save(struct vgpu_vfio_state *s)
  * RUNNING -> PRE_COPY: the VRAM log starts before any of the slice is
  * read, so every page written from now on is read again after its write.
  */
-static struct file *vgpu_mig_precopy(struct vgpu_vfio_state *s)
+static struct file *vgpu_mig_precopy(struct vgpu_mig *mig)
 {
 	struct vgpu_mig_file *migf;
 	u64 page, span;
 	int ret;
 
-	migf = vgpu_mig_file_new(s, true);
+	migf = vgpu_mig_file_new(mig, true);
 	if (IS_ERR(migf))
 		return ERR_CAST(migf);
-	ret = vgpu_vfio_rm.dirty_start(s->vgpu, &page, &span);
+	ret = mig->rm->dirty_start(mig->vgpu, &page, &span);
 	if (ret) {
 		fput(migf->filp);
 		return ERR_PTR(ret);
@@ -725,23 +731,23 @@ static struct file *vgpu_mig_precopy(struct vgpu_vfio_state *s)
 			ret = -ENOMEM;
 	}
 	if (ret) {
-		vgpu_vfio_rm.dirty_stop(s->vgpu);
+		mig->rm->dirty_stop(mig->vgpu);
 		fput(migf->filp);
 		return ERR_PTR(ret);
 	}
-	s->saving_log = true;
+	mig->saving_log = true;
 	get_file(migf->filp);
-	s->saving = migf;
+	mig->saving = migf;
 	return migf->filp;
 }
 
 /* Drops the VRAM log pre-copy holds, if it does. */
-static void vgpu_mig_put_log(struct vgpu_vfio_state *s)
+static void vgpu_mig_put_log(struct vgpu_mig *mig)
 {
-	lockdep_assert_held(&s->mig_lock);
-	if (s->saving_log)
-		vgpu_vfio_rm.dirty_stop(s->vgpu);
-	s->saving_log = false;
+	lockdep_assert_held(&mig->lock);
+	if (mig->saving_log)
+		mig->rm->dirty_stop(mig->vgpu);
+	mig->saving_log = false;
 }
 
 /*
@@ -749,28 +755,28 @@ static void vgpu_mig_put_log(struct vgpu_vfio_state *s)
  * same file goes on with the last pages, the context and the end. A
  * failure leaves the vGPU running in PRE_COPY_P2P.
  */
-static int vgpu_mig_stop_copy(struct vgpu_vfio_state *s)
+static int vgpu_mig_stop_copy(struct vgpu_mig *mig)
 {
 	int ret;
 
-	if (WARN_ON_ONCE(!s->saving))
+	if (WARN_ON_ONCE(!mig->saving))
 		return -EINVAL;
-	ret = vgpu_vfio_rm.mig_stop(s->vgpu);
+	ret = mig->rm->mig_stop(mig->vgpu);
 	if (ret)
 		return ret;
-	ret = vgpu_mig_finish(s->saving);
+	ret = vgpu_mig_finish(mig->saving);
 	if (ret) {
-		vgpu_vfio_rm.mig_resume(s->vgpu);
+		mig->rm->mig_resume(mig->vgpu);
 		return ret;
 	}
-	vgpu_mig_put_log(s);
+	vgpu_mig_put_log(mig);
 	return 0;
 }
 
 /* RESUMING -> STOP: the whole stream arrived; the context goes in last. */
-static int vgpu_mig_load(struct vgpu_vfio_state *s)
+static int vgpu_mig_load(struct vgpu_mig *mig)
 {
-	struct vgpu_mig_file *migf = s->resuming;
+	struct vgpu_mig_file *migf = mig->resuming;
 	int ret = -EINVAL;
 
 	if (!migf)
@@ -779,30 +785,30 @@ static int vgpu_mig_load(struct vgpu_vfio_state *s)
 	if (migf->error) {
 		/* refused as it came; the kernel log said why */
 	} else if (migf->step != VGPU_MIG_LOAD_DONE) {
-		dev_err(s->vdev.dev, "migration: the stream is cut: %llu bytes without its end\n",
+		dev_err(mig->vdev->dev, "migration: the stream is cut: %llu bytes without its end\n",
 			migf->received);
 	} else {
 		/* the device checks the image whole, and says why it refuses */
-		ret = vgpu_vfio_rm.mig_restore(s->vgpu, migf->ctx,
-					       migf->ctx_size);
+		ret = mig->rm->mig_restore(mig->vgpu, migf->ctx,
+					   migf->ctx_size);
 	}
 	mutex_unlock(&migf->lock);
 	return ret;
 }
 
-static void vgpu_mig_drop_files(struct vgpu_vfio_state *s)
+static void vgpu_mig_drop_files(struct vgpu_mig *mig)
 {
-	lockdep_assert_held(&s->mig_lock);
-	if (s->saving) {
-		vgpu_mig_file_disable(s->saving);
-		fput(s->saving->filp);
-		s->saving = NULL;
+	lockdep_assert_held(&mig->lock);
+	if (mig->saving) {
+		vgpu_mig_file_disable(mig->saving);
+		fput(mig->saving->filp);
+		mig->saving = NULL;
 	}
-	vgpu_mig_put_log(s);
-	if (s->resuming) {
-		vgpu_mig_file_disable(s->resuming);
-		fput(s->resuming->filp);
-		s->resuming = NULL;
+	vgpu_mig_put_log(mig);
+	if (mig->resuming) {
+		vgpu_mig_file_disable(mig->resuming);
+		fput(mig->resuming->filp);
+		mig->resuming = NULL;
 	}
 }
 
@@ -815,14 +821,14 @@ static bool vgpu_mig_is(enum vfio_device_mig_state cur,
 }
 
 /* One arc of the state machine (vfio_mig_get_next_state() chose it). */
-static struct file *vgpu_mig_step(struct vgpu_vfio_state *s,
+static struct file *vgpu_mig_step(struct vgpu_mig *mig,
 				  enum vfio_device_mig_state next)
 {
-	enum vfio_device_mig_state cur = s->mig_state;
+	enum vfio_device_mig_state cur = mig->state;
 	struct vgpu_mig_file *migf;
 	int ret = 0;
 
-	lockdep_assert_held(&s->mig_lock);
+	lockdep_assert_held(&mig->lock);
 	/* the vGPU starts no peer-to-peer DMA: P2P states are the same */
 	if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_RUNNING,
 			VFIO_DEVICE_STATE_RUNNING_P2P) ||
@@ -837,41 +843,41 @@ static struct file *vgpu_mig_step(struct vgpu_vfio_state *s,
 			VFIO_DEVICE_STATE_PRE_COPY) ||
 	    vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_RUNNING_P2P,
 			VFIO_DEVICE_STATE_PRE_COPY_P2P)) {
-		return vgpu_mig_precopy(s);
+		return vgpu_mig_precopy(mig);
 	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_PRE_COPY,
 			       VFIO_DEVICE_STATE_RUNNING) ||
 		   vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_PRE_COPY_P2P,
 			       VFIO_DEVICE_STATE_RUNNING_P2P)) {
-		vgpu_mig_drop_files(s);	/* cancelled: it never stopped */
+		vgpu_mig_drop_files(mig);	/* cancelled: it never stopped */
 	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_PRE_COPY_P2P,
 			       VFIO_DEVICE_STATE_STOP_COPY)) {
-		ret = vgpu_mig_stop_copy(s);
+		ret = vgpu_mig_stop_copy(mig);
 	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_RUNNING_P2P,
 			       VFIO_DEVICE_STATE_STOP)) {
-		ret = vgpu_vfio_rm.mig_stop(s->vgpu);
+		ret = mig->rm->mig_stop(mig->vgpu);
 	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_STOP,
 			       VFIO_DEVICE_STATE_RUNNING_P2P)) {
-		ret = vgpu_vfio_rm.mig_resume(s->vgpu);
+		ret = mig->rm->mig_resume(mig->vgpu);
 	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_STOP,
 			       VFIO_DEVICE_STATE_STOP_COPY)) {
-		return vgpu_mig_save(s);
+		return vgpu_mig_save(mig);
 	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_STOP_COPY,
 			       VFIO_DEVICE_STATE_STOP)) {
-		vgpu_mig_drop_files(s);
+		vgpu_mig_drop_files(mig);
 	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_STOP,
 			       VFIO_DEVICE_STATE_RESUMING)) {
-		migf = vgpu_mig_file_new(s, false);
+		migf = vgpu_mig_file_new(mig, false);
 		if (IS_ERR(migf))
 			return ERR_CAST(migf);
 		get_file(migf->filp);
-		s->resuming = migf;
+		mig->resuming = migf;
 		return migf->filp;
 	} else if (vgpu_mig_is(cur, next, VFIO_DEVICE_STATE_RESUMING,
 			       VFIO_DEVICE_STATE_STOP)) {
 		/* on failure the state stays RESUMING */
-		ret = vgpu_mig_load(s);
+		ret = vgpu_mig_load(mig);
 		if (!ret)
-			vgpu_mig_drop_files(s);
+			vgpu_mig_drop_files(mig);
 	} else {
 		WARN_ON_ONCE(1);	/* an arc the flags do not allow */
 		ret = -EINVAL;
@@ -879,27 +885,81 @@ static struct file *vgpu_mig_step(struct vgpu_vfio_state *s,
 	return ret ? ERR_PTR(ret) : NULL;
 }
 
-static struct file *
-vgpu_mig_set_state(struct vfio_device *vdev,
-		   enum vfio_device_mig_state new_state)
+/* The frontend's vgpu_mig of @vdev (VGPU_MIG_OPS()'s accessor). */
+static struct vgpu_mig *vgpu_mig_of(struct vfio_device *vdev)
 {
-	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
+	return container_of(vdev->mig_ops, struct vgpu_mig_ops, mig)->of(vdev);
+}
+
+static struct vgpu_mig *vgpu_mig_log_of(struct vfio_device *vdev)
+{
+	return container_of(vdev->log_ops, struct vgpu_mig_ops, log)->of(vdev);
+}
+
+/*
+ * The started vGPU was reset, or (@started false) its user goes: the
+ * device is RUNNING again, its data files go and a stopped partition runs
+ * (a reset keeps CTRL.STOP: SPEC 11 and 15).
+ */
+static void vgpu_mig_end(struct vgpu_mig *mig, bool started)
+{
+	enum vfio_device_mig_state st = mig->state;
+
+	lockdep_assert_held(&mig->lock);
+	/* a pre-copy's VRAM log goes with its file */
+	vgpu_mig_drop_files(mig);
+	if (started && mig->vgpu && (st == VFIO_DEVICE_STATE_STOP ||
+				     st == VFIO_DEVICE_STATE_STOP_COPY ||
+				     st == VFIO_DEVICE_STATE_RESUMING))
+		mig->rm->mig_resume(mig->vgpu);
+	mig->state = VFIO_DEVICE_STATE_RUNNING;
+	/* DMA logging ends with its user (close), a reset keeps it */
+	if (!started) {
+		if (mig->logging && mig->vgpu)
+			mig->rm->dirty_stop(mig->vgpu);
+		mig->logging = false;
+		xa_destroy(&mig->log_carry);
+	}
+}
+
+/* Lets go of mig->lock, applying a reset reported meanwhile. */
+static void vgpu_mig_unlock(struct vgpu_mig *mig)
+{
+again:
+	spin_lock(&mig->reset_lock);
+	if (mig->deferred_reset) {
+		mig->deferred_reset = false;
+		spin_unlock(&mig->reset_lock);
+		vgpu_mig_end(mig, true);
+		goto again;
+	}
+	mutex_unlock(&mig->lock);
+	spin_unlock(&mig->reset_lock);
+}
+
+struct file *vgpu_mig_set_state(struct vfio_device *vdev,
+				enum vfio_device_mig_state new_state)
+{
+	struct vgpu_mig *mig = vgpu_mig_of(vdev);
 	enum vfio_device_mig_state next;
 	struct file *res = NULL;
 	int ret;
 
-	mutex_lock(&s->mig_lock);
-	while (s->mig_state != new_state) {
-		ret = vfio_mig_get_next_state(vdev, s->mig_state, new_state,
+	mutex_lock(&mig->lock);
+	/* nobody has the vGPU (not opened, or its frontend could not bind it) */
+	if (!mig->vgpu)
+		res = ERR_PTR(-ENODEV);
+	while (!res && mig->state != new_state) {
+		ret = vfio_mig_get_next_state(vdev, mig->state, new_state,
 					      &next);
 		if (ret) {
 			res = ERR_PTR(ret);
 			break;
 		}
-		res = vgpu_mig_step(s, next);
+		res = vgpu_mig_step(mig, next);
 		if (IS_ERR(res))
 			break;
-		s->mig_state = next;
+		mig->state = next;
 		if (res && next != new_state) {
 			/* a data file is only ever the last arc's */
 			fput(res);
@@ -907,20 +967,22 @@ vgpu_mig_set_state(struct vfio_device *vdev,
 			break;
 		}
 	}
-	mutex_unlock(&s->mig_lock);
+	vgpu_mig_unlock(mig);
 	return res;
 }
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_set_state, VGPU_MIG);
 
-static int vgpu_mig_get_state(struct vfio_device *vdev,
-			      enum vfio_device_mig_state *state)
+int vgpu_mig_get_state(struct vfio_device *vdev,
+		       enum vfio_device_mig_state *state)
 {
-	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
+	struct vgpu_mig *mig = vgpu_mig_of(vdev);
 
-	mutex_lock(&s->mig_lock);
-	*state = s->mig_state;
-	mutex_unlock(&s->mig_lock);
+	mutex_lock(&mig->lock);
+	*state = mig->state;
+	vgpu_mig_unlock(mig);
 	return 0;
 }
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_get_state, VGPU_MIG);
 
 static bool vgpu_mig_precopying(enum vfio_device_mig_state st)
 {
@@ -933,100 +995,106 @@ static bool vgpu_mig_precopying(enum vfio_device_mig_state st)
  * of the initial data, the dirty pages) and the context; else a whole
  * stream.
  */
-static int vgpu_mig_get_data_size(struct vfio_device *vdev,
-				  unsigned long *stop_copy_length)
+int vgpu_mig_get_data_size(struct vfio_device *vdev,
+			   unsigned long *stop_copy_length)
 {
-	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
+	struct vgpu_mig *mig = vgpu_mig_of(vdev);
 	struct vgpu_mig_file *migf;
 	u64 initial, dirty;
 
-	mutex_lock(&s->mig_lock);
-	migf = s->saving;
-	*stop_copy_length = vgpu_mig_stream_size(s);
-	if (migf && vgpu_mig_precopying(s->mig_state)) {
+	mutex_lock(&mig->lock);
+	if (!mig->vgpu) {
+		vgpu_mig_unlock(mig);
+		return -ENODEV;
+	}
+	migf = mig->saving;
+	*stop_copy_length = vgpu_mig_stream_size(mig);
+	if (migf && vgpu_mig_precopying(mig->state)) {
 		mutex_lock(&migf->lock);
 		vgpu_mig_pending(migf, &initial, &dirty);
 		mutex_unlock(&migf->lock);
 		*stop_copy_length = initial + dirty + migf->ctx_size +
 				    2 * sizeof(struct vgpu_mig_record);
 	}
-	mutex_unlock(&s->mig_lock);
+	vgpu_mig_unlock(mig);
 	return 0;
 }
-
-static const struct vfio_migration_ops vgpu_vfio_mig_ops = {
-	.migration_set_state = vgpu_mig_set_state,
-	.migration_get_state = vgpu_mig_get_state,
-	.migration_get_data_size = vgpu_mig_get_data_size,
-};
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_get_data_size, VGPU_MIG);
 
 /* ---- DMA logging: the device's SYSMEM dirty log, in VFIO's terms ------- */
 
-static int vgpu_log_start(struct vfio_device *vdev,
-			  struct rb_root_cached *ranges, u32 nnodes,
-			  u64 *page_size)
+int vgpu_mig_log_start(struct vfio_device *vdev,
+		       struct rb_root_cached *ranges, u32 nnodes,
+		       u64 *page_size)
 {
-	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
+	struct vgpu_mig *mig = vgpu_mig_log_of(vdev);
 	int ret;
 
 	/*
 	 * The log covers every IOVA below log_span; ranges above it are
 	 * reported whole (the device says when it wrote there).
 	 */
-	mutex_lock(&s->mig_lock);
-	xa_destroy(&s->log_carry);
+	mutex_lock(&mig->lock);
+	xa_destroy(&mig->log_carry);
 	/* a second START goes on with the one reference it holds */
-	ret = s->logging ? 0 : vgpu_vfio_rm.dirty_start(s->vgpu, &s->log_page,
-							 &s->log_span);
+	if (mig->logging)
+		ret = 0;
+	else if (!mig->vgpu)
+		ret = -ENODEV;
+	else
+		ret = mig->rm->dirty_start(mig->vgpu, &mig->log_page,
+					   &mig->log_span);
 	if (!ret) {
-		s->logging = true;
-		*page_size = s->log_page;
+		mig->logging = true;
+		*page_size = mig->log_page;
 	}
-	mutex_unlock(&s->mig_lock);
+	vgpu_mig_unlock(mig);
 	return ret;
 }
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_log_start, VGPU_MIG);
 
-static int vgpu_log_stop(struct vfio_device *vdev)
+int vgpu_mig_log_stop(struct vfio_device *vdev)
 {
-	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
+	struct vgpu_mig *mig = vgpu_mig_log_of(vdev);
 
-	mutex_lock(&s->mig_lock);
-	if (s->logging)
-		vgpu_vfio_rm.dirty_stop(s->vgpu);
-	s->logging = false;
-	xa_destroy(&s->log_carry);
-	mutex_unlock(&s->mig_lock);
+	mutex_lock(&mig->lock);
+	if (mig->logging)
+		mig->rm->dirty_stop(mig->vgpu);
+	mig->logging = false;
+	xa_destroy(&mig->log_carry);
+	vgpu_mig_unlock(mig);
 	return 0;
 }
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_log_stop, VGPU_MIG);
 
 /*
  * Report the pages of [@iova, @iova + @length) the vGPU wrote. Device
  * words are read and cleared whole; bits of a word outside the range are
  * kept in log_carry for the call that asks for them.
  */
-static int vgpu_log_read_and_clear(struct vfio_device *vdev,
-				   unsigned long iova, unsigned long length,
-				   struct iova_bitmap *dirty)
+int vgpu_mig_log_read_and_clear(struct vfio_device *vdev,
+				unsigned long iova, unsigned long length,
+				struct iova_bitmap *dirty)
 {
-	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
+	struct vgpu_mig *mig = vgpu_mig_log_of(vdev);
 	u64 pg, first, last, span, w, w_end, page;
 	u32 words[VGPU_LOG_CHUNK];
 	int ret = 0, i, n;
 
 	if (!length || iova + length - 1 < iova)
 		return -EINVAL;
-	mutex_lock(&s->mig_lock);
-	if (!s->logging) {
+	mutex_lock(&mig->lock);
+	if (!mig->logging) {
 		ret = -EINVAL;
 		goto out;
 	}
-	pg = s->log_page;
+	pg = mig->log_page;
 	first = iova / pg;
 	last = (iova + length - 1) / pg;
-	span = s->log_span / pg;
+	span = mig->log_span / pg;
 	if (last >= span) {
 		/* beyond the device's log: everything there may be dirty */
-		u64 from = max_t(u64, iova, s->log_span);
+		u64 from = max_t(u64, iova, mig->log_span);
 
 		iova_bitmap_set(dirty, from, iova + length - from);
 		if (first >= span)
@@ -1036,14 +1104,14 @@ static int vgpu_log_read_and_clear(struct vfio_device *vdev,
 	w_end = last / VGPU_LOG_PAGES_PER_WORD + 1;
 	for (w = first / VGPU_LOG_PAGES_PER_WORD; w < w_end; w += n) {
 		n = min_t(u64, VGPU_LOG_CHUNK, w_end - w);
-		if (vgpu_vfio_rm.dirty_read(s->vgpu, false, w, words, n)) {
+		if (mig->rm->dirty_read(mig->vgpu, false, w, words, n)) {
 			/* a write beyond the log: report the range whole */
 			iova_bitmap_set(dirty, iova, length);
 			goto out;
 		}
 		for (i = 0; i < n; i++) {
 			u32 bits = words[i];
-			void *old = xa_load(&s->log_carry, w + i);
+			void *old = xa_load(&mig->log_carry, w + i);
 			u32 keep = 0;
 			int b;
 
@@ -1059,44 +1127,118 @@ static int vgpu_log_read_and_clear(struct vfio_device *vdev,
 					iova_bitmap_set(dirty, page * pg, pg);
 			}
 			if (keep)
-				xa_store(&s->log_carry, w + i, xa_mk_value(keep),
+				xa_store(&mig->log_carry, w + i, xa_mk_value(keep),
 					 GFP_KERNEL);
 			else if (old)
-				xa_erase(&s->log_carry, w + i);
+				xa_erase(&mig->log_carry, w + i);
 		}
 		cond_resched();
 	}
 out:
-	mutex_unlock(&s->mig_lock);
+	vgpu_mig_unlock(mig);
 	return ret;
 }
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_log_read_and_clear, VGPU_MIG);
 
-static const struct vfio_log_ops vgpu_vfio_log_ops = {
-	.log_start = vgpu_log_start,
-	.log_stop = vgpu_log_stop,
-	.log_read_and_clear = vgpu_log_read_and_clear,
-};
-
-/* At init: migration is offered when the backend has its ops. */
-void vgpu_vfio_mig_init(struct vgpu_vfio_state *s)
+/*
+ * From the frontend's vfio_device init: migration is offered when the
+ * RM's ops have it, pre-copy and DMA logging when they have dirty logs.
+ */
+void vgpu_mig_init(struct vgpu_mig *mig, struct vfio_device *vdev,
+		   const struct vgpu_mig_ops *ops,
+		   const struct vgpu_rm_ops *rm)
 {
-	mutex_init(&s->mig_lock);
-	s->mig_state = VFIO_DEVICE_STATE_RUNNING;
-	if (vgpu_vfio_rm.mig_stop && vgpu_vfio_rm.mig_resume &&
-	    vgpu_vfio_rm.mig_save && vgpu_vfio_rm.mig_restore &&
-	    vgpu_vfio_rm.mig_state_size) {
-		s->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY |
-					  VFIO_MIGRATION_P2P;
-		s->vdev.mig_ops = &vgpu_vfio_mig_ops;
-	}
-	xa_init(&s->log_carry);
-	if (s->vdev.mig_ops && vgpu_vfio_rm.dirty_start &&
-	    vgpu_vfio_rm.dirty_stop && vgpu_vfio_rm.dirty_read) {
+	mig->vdev = vdev;
+	mig->rm = rm;
+	mutex_init(&mig->lock);
+	spin_lock_init(&mig->reset_lock);
+	mig->state = VFIO_DEVICE_STATE_RUNNING;
+	xa_init(&mig->log_carry);
+	if (!rm || !rm->mig_stop || !rm->mig_resume || !rm->mig_save ||
+	    !rm->mig_restore || !rm->mig_state_size || !rm->vgpu_vram_rw)
+		return;
+	vdev->migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P;
+	vdev->mig_ops = &ops->mig;
+	if (rm->dirty_start && rm->dirty_stop && rm->dirty_read) {
 		/* pre-copy resends what the VRAM log reports */
-		s->vdev.migration_flags |= VFIO_MIGRATION_PRE_COPY;
-		s->vdev.log_ops = &vgpu_vfio_log_ops;
+		vdev->migration_flags |= VFIO_MIGRATION_PRE_COPY;
+		vdev->log_ops = &ops->log;
 	}
 }
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_init, VGPU_MIG);
+
+/*
+ * A user has the started vGPU @vgpu (of GPU @gpu, type @type, @vram_size
+ * bytes of VRAM): the engine migrates it until vgpu_mig_close().
+ */
+void vgpu_mig_open(struct vgpu_mig *mig, struct vgpu_rm_gpu *gpu,
+		   struct vgpu_rm_vgpu *vgpu, const char *type, u64 vram_size)
+{
+	mutex_lock(&mig->lock);
+	vgpu_mig_end(mig, false);
+	mig->gpu = gpu;
+	mig->vgpu = vgpu;
+	strscpy(mig->type, type, sizeof(mig->type));
+	mig->vram_size = vram_size;
+	vgpu_mig_unlock(mig);
+}
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_open, VGPU_MIG);
+
+/*
+ * The user goes, before the vGPU stops: a migration in or out of it ends
+ * (its data files fail with -ENODEV from now on), DMA logging too.
+ */
+void vgpu_mig_close(struct vgpu_mig *mig)
+{
+	mutex_lock(&mig->lock);
+	vgpu_mig_end(mig, false);
+	mig->vgpu = NULL;
+	vgpu_mig_unlock(mig);
+}
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_close, VGPU_MIG);
+
+/* The started vGPU was reset: a migration ends, the partition runs. */
+void vgpu_mig_reset(struct vgpu_mig *mig)
+{
+	mutex_lock(&mig->lock);
+	vgpu_mig_end(mig, true);
+	vgpu_mig_unlock(mig);
+}
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_reset, VGPU_MIG);
+
+/*
+ * The same, reported where waiting could deadlock: a PCI reset_done, under
+ * the device lock and (VFIO_DEVICE_RESET) vfio-pci-core's memory_lock.
+ * Applied now if mig->lock is free and no data file is open, else left to
+ * the next holder of mig->lock: a read() or write() of a data file holds
+ * its file's lock and may be faulting on the VF's mmap'ed BARs, which wait
+ * for memory_lock, so the reset must not wait for that file's lock.
+ * vgpu_mig_reset_flush() applies it once the reset's locks are let go.
+ */
+void vgpu_mig_reset_done(struct vgpu_mig *mig)
+{
+	spin_lock(&mig->reset_lock);
+	mig->deferred_reset = true;
+	if (!mutex_trylock(&mig->lock)) {
+		spin_unlock(&mig->reset_lock);
+		return;
+	}
+	spin_unlock(&mig->reset_lock);
+	if (mig->saving || mig->resuming) {
+		mutex_unlock(&mig->lock);	/* deferred_reset stays set */
+		return;
+	}
+	vgpu_mig_unlock(mig);
+}
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_reset_done, VGPU_MIG);
+
+/* Applies a reset vgpu_mig_reset_done() left deferred, if any. */
+void vgpu_mig_reset_flush(struct vgpu_mig *mig)
+{
+	mutex_lock(&mig->lock);
+	vgpu_mig_unlock(mig);
+}
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_reset_flush, VGPU_MIG);
 
 /*
  * Removal of the vGPU is waiting for its user (vfio_device_ops.request):
@@ -1105,57 +1247,32 @@ void vgpu_vfio_mig_init(struct vgpu_vfio_state *s)
  * the device, and the removal goes on; the source of a refused incoming
  * migration runs on.
  */
-void vgpu_vfio_mig_request(struct vgpu_vfio_state *s)
+void vgpu_mig_request(struct vgpu_mig *mig)
 {
 	struct vgpu_mig_file *files[2];
 	unsigned int i;
 
-	mutex_lock(&s->mig_lock);
-	files[0] = s->resuming;
-	files[1] = s->saving;
+	mutex_lock(&mig->lock);
+	files[0] = mig->resuming;
+	files[1] = mig->saving;
 	for (i = 0; i < ARRAY_SIZE(files); i++) {
 		if (!files[i])
 			continue;
 		mutex_lock(&files[i]->lock);
 		if (!files[i]->error) {
 			files[i]->error = -ENODEV;
-			dev_warn(s->vdev.dev, "migration: the vGPU is being removed; its %s stream is refused from now on\n",
+			dev_warn(mig->vdev->dev, "migration: the vGPU is being removed; its %s stream is refused from now on\n",
 				 i ? "outgoing" : "incoming");
 		}
 		mutex_unlock(&files[i]->lock);
 	}
-	mutex_unlock(&s->mig_lock);
+	vgpu_mig_unlock(mig);
 }
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_request, VGPU_MIG);
 
-/*
- * Open, close and reset: the device is RUNNING again, its data files go
- * and a stopped partition runs (a reset or a new user ends a migration).
- */
-void vgpu_vfio_mig_reset(struct vgpu_vfio_state *s, bool started)
+void vgpu_mig_exit(struct vgpu_mig *mig)
 {
-	enum vfio_device_mig_state st;
-
-	mutex_lock(&s->mig_lock);
-	st = s->mig_state;
-	/* a pre-copy's VRAM log goes with its file */
-	vgpu_mig_drop_files(s);
-	if (started && (st == VFIO_DEVICE_STATE_STOP ||
-			st == VFIO_DEVICE_STATE_STOP_COPY ||
-			st == VFIO_DEVICE_STATE_RESUMING))
-		vgpu_vfio_rm.mig_resume(s->vgpu);
-	s->mig_state = VFIO_DEVICE_STATE_RUNNING;
-	/* DMA logging ends with its user (close), a reset keeps it */
-	if (!started) {
-		if (s->logging)
-			vgpu_vfio_rm.dirty_stop(s->vgpu);
-		s->logging = false;
-		xa_destroy(&s->log_carry);
-	}
-	mutex_unlock(&s->mig_lock);
+	xa_destroy(&mig->log_carry);
+	mutex_destroy(&mig->lock);
 }
-
-void vgpu_vfio_mig_exit(struct vgpu_vfio_state *s)
-{
-	xa_destroy(&s->log_carry);
-	mutex_destroy(&s->mig_lock);
-}
+EXPORT_SYMBOL_NS_GPL(vgpu_mig_exit, VGPU_MIG);

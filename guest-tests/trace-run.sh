@@ -2,7 +2,10 @@
 # trace-run.sh - runs in L1 for `make test-trace` under the MMIO tracer: the
 # RM's probe, one vGPU's creation and removal, and the example driver's
 # reset-then-forgotten-ring mistake (first-driver --forget-ring, on the bare
-# device once the host driver is gone). Between phases it writes a
+# device once the host driver is gone), and, with the host driver loaded
+# again, one vGPU's migration to another as a VMM drives it (two of
+# vgpu-mig-test's checks: DMA logging, which reads a dirty log, and the
+# stop, save and restore of queued work). Between phases it writes a
 # marker into the GPU's global SCRATCH register through /dev/mem, so the
 # trace itself says where each phase starts (0x7ace000N) - the same trick
 # works for any driver being traced.
@@ -38,5 +41,12 @@ if unload_host_driver; then ok "host driver unloaded"; else fail "rmmod"; fi
 mark 5
 if first-driver --forget-ring; then ok "first-driver --forget-ring"; else fail "first-driver"; fi
 mark 6
+if load_host_driver; then ok "host driver loaded again"; else fail "insmod"; fi
+mark 7
+vgpu-mig-test --only "DMA logging reports" --only "work queued behind a semaphore" ||
+    fail "vgpu-mig-test"
+mark 8
+if unload_host_driver; then ok "host driver unloaded again"; else fail "rmmod"; fi
+mark 9
 echo "VGPU-TRANSCRIPT-END"
 checks_passed

@@ -4,8 +4,9 @@
 # plain, once under the MMIO tracer) running guest-tests/trace-run.sh, print
 # the tracer's slowdown, and compare the decoded, normalised trace of the
 # RM's probe, of one vGPU's creation and removal and of the example driver's
-# reset-then-forgotten-ring mistake (with the device's events) with the
-# insta snapshot. The traced run also checks that the device's refusal
+# reset-then-forgotten-ring mistake (with the device's events), and of the
+# RM's side of a vGPU's migration (vgpu-mig-test --only ...), with the insta
+# snapshot. The traced run also checks that the device's refusal
 # reaches -d guest_errors.
 set -euo pipefail
 # shellcheck source=scripts/lib/tier.sh
@@ -15,10 +16,12 @@ tier_begin trace "vgpu-pci,vram_size=256M,partitions=8,engines=2"
 scripts/gen-plugin-bindings.sh --check
 cargo build --quiet --release -p vgpu-trace-plugin
 modules=$(scripts/build-modules.sh)
+build_guest_bins
 host_driver_extras "$modules"
 first_driver=$(build_first_driver "$OUT")
 IMAGES=$(scripts/build-images.sh "${HOST_DRIVER_EXTRAS[@]}" \
-    "guest-tests/trace-run.sh:/bin/trace-run.sh" "$first_driver:/bin/first-driver")
+    "guest-tests/trace-run.sh:/bin/trace-run.sh" "$first_driver:/bin/first-driver" \
+    "$GUEST_BIN/vgpu-mig-test:/bin/vgpu-mig-test")
 
 # boot NAME [VAR=...] [-- QEMU ARGS]: one L1 run of trace-run.sh; one vCPU,
 # so the trace has one order.

@@ -225,9 +225,17 @@ pub fn migrates(m: &mut Mig) -> Result<String, String> {
         ],
     );
     std::thread::sleep(Duration::from_millis(50));
+    // The semaphore's page is translated on demand: A stops stalled on the
+    // semaphore, not waiting for the RM (the same image every run, and the
+    // same trace for make test-trace).
+    let deadline = Instant::now() + T;
+    while a.state(0) == PartitionState::XlateWait && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
     ensure!(
-        a.reg(RegId::WRingHead, 0, 0) == head,
-        "A did not wait on the semaphore"
+        a.reg(RegId::WRingHead, 0, 0) == head && a.state(0) == PartitionState::Busy,
+        "A did not wait on the semaphore ({:?})",
+        a.state(0)
     );
     let t = Instant::now();
     let stream = save(a)?;

@@ -7,8 +7,10 @@
 //! and a destination closed while resuming each fail with a reason and leave
 //! the vGPUs usable.
 //!
-//! Usage: vgpu-mig-test (no arguments). Prints `ok`/`FAIL` per check and
-//! `bench` lines; exit status 1 if a check failed.
+//! Usage: vgpu-mig-test [--only SUBSTRING]... Prints `ok`/`FAIL` per check
+//! and `bench` lines; exit status 1 if a check failed. With `--only`, only
+//! the checks whose names contain one of the substrings run (in table
+//! order), e.g. for `make test-trace`, which traces one migration.
 
 use std::io::{Read, Write};
 use vgpu_guest_tests::migration::{
@@ -109,11 +111,38 @@ fn pick(gpu: &Gpu) -> Result<(VgpuType, VgpuType), String> {
     Ok((ab, c))
 }
 
-fn main() {
-    if std::env::args().len() > 1 {
-        eprintln!("usage: vgpu-mig-test");
-        std::process::exit(2);
+/// The checks `--only` selects (all of them without it); usage errors
+/// exit with status 2.
+fn selected() -> Vec<Check<Mig>> {
+    let usage = || -> ! {
+        eprintln!("usage: vgpu-mig-test [--only SUBSTRING]...");
+        std::process::exit(2)
+    };
+    let mut only = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match (a.as_str(), args.next()) {
+            ("--only", Some(s)) => only.push(s),
+            _ => usage(),
+        }
     }
+    let checks: Vec<Check<Mig>> = CHECKS
+        .iter()
+        .filter(|c| only.is_empty() || only.iter().any(|s| c.name.contains(s.as_str())))
+        .map(|c| Check {
+            name: c.name,
+            run: c.run,
+        })
+        .collect();
+    if checks.is_empty() {
+        eprintln!("vgpu-mig-test: no check's name contains any of {only:?}");
+        usage();
+    }
+    checks
+}
+
+fn main() {
+    let checks = selected();
     let mut r = Report::default();
     let gpu = Gpu::find(None).unwrap_or_else(|e| fatal(format!("find an mdev parent: {e}")));
     let (ab, c) = pick(&gpu).unwrap_or_else(|e| fatal(e));
@@ -146,7 +175,7 @@ fn main() {
         container,
         groups,
     };
-    r.run(&mut m, CHECKS);
+    r.run(&mut m, &checks);
     let Mig { a, b, .. } = m;
     drop((a, b));
     for u in [UUID_A, UUID_B] {

@@ -720,10 +720,19 @@ fn unmap_under_writes(c: &mut Vfio) -> Result<String, String> {
 /// `a` copies VRAM into the whole DMA buffer again and again (every page
 /// pinned writable first) while the test unmaps the buffer: once the unmap
 /// returns, no byte of it may change.
+///
+/// The second half of the copies waits behind a `SEM_WAIT` on a word in
+/// VRAM that the test releases only once the unmap has returned, so the
+/// unmap always lands with writes to the buffer still queued (the engine
+/// either in the first half's copies or stopped at the gate, its
+/// translations cached), however fast the engine or slow the vCPU: a run
+/// can no longer find every copy done before the unmap and test nothing.
 fn unmap_in_flight(container: &Container, a: &VfioDriver) -> Result<String, String> {
-    const COPIES: u64 = 63;
+    const COPIES: u64 = 62;
+    const BEFORE_GATE: u64 = COPIES / 2;
     let len = DMA_BYTES as u64;
-    let (vx, vy) = (0x40_0000, 0x60_0000);
+    let (vx, vy, gate) = (0x40_0000, 0x60_0000, 0x80_0000);
+    a.hw.vram_write(gate, &0u64.to_le_bytes());
     a.submit(
         0,
         0,
@@ -741,30 +750,32 @@ fn unmap_in_flight(container: &Container, a: &VfioDriver) -> Result<String, Stri
         fault_code(a)
     );
     let before = a.reg(RegId::WStatCommands, 0, 0);
-    let copies: Vec<Command> = (0..COPIES)
-        .map(|i| {
-            Command::copy(
-                Loc::Sys(IOVA),
-                Loc::Vram(if i % 2 == 0 { vy } else { vx }),
-                len,
-            )
-        })
-        .collect();
-    a.submit(0, 0, &copies);
+    let copy = |i: u64| {
+        Command::copy(
+            Loc::Sys(IOVA),
+            Loc::Vram(if i.is_multiple_of(2) { vy } else { vx }),
+            len,
+        )
+    };
+    let mut work: Vec<Command> = (0..BEFORE_GATE).map(copy).collect();
+    work.push(Command::sem_wait(Loc::Vram(gate), 1));
+    work.extend((BEFORE_GATE..COPIES).map(copy));
+    a.submit(0, 0, &work);
     let busy = a.state(0) == PartitionState::Busy;
-    container
-        .unmap_dma(IOVA, len)
-        .map_err(|e| format!("UNMAP_DMA: {e}"))?;
+    let unmapped = container.unmap_dma(IOVA, len);
+    // Counted before the gate opens: what ran while the unmap was under way.
     let done = a.reg(RegId::WStatCommands, 0, 0) - before;
     let mut then = vec![0u8; DMA_BYTES];
     a.hw.sys_read(IOVA, &mut then);
+    a.hw.vram_write(gate, &1u64.to_le_bytes());
+    unmapped.map_err(|e| format!("UNMAP_DMA: {e}"))?;
     let st = a.wait_settled(0, T);
     let mut now = vec![0u8; DMA_BYTES];
     a.hw.sys_read(IOVA, &mut now);
     let changed = then.iter().zip(&now).filter(|(x, y)| x != y).count();
     ensure!(
-        busy && done < COPIES,
-        "the copies were over before the unmap ({done} of {COPIES} done): nothing tested"
+        busy && done <= BEFORE_GATE,
+        "the gate did not hold the copies back ({done} of {COPIES} done, busy {busy}): nothing tested"
     );
     ensure!(
         changed == 0,

@@ -130,6 +130,28 @@ pub fn state(g: &VfioDriver, s: u32) -> Result<Option<File>, String> {
         .map_err(|e| format!("to state {s}: {e}"))
 }
 
+/// `c`, a destination, is closed while it resumes: it takes the start of
+/// its own stream, then goes (it is dropped here); the data fd outlives
+/// the device, and a write to it after that must fail, harmlessly.
+pub fn close_while_resuming(c: VfioDriver) -> Result<(), String> {
+    state(&c, MIG_STOP)?;
+    let mut save = state(&c, MIG_STOP_COPY)?.ok_or("no data fd")?;
+    let mut start = vec![0u8; 8192];
+    save.read_exact(&mut start)
+        .map_err(|e| format!("read C's stream: {e}"))?;
+    drop(save);
+    state(&c, MIG_STOP)?;
+    let mut f = state(&c, MIG_RESUMING)?.ok_or("no data fd")?;
+    f.write_all(&start[..4096])
+        .map_err(|e| format!("write C's stream: {e}"))?;
+    drop(c);
+    ensure!(
+        f.write_all(&start[4096..]).is_err(),
+        "a write after the device closed was taken"
+    );
+    Ok(())
+}
+
 /// A's stream: STOP, STOP_COPY, read it all, back to STOP.
 pub fn save(g: &VfioDriver) -> Result<Vec<u8>, String> {
     state(g, MIG_STOP)?;

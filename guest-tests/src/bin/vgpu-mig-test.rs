@@ -12,14 +12,13 @@
 //! the checks whose names contain one of the substrings run (in table
 //! order), e.g. for `make test-trace`, which traces one migration.
 
-use std::io::{Read, Write};
 use vgpu_guest_tests::migration::{
-    cancelled, corrupted, dma_logging, driver, migrates, offered, other_type, precopy_cancelled,
-    precopy_info_refused, precopy_migrates, state, Mig, DMA_BYTES, IOVA,
+    cancelled, close_while_resuming, corrupted, dma_logging, driver, migrates, offered, other_type,
+    precopy_cancelled, precopy_info_refused, precopy_migrates, Mig, DMA_BYTES, IOVA,
 };
-use vgpu_guest_tests::vfio::{Container, DmaBuf, VfioVgpu, MIG_RESUMING, MIG_STOP, MIG_STOP_COPY};
+use vgpu_guest_tests::vfio::{Container, DmaBuf, VfioVgpu};
 use vgpu_guest_tests::vgpu::{fatal, framebuffer_bytes};
-use vgpu_guest_tests::{ensure, Check, Report};
+use vgpu_guest_tests::{Check, Report};
 use vgpuctl::{Gpu, Vgpu, VgpuType};
 
 const UUID_A: &str = "0a0a0a0a-0000-4000-8000-0000000000a1";
@@ -28,25 +27,7 @@ const UUID_C: &str = "0c0c0c0c-0000-4000-8000-0000000000c1";
 
 /// A destination closed while resuming: its data fd fails, the vGPU goes.
 fn closed_while_resuming(m: &mut Mig) -> Result<String, String> {
-    let c = m.c.take().ok_or("no vGPU C")?;
-    // The start of C's own stream, which C takes as it comes.
-    state(&c, MIG_STOP)?;
-    let mut save = state(&c, MIG_STOP_COPY)?.ok_or("no data fd")?;
-    let mut start = vec![0u8; 8192];
-    save.read_exact(&mut start)
-        .map_err(|e| format!("read C's stream: {e}"))?;
-    drop(save);
-    state(&c, MIG_STOP)?;
-    let mut f = state(&c, MIG_RESUMING)?.ok_or("no data fd")?;
-    f.write_all(&start[..4096])
-        .map_err(|e| format!("write C's stream: {e}"))?;
-    drop(c);
-    // The data fd outlives the device: writes fail, nothing breaks.
-    ensure!(
-        f.write_all(&start[4096..]).is_err(),
-        "a write after the device closed was taken"
-    );
-    drop(f);
+    close_while_resuming(m.c.take().ok_or("no vGPU C")?)?;
     Vgpu::destroy(UUID_C).map_err(|e| format!("remove C: {e}"))?;
     Ok(String::new())
 }

@@ -12,16 +12,17 @@
 //! Usage: vgpu-vf-mig-test (no arguments). Prints `ok`/`FAIL` per check
 //! and `bench` lines; exit status 1 if a check failed.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use vdevice::driver::Hardware;
 use vdevice::pci;
 use vdevice::regs::RegId;
 use vgpu_guest_tests::migration::{
-    cancelled, corrupted, dev, dma_logging, driver, fence_runs, migrates, offered, other_type,
-    precopy_cancelled, precopy_info_refused, precopy_migrates, state, Mig, DMA_BYTES, IOVA,
+    cancelled, close_while_resuming, corrupted, dev, dma_logging, driver, fence_runs, migrates,
+    offered, other_type, precopy_cancelled, precopy_info_refused, precopy_migrates, state, Mig,
+    DMA_BYTES, IOVA,
 };
 use vgpu_guest_tests::vfio::{
-    self, Container, DmaBuf, VfioVgpu, MIG_RESUMING, MIG_RUNNING, MIG_STOP, MIG_STOP_COPY,
+    self, Container, DmaBuf, VfioVgpu, MIG_RUNNING, MIG_STOP, MIG_STOP_COPY,
 };
 use vgpu_guest_tests::vgpu::{fatal, VfioDriver};
 use vgpu_guest_tests::{ensure, Check, PciDev, Report};
@@ -163,23 +164,7 @@ fn flr_ends_migration(m: &mut Mig, vf: &PciDev) -> Result<String, String> {
 /// C closed while resuming: its data fd fails from then on, and the VF
 /// opens again RUNNING.
 fn closed_while_resuming(m: &mut Mig, vf: &PciDev) -> Result<String, String> {
-    let c = m.c.take().ok_or("no VF C")?;
-    state(&c, MIG_STOP)?;
-    let mut save = state(&c, MIG_STOP_COPY)?.ok_or("no data fd")?;
-    let mut start = vec![0u8; 8192];
-    save.read_exact(&mut start)
-        .map_err(|e| format!("read C's stream: {e}"))?;
-    drop(save);
-    state(&c, MIG_STOP)?;
-    let mut f = state(&c, MIG_RESUMING)?.ok_or("no data fd")?;
-    f.write_all(&start[..4096])
-        .map_err(|e| format!("write C's stream: {e}"))?;
-    drop(c);
-    ensure!(
-        f.write_all(&start[4096..]).is_err(),
-        "a write after the device closed was taken"
-    );
-    drop(f);
+    close_while_resuming(m.c.take().ok_or("no VF C")?)?;
     let group = m.groups.get(2).ok_or("no group of C")?;
     let d = vfio::Device::open(group, &vf.name()).map_err(|e| format!("open C again: {e}"))?;
     let st = d.mig_state().map_err(|e| e.to_string())?;

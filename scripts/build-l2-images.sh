@@ -41,7 +41,7 @@ kdir=$(readlink -f "$CACHE_DIR/kernel-current")
 release=$(cat "$kdir/kernel-release")
 
 # --- the guest driver, built in a copy so the tree stays clean -------------------
-driver_files=(guest-tests/guest-driver/{Kbuild,vgpu_guest.c,vgpu_guest_uapi.h} host-driver/include/vgpu_regs.h)
+driver_files=(guest-tests/guest-driver/{Kbuild,vgpu_guest.h,vgpu_guest_drv.c,vgpu_guest_kms.c,vgpu_drm.h} host-driver/include/vgpu_regs.h)
 driver="$CACHE_DIR/l2-driver-$({ echo "$release"; cat "${driver_files[@]}"; } | short_hash)"
 if [[ ! -f $driver/vgpu_guest.ko ]]; then
     log "building vgpu_guest.ko for $release"

@@ -55,11 +55,8 @@ fi
 start_vm() {
     name=$1
     rm -f "/tmp/$name".*
-    for p in con qmp; do
-        mkfifo "/tmp/$name.$p.in" "/tmp/$name.$p.out"
-    done
-    : >"/tmp/$name.qmp.log"
-    cat "/tmp/$name.qmp.out" >>"/tmp/$name.qmp.log" &
+    mkfifo "/tmp/$name.con.in" "/tmp/$name.con.out"
+    qmp_fifos "$name"
     tr -d '\r' <"/tmp/$name.con.out" | while IFS= read -r line; do
         echo "L2 | $line"
         echo "$line" >>"$WORK"
@@ -74,37 +71,6 @@ start_vm() {
         2>"/tmp/$name.err" &
     echo $! >"/tmp/$name.pid"
     qmp "$name" '"execute": "qmp_capabilities"' >/dev/null
-}
-
-qmp_seq=0
-# qmp NAME MEMBERS: send {MEMBERS, "id": ...} to NAME's QMP, print the reply.
-qmp() {
-    qmp_seq=$((qmp_seq + 1))
-    id="q$qmp_seq"
-    # (the FIFO is open in QEMU from its start; timeout: QEMU may be gone)
-    timeout 10 sh -c "echo '{$2, \"id\": \"$id\"}' >/tmp/$1.qmp.in" || {
-        echo "qmp $1: cannot send $2"
-        return 1
-    }
-    i=0
-    while ! grep -q "\"id\": \"$id\"" "/tmp/$1.qmp.log"; do
-        i=$((i + 1))
-        if [ $i -gt 600 ] || ! alive "$1"; then
-            echo "qmp $1: no reply to $2"
-            return 1
-        fi
-        sleep 0.1
-    done
-    grep "\"id\": \"$id\"" "/tmp/$1.qmp.log" | tail -n 1
-}
-
-alive() {
-    kill -0 "$(cat "/tmp/$1.pid")" 2>/dev/null
-}
-
-# json_value KEY: the scalar value of "KEY" in the JSON line on stdin.
-json_value() {
-    sed -n "s/.*\"$1\": \"\\{0,1\\}\\([^\",}]*\\).*/\\1/p" | head -n 1
 }
 
 # vgpu_bytes NAME: the vGPU's bytes NAME's QEMU read in pre-copy and in

@@ -13,6 +13,13 @@
 #   vgpu.type=NAME         mdev type; default the one with max_instances=4
 #   vgpu.l2mem=SIZE        L2 memory (default 256M)
 #   vgpu.novgpu            no host driver, no vGPUs: the L2 guests run lspci
+#
+# Screens: each L2 QEMU shows its vGPU's display head (vfio-pci display=on,
+# a region plane; L2a asks for 1024x768 through the EDID, L2b for 800x600)
+# and has QMP on a FIFO pair. An L2 that prints "VGPU-L2-SCREEN TAG" waits
+# for a line: L1 takes a screendump of it to /tmp/NAME-TAG.ppm, notes
+# "VGPU-NESTED screen NAME TAG ...", and answers "shot" (or "no-shot").
+# The screendumps go out to L0 on ttyS1 (run-l1.sh FILES_OUT) at the end.
 
 # shellcheck source=scripts/lib/guest.sh
 . /usr/lib/vgpu/guest.sh
@@ -67,6 +74,11 @@ esac
 note accel_l2 "$l2accel"
 echo "l1-nested: L2 guests under $l2accel (timeout ${l2timeout}s each)"
 
+# The L2 screens: the display head through QEMU's region plane, the mode
+# each guest's EDID prefers.
+DISPLAY_A="display=on,xres=1024,yres=768"
+DISPLAY_B="display=on,xres=800,yres=600"
+
 # --- host driver and vGPUs: mdev mode ------------------------------------------
 ua="" ub=""
 setup_mdev() {
@@ -87,8 +99,8 @@ setup_mdev() {
         if ua=$(vgpuctl create --type "$type") && ub=$(vgpuctl create --type "$type"); then
             note stage vgpu_create_ms "$(ms_since "$t")"
             ok "two vGPUs of type $type created: $ua $ub"
-            deva="-device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$ua"
-            devb="-device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$ub"
+            deva="-device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$ua,$DISPLAY_A"
+            devb="-device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$ub,$DISPLAY_B"
         else
             ua="" ub=""
             fail "create vGPUs of type $type"
@@ -175,8 +187,8 @@ setup_sriov() {
         note stage vgpu_create_ms "$(ms_since "$t")"
         ua=$(basename "$(vf 0)") ub=$(basename "$(vf 1)")
         ok "VF0 and VF1 take types $ta and $tb"
-        deva="-device vfio-pci,host=$ua"
-        devb="-device vfio-pci,host=$ub"
+        deva="-device vfio-pci,host=$ua,$DISPLAY_A"
+        devb="-device vfio-pci,host=$ub,$DISPLAY_B"
     else
         ua="" ub=""
         fail "give VF0 and VF1 two types (creatable: $(tr '\n' ' ' <"$(vf 0)/creatable_vgpu_types"))"
@@ -248,9 +260,42 @@ relay() {
         case "$line" in
         *"$VGPU_L2_INIT"*) now >"/tmp/$1.t_init" ;;
         *VGPU-L2-SYNC*) now >"/tmp/$1.sync" ;;
+        *VGPU-L2-SCREEN\ *) shoot "$1" "${line##*VGPU-L2-SCREEN }" ;;
         esac
     done
     now >"/tmp/$1.t_end"
+}
+
+# frame_rate NAME SIZE: how many whole frames a second the VMM pulls
+# through the region plane: 10 screendumps in a row (each queries the
+# plane and converts the mmap'ed frame; PPM to tmpfs), timed.
+frame_rate() {
+    t=$(now_us)
+    n=0
+    while [ $n -lt 10 ] && screendump "$1" "/tmp/$1-rate.ppm" >/dev/null; do
+        n=$((n + 1))
+    done
+    note display_fps "$1" "$2" "$(awk -v n=$n -v a="$t" -v b="$(now_us)" 'BEGIN { printf "%.1f", n * 1e6 / (b - a) }')"
+    rm -f "/tmp/$1-rate.ppm"
+}
+
+# shoot NAME TAG: NAME's screen into /tmp/NAME-TAG.ppm (the L2 waits for
+# the answer on its console). The time is from the L2's line reaching L1
+# to the screendump written: for a tag flipN, the frame the L2 flipped to
+# before it printed the line must be in it.
+shoot() {
+    t=$(now_us)
+    tag=$(echo "$2" | tr -cd 'a-z0-9-')
+    if screendump "$1" "/tmp/$1-$tag.ppm" >/dev/null; then
+        size=$(head -c 20 "/tmp/$1-$tag.ppm" | sed -n 2p | tr ' ' x)
+        note screen "$1" "$tag" "size=$size" "ms=$(ms_since "$t")"
+        [ "$tag" != frame0 ] || frame_rate "$1" "$size"
+        reply=shot
+    else
+        note screen "$1" "$tag" "failed"
+        reply=no-shot
+    fi
+    echo "$reply" >"/tmp/$1.in"
 }
 
 # start_l2 NAME VGPU PEER_VGPU DEVICE_ARGS: boot one L2 guest in the background; its
@@ -269,20 +314,32 @@ start_l2() {
             run="pci=nomsi $run,--irq,intx"
         fi
     fi
+    qmp_fifos "$1"
     now >"/tmp/$1.t0"
     (
         # shellcheck disable=SC2086 # accel and dev are lists of arguments
         if [ "$1" = L2a ]; then
             timeout "$l2timeout" "$QEMU" -L /usr/share/qemu $accel -m "$l2mem" -smp 1 \
                 -nographic -nic none -no-reboot -kernel /l2/kernel -initrd /l2/initramfs.img \
+                -chardev "pipe,id=qmp,path=/tmp/$1.qmp" -mon chardev=qmp,mode=control \
+                -pidfile "/tmp/$1.pid" \
                 -append "$VGPU_BOOT_CMDLINE $run" $dev -device edu <&3
         else
             timeout "$l2timeout" "$QEMU" -L /usr/share/qemu $accel -m "$l2mem" -smp 1 \
                 -nographic -nic none -no-reboot -kernel /l2/kernel -initrd /l2/initramfs.img \
+                -chardev "pipe,id=qmp,path=/tmp/$1.qmp" -mon chardev=qmp,mode=control \
+                -pidfile "/tmp/$1.pid" \
                 -append "$VGPU_BOOT_CMDLINE $run" $dev -device edu <&4
         fi
         echo "VGPU-L2-QEMU-EXIT $?"
     ) 2>&1 | tr -d '\r' | relay "$1" &
+    # QMP answers once QEMU runs; the screendumps need it.
+    i=0
+    while ! [ -s "/tmp/$1.pid" ] && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    qmp "$1" '"execute": "qmp_capabilities"' >/dev/null || echo "l1-nested: no QMP for $1"
 }
 
 if [ "$failures" != 0 ]; then
@@ -319,6 +376,14 @@ if [ "$novgpu" = 0 ]; then
 fi
 wait
 note stage l2_both "$(since "$t")"
+
+# The screens out to L0 (run-l1.sh FILES_OUT), gzipped on ttyS1.
+t=$(now)
+for f in /tmp/L2a-*.ppm /tmp/L2b-*.ppm; do
+    [ -e "$f" ] || continue
+    send_file "$(basename "$f")" "$f" || echo "l1-nested: cannot send $f out (no FILES_OUT?)"
+done
+note stage screens_out "$(since "$t")"
 
 # --- what the guests said ---------------------------------------------------------
 for name in L2a L2b; do

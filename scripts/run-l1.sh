@@ -27,6 +27,9 @@
 #                  vgpu-pci's register BAR, decoded, into TRACE_OUT (default
 #                  target/trace/vgpu-trace.log); TRACE_ARGS=format=json,... adds
 #                  plugin arguments (filters: partition=, reg=, rw=)
+#   FILES_OUT=DIR  L1 gets a second serial port (ttyS1) written to
+#                  DIR/l1-files.stream: lib/guest.sh send_file puts files
+#                  there, vgpu-screens unpack splits them again
 #   VGPU_DEV_CACHE=DIR   default ~/.cache/vgpu-dev
 # Exit status (lib/host.sh names the codes; a command's own status may
 # collide with them, the last message says which it was):
@@ -123,8 +126,16 @@ if [[ -n ${TRACE:-} && ${TRACE} != 0 ]]; then
     fi
 fi
 
+# Files out of L1: ttyS1 (the console stays on ttyS0, multiplexed with the
+# monitor as -nographic makes it).
+files_args=()
+if [[ -n ${FILES_OUT:-} ]]; then
+    mkdir -p "$FILES_OUT"
+    files_args=(-serial mon:stdio -serial "file:$FILES_OUT/l1-files.stream")
+fi
+
 cmdline="$VGPU_BOOT_CMDLINE${APPEND:+ $APPEND}${RUN:+ vgpu.run=$RUN}"
-qemu_cmd=("${qemu_base[@]}" "${accel_args[@]}" "${trace_args[@]}" -m "$MEM" -smp "$SMP"
+qemu_cmd=("${qemu_base[@]}" "${accel_args[@]}" "${trace_args[@]}" "${files_args[@]}" -m "$MEM" -smp "$SMP"
     -append "$cmdline" "$@")
 
 log "accel $ACCEL, kernel $(basename "$KERNEL") $(cat "$IMAGES/kernel-release" 2>/dev/null || true), images $IMAGES"

@@ -131,10 +131,19 @@ timeout_default=$((${L2_TIMEOUT:-1500} + 600))
 l0 "booting L1 with -device $device (images $images)"
 status=0
 l1_start=$SECONDS
+screens="$out/screens"
+rm -rf "$screens"
 IMAGES="$images" RUN=/bin/l1-nested.sh APPEND="$append" MEM="${MEM:-2G}" SMP="${SMP:-1}" \
-    TIMEOUT="${TIMEOUT:-$timeout_default}" LOG="$out/console.log" \
+    TIMEOUT="${TIMEOUT:-$timeout_default}" LOG="$out/console.log" FILES_OUT="$screens" \
     scripts/run-l1.sh "${machine[@]}" -device "$device" 2>&1 | label || status=${PIPESTATUS[0]}
 l1_time=$((SECONDS - l1_start))
+
+# The L2 screens L1 sent out: PPM screendumps, and a PNG of each.
+shots=""
+if [[ -s $screens/l1-files.stream ]]; then
+    shots=$("$GUEST_BIN/vgpu-screens" unpack "$screens/l1-files.stream" "$screens" 2>&1) ||
+        l0 "the screens did not unpack: $shots"
+fi
 
 # --- summary ---------------------------------------------------------------------
 nested() { # KEY...: the values of "VGPU-NESTED KEY..." lines from L1
@@ -184,6 +193,17 @@ l2_accel=$(nested accel_l2)
         l2_reg_read_vs_edu) goal="<= 2" ;;
         esac
         printf '  %-27s %-10s %-10s %s\n' "$b" "$(nested bench L2a "$b")" "$(nested bench L2b "$b")" "$goal"
+    done
+    echo "screens  (QEMU's screendump of each L2's vGPU display in L1, as PNG)"
+    if [[ -z $shots ]]; then
+        echo "  none"
+    fi
+    while read -r kind path size; do
+        [[ $kind == screen ]] && printf '  %-9s %s\n' "$size" "$path"
+    done <<<"$shots"
+    for g in L2a L2b; do
+        fps=$(nested display_fps "$g")
+        [[ -z $fps ]] || printf '  %s display_fps %s (whole frames a second through the region plane)\n' "$g" "$fps"
     done
 } | tee -a "$run_log"
 

@@ -18,6 +18,7 @@ pub mod console;
 pub mod guest_driver;
 pub mod migration;
 pub mod pattern;
+pub mod screens;
 pub mod uapi;
 pub mod vfio;
 pub mod vgpu;

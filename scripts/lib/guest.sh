@@ -134,6 +134,79 @@ guest_dmesg() {
     echo "VGPU-DMESG-END"
 }
 
+# --- L2 QEMUs run from L1: QMP on a FIFO pair ------------------------------------
+# An L2 QEMU named NAME is started with
+#   -chardev pipe,id=qmp,path=/tmp/NAME.qmp -mon chardev=qmp,mode=control
+#   -pidfile /tmp/NAME.pid
+# after qmp_fifos NAME made the FIFOs and a reader that keeps the replies in
+# /tmp/NAME.qmp.log; then qmp NAME '"execute": "qmp_capabilities"'.
+
+# qmp_fifos NAME: the QMP FIFO pair of NAME and the reply reader.
+qmp_fifos() {
+    rm -f "/tmp/$1.qmp.in" "/tmp/$1.qmp.out"
+    mkfifo "/tmp/$1.qmp.in" "/tmp/$1.qmp.out"
+    : >"/tmp/$1.qmp.log"
+    cat "/tmp/$1.qmp.out" >>"/tmp/$1.qmp.log" &
+}
+
+# qmp NAME MEMBERS: send {MEMBERS, "id": ...} to NAME's QMP, print the reply.
+# (The id is unique even between subshells that share a QEMU.)
+qmp() {
+    id="q$(cat /proc/sys/kernel/random/uuid)"
+    # (the FIFO is open in QEMU from its start; timeout: QEMU may be gone)
+    timeout 10 sh -c "echo '{$2, \"id\": \"$id\"}' >/tmp/$1.qmp.in" || {
+        echo "qmp $1: cannot send $2"
+        return 1
+    }
+    i=0
+    while ! grep -q "\"id\": \"$id\"" "/tmp/$1.qmp.log"; do
+        i=$((i + 1))
+        if [ $i -gt 600 ] || ! alive "$1"; then
+            echo "qmp $1: no reply to $2"
+            return 1
+        fi
+        sleep 0.1
+    done
+    grep "\"id\": \"$id\"" "/tmp/$1.qmp.log" | tail -n 1
+}
+
+# alive NAME: NAME's QEMU (its /tmp/NAME.pid) still runs.
+alive() {
+    kill -0 "$(cat "/tmp/$1.pid" 2>/dev/null)" 2>/dev/null
+}
+
+# json_value KEY: the scalar value of "KEY" in the JSON line on stdin.
+json_value() {
+    sed -n "s/.*\"$1\": \"\\{0,1\\}\\([^\",}]*\\).*/\\1/p" | head -n 1
+}
+
+# screendump NAME FILE: NAME's display as a PPM in FILE (QMP screendump:
+# the VMM's own view of the guest's screen).
+screendump() {
+    rm -f "$2"
+    qmp "$1" "\"execute\": \"screendump\", \"arguments\": {\"filename\": \"$2\"}" |
+        grep -q '"return"' && [ -s "$2" ]
+}
+
+# --- files out to L0 -----------------------------------------------------------------
+# run-l1.sh FILES_OUT=DIR gives L1 a second serial port (ttyS1) that writes
+# to a stream file in L0, which host.sh's unpack_files splits again.
+FILES_PORT=/dev/ttyS1
+
+# send_file NAME FILE: FILE to L0 as DIR/NAME.gz (a header line, then the
+# bytes, gzipped: the port is an emulated UART).
+send_file() {
+    [ -c "$FILES_PORT" ] || return 1
+    stty -F "$FILES_PORT" raw -echo 2>/dev/null
+    gzip -1 -c "$2" >"/tmp/send_file.gz" || return 1
+    size=$(wc -c <"/tmp/send_file.gz")
+    {
+        printf 'VGPU-FILE %s.gz %s\n' "$1" "$size"
+        cat "/tmp/send_file.gz"
+    } >"$FILES_PORT"
+    rm -f "/tmp/send_file.gz"
+}
+
 # guest_poweroff: let the UART drain before the machine disappears.
 guest_poweroff() {
     sync

@@ -26,40 +26,6 @@
 #include "vgpu_regs.h"
 #include "vgpu_drm.h"
 
-/*
- * TEMPORARY (issue 14): the display head's registers and the rectangle
- * opcodes (/work/display-contract.md) until host-driver/include/vgpu_regs.h
- * is regenerated with them; then this block goes.
- */
-#ifndef VGPU_W_DISP_CTRL
-#define VGPU_W_DISP_CTRL			0x200ULL
-#define VGPU_W_DISP_CTRL_ENABLE			0x1ULL
-#define VGPU_W_DISP_FORMAT			0x204ULL
-#define VGPU_W_DISP_MODE			0x208ULL
-#define VGPU_W_DISP_MODE_WIDTH			0xffffULL
-#define VGPU_W_DISP_MODE_HEIGHT			0xffff0000ULL
-#define VGPU_W_DISP_STRIDE			0x20cULL
-#define VGPU_W_DISP_BASE			0x210ULL
-#define VGPU_W_DISP_COMMIT			0x218ULL
-#define VGPU_W_DISP_STATUS			0x21cULL
-#define VGPU_W_DISP_STATUS_ACTIVE		0x1ULL
-#define VGPU_W_DISP_STATUS_FLIP_PENDING		0x2ULL
-#define VGPU_W_DISP_STATUS_CONNECTED		0x4ULL
-#define VGPU_W_DISP_VBLANK_COUNT		0x238ULL
-#define VGPU_W_DISP_MAX_MODE			0x244ULL
-#define VGPU_W_DISP_MAX_MODE_WIDTH		0xffffULL
-#define VGPU_W_DISP_MAX_MODE_HEIGHT		0xffff0000ULL
-#define VGPU_W_DISP_EDID(n)			(0x300ULL + (n) * 0x4ULL)
-#define VGPU_W_INTR_STATUS_VBLANK		0x8ULL
-#define VGPU_W_INTR_STATUS_FLIP_DONE		0x10ULL
-#define VGPU_W_INTR_STATUS_HOTPLUG		0x20ULL
-#define VGPU_W_INTR_MASK_VBLANK			0x8ULL
-#define VGPU_W_INTR_MASK_FLIP_DONE		0x10ULL
-#define VGPU_W_INTR_MASK_HOTPLUG		0x20ULL
-#define VGPU_OP_FILL_RECT			7
-#define VGPU_OP_BLIT				8
-#endif
-
 #define VGPU_GUEST_RING_ENTRIES	256	/* 16 KiB of commands per ring */
 #define VGPU_GUEST_EDID_BYTES	256	/* DISP_EDID */
 

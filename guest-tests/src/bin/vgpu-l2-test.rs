@@ -10,10 +10,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use vdevice::command::{Command, Loc, COMMAND_BYTES};
+use vdevice::command::{Command, Loc, Rect, COMMAND_BYTES};
 use vdevice::pci;
 use vdevice::regs::{
-    self, FaultCode, FaultStatus, PartCaps, PartIntr, PartitionState, RegId, RingCtrl,
+    self, DispStatus, FaultCode, FaultStatus, PartCaps, PartIntr, PartitionState, RegId, RingCtrl,
 };
 use vgpu_guest_tests::checks::{avg_ns, describe_fault, Window};
 use vgpu_guest_tests::guest_driver::{release_console, render_node, DmaBuf, Opened, Vgpu, WAIT_MS};
@@ -62,19 +62,7 @@ const V_RECT: u64 = 0x90000;
 const V_BLIT: u64 = 0x98000;
 const MIN_VRAM: u64 = MIB;
 
-// The display head (SPEC.md): registers of the partition window, read raw
-// until the register table names them (issue 14).
-const DISP_STATUS: u64 = 0x21c;
-const DISP_ACTIVE_BASE: u64 = 0x220;
-const DISP_ACTIVE_MODE: u64 = 0x228;
-const DISP_ACTIVE_STRIDE: u64 = 0x22c;
-const DISP_ACTIVE_FORMAT: u64 = 0x230;
-const DISP_VBLANK_COUNT: u64 = 0x238;
-const DISP_STATUS_ACTIVE: u64 = 1;
 const DRM_FORMAT_XRGB8888: u64 = 0x3432_5258;
-/// Opcodes and command bytes of the rectangle commands (SPEC.md section 6).
-const OP_FILL_RECT: u8 = 7;
-const OP_BLIT: u8 = 8;
 /// The DRM driver's name, for modetest -M.
 const DRM_NAME: &str = "vgpu";
 const MODETEST: &str = "/usr/bin/modetest";
@@ -1105,20 +1093,6 @@ fn fbdev_console(c: &mut Ctx) -> Outcome {
     Ok(format!("{} (fbcon unbound)", names.join(", ")))
 }
 
-/// A command of the rectangle opcodes: `rect` is WIDTH, HEIGHT, DST_PITCH,
-/// SRC_PITCH (bytes 40..56).
-fn rect_cmd(op: u8, dst: u64, src: u64, value: u32, rect: [u32; 4]) -> [u8; COMMAND_BYTES] {
-    let mut raw = [0u8; COMMAND_BYTES];
-    raw[0] = op;
-    raw[8..16].copy_from_slice(&dst.to_le_bytes());
-    raw[16..24].copy_from_slice(&src.to_le_bytes());
-    raw[32..40].copy_from_slice(&u64::from(value).to_le_bytes());
-    for (i, v) in rect.iter().enumerate() {
-        raw[40 + 4 * i..44 + 4 * i].copy_from_slice(&v.to_le_bytes());
-    }
-    raw
-}
-
 /// FILL_RECT fills three rows of 256 bytes at a 1 KiB pitch and nothing
 /// between them; BLIT copies that rectangle to a 512-byte pitch.
 fn engine_rects(c: &mut Ctx) -> Outcome {
@@ -1132,29 +1106,19 @@ fn engine_rects(c: &mut Ctx) -> Outcome {
     c.vram.copy_in(V_BLIT, &bg2);
     let v = 0x7ec7_0000 | (c.seed as u32 & 0xffff);
     let src = V_RECT + X as u64;
-    let cmds = [
-        rect_cmd(
-            OP_FILL_RECT,
-            src,
-            0,
-            v,
-            [ROW as u32, ROWS as u32, fpitch as u32, 0],
-        ),
-        rect_cmd(
-            OP_BLIT,
-            V_BLIT,
-            src,
-            0,
-            [ROW as u32, ROWS as u32, bpitch as u32, fpitch as u32],
-        ),
-    ];
-    let f = c
-        .gpu
-        .submit_raw(0, &cmds)
-        .map_err(|e| format!("SUBMIT: {e:?}"))?;
-    c.gpu
-        .wait(0, f, WAIT_MS)
-        .map_err(|e| format!("fence {f}: {e}"))?;
+    let rect = Rect {
+        width: ROW as u32,
+        height: ROWS as u32,
+        dst_pitch: bpitch as u32,
+        src_pitch: fpitch as u32,
+    };
+    c.gpu.run(
+        0,
+        &[
+            Command::fill_rect(src, ROW as u32, ROWS as u32, fpitch as u32, v),
+            Command::blit(V_BLIT, src, rect),
+        ],
+    )?;
     let mut want = bg;
     for row in 0..ROWS {
         let at = row * fpitch + X;
@@ -1293,11 +1257,11 @@ fn modetest_ids() -> Result<(u32, u32), String> {
 }
 
 /// What the head shows: (STATUS, ACTIVE_MODE, ACTIVE_BASE).
-fn head(c: &Ctx) -> (u64, u64, u64) {
+fn head(c: &Ctx) -> (DispStatus, u64, u64) {
     (
-        c.win.0.read(DISP_STATUS, 4),
-        c.win.0.read(DISP_ACTIVE_MODE, 4),
-        c.win.0.read(DISP_ACTIVE_BASE, 8),
+        DispStatus::from_bits(c.win.get(RegId::WDispStatus) as u32),
+        c.win.get(RegId::WDispActiveMode),
+        c.win.get(RegId::WDispActiveBase),
     )
 }
 
@@ -1314,16 +1278,13 @@ fn modetest_shown(c: &Ctx, more: &[&str]) -> Result<(Modetest, u64), String> {
     let until = Instant::now() + MODETEST_TIMEOUT;
     loop {
         let (st, mode, base) = head(c);
-        if st & DISP_STATUS_ACTIVE != 0
-            && mode == want_mode
-            && (base != base0 || st0 & DISP_STATUS_ACTIVE == 0)
-        {
+        if st.active() && mode == want_mode && (base != base0 || !st0.active()) {
             return Ok((m, base));
         }
         if m.exited() || Instant::now() > until {
             let why = m.finish().err().unwrap_or_default();
             return Err(format!(
-                "the head never showed 1024x768 (STATUS {st:#x} MODE {mode:#x} BASE {base:#x}) {why}"
+                "the head never showed 1024x768 ({st:?}, MODE {mode:#x} BASE {base:#x}) {why}"
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -1335,8 +1296,8 @@ fn modetest_shown(c: &Ctx, more: &[&str]) -> Result<(Modetest, u64), String> {
 /// row; modetest exits cleanly.
 fn modetest_set_mode(c: &mut Ctx) -> Outcome {
     let (m, base) = modetest_shown(c, &[])?;
-    let format = c.win.0.read(DISP_ACTIVE_FORMAT, 4);
-    let stride = c.win.0.read(DISP_ACTIVE_STRIDE, 4);
+    let format = c.win.get(RegId::WDispActiveFormat);
+    let stride = c.win.get(RegId::WDispActiveStride);
     let mut row = vec![0u8; 4096];
     c.vram.copy_out(base, &mut row);
     let mut colours: Vec<u32> = row
@@ -1364,10 +1325,10 @@ fn modetest_set_mode(c: &mut Ctx) -> Outcome {
 fn modetest_page_flips(c: &mut Ctx) -> Outcome {
     let (m, _) = modetest_shown(c, &["-v"])?;
     let info0 = c.gpu.info()?;
-    let vblanks0 = c.win.0.read(DISP_VBLANK_COUNT, 8);
+    let vblanks0 = c.win.get(RegId::WDispVblankCount);
     std::thread::sleep(Duration::from_secs(6));
     let info = c.gpu.info()?;
-    let vblanks = c.win.0.read(DISP_VBLANK_COUNT, 8) - vblanks0;
+    let vblanks = c.win.get(RegId::WDispVblankCount) - vblanks0;
     let (out, _) = m.finish()?;
     let flips = info.flip_irqs - info0.flip_irqs;
     ensure!(flips >= 10, "{flips} FLIP_DONE interrupts in 6 s");

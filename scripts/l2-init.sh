@@ -2,6 +2,8 @@
 # l2-init.sh - /init of the L2 guest's initramfs (busybox sh, installed by
 # build-l2-images.sh): load the vGPU guest driver, run vgpu-l2-test, report
 # on the console, power off. Serial output is slow in L2: keep it short.
+# The driver's fbdev brings the kernel console up on the vGPU's head too;
+# the test (and vgpu-l2-work) unbind it before they take all of VRAM.
 #
 # Console protocol read by l1-nested.sh (lib/common.sh):
 #   VGPU-L2-INIT                       /init started
@@ -29,6 +31,10 @@ run=${run:-/bin/vgpu-l2-test}
 args=$(cmdline_words args)
 
 hostname l2
+# The DRM modules the guest driver needs, in dependency order (build-l2-images.sh).
+while read -r mod; do
+    load_module "$mod" "/lib/modules/$(uname -r)" || echo "VGPU-L2: insmod $mod failed"
+done </etc/vgpu/modules.load
 load_module vgpu_guest || echo "VGPU-L2: insmod vgpu_guest failed"
 
 status=0

@@ -66,6 +66,8 @@ const DRM_FORMAT_XRGB8888: u64 = 0x3432_5258;
 /// The DRM driver's name, for modetest -M.
 const DRM_NAME: &str = "vgpu";
 const MODETEST: &str = "/usr/bin/modetest";
+/// What modetest says for a CRTC without a gamma LUT (not an error).
+const MODETEST_NO_GAMMA: &str = "failed to set gamma: Function not implemented";
 /// How long one modetest run may take before it is killed.
 const MODETEST_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -1218,10 +1220,17 @@ impl Modetest {
         let err = self.stderr.join().unwrap_or_default();
         let out: Vec<String> = self.lines.iter().collect();
         let out = out.join("\n");
+        // Bookworm's modetest (libdrm 2.4.114) reports the ENOSYS of a CRTC
+        // without a gamma LUT (like bochs's, like ours: the head has none)
+        // as a failure, and goes on; every other failure counts.
+        let failures: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("failed") && *l != MODETEST_NO_GAMMA)
+            .collect();
         ensure!(
-            status.success() && !err.contains("failed"),
+            status.success() && failures.is_empty(),
             "modetest {status}: {}",
-            err.trim()
+            failures.join("; ")
         );
         Ok((out, err))
     }

@@ -83,7 +83,8 @@ struct vgpu_guest {
 	u64 hotplug_irqs;
 	u32 irq_mode;
 
-	/* KMS: one head, one plane, one connector */
+	/* KMS: one head, one plane, one connector (when the window has a head) */
+	bool has_display;
 	struct drm_plane plane;
 	struct drm_crtc crtc;
 	struct drm_encoder encoder;

@@ -596,22 +596,30 @@ static int vgpu_guest_probe(struct pci_dev *pdev, const struct pci_device_id *id
 				    vg->vram_size);
 	if (ret)
 		return ret;
-	ret = vgpu_guest_kms_init(vg);
-	if (ret)
-		return ret;
-	vgpu_guest_set_intr(vg, VGPU_W_INTR_MASK_FLIP_DONE | VGPU_W_INTR_MASK_HOTPLUG, true);
+	/* A window without a display head (MAX_MODE 0) makes a render-only device. */
+	vg->has_display = vgpu_rd32(vg, VGPU_W_DISP_MAX_MODE) != 0;
+	if (vg->has_display) {
+		ret = vgpu_guest_kms_init(vg);
+		if (ret)
+			return ret;
+		vgpu_guest_set_intr(vg, VGPU_W_INTR_MASK_FLIP_DONE | VGPU_W_INTR_MASK_HOTPLUG,
+				    true);
+	} else {
+		vg->drm.driver_features &= ~(DRIVER_MODESET | DRIVER_ATOMIC);
+	}
 	ret = drm_dev_register(&vg->drm, 0);
 	if (ret) {
 		vgpu_wr32(vg, VGPU_W_INTR_MASK, 0);
 		vgpu_wr32(vg, VGPU_W_RESET, 1);
 		return ret;
 	}
-	drm_info(&vg->drm, "partition %u, %llu MiB VRAM, %s, minor %d\n",
+	drm_info(&vg->drm, "partition %u, %llu MiB VRAM, %s, minor %d%s\n",
 		 vg->partition, vg->vram_size >> 20,
 		 vg->irq_mode == DRM_VGPU_IRQ_MSIX ? "MSI-X" :
 		 vg->irq_mode == DRM_VGPU_IRQ_MSI ? "MSI" : "INTx",
-		 vg->drm.primary->index);
-	drm_fbdev_ttm_setup(&vg->drm, 32);
+		 vg->drm.primary->index, vg->has_display ? "" : ", no display head");
+	if (vg->has_display)
+		drm_fbdev_ttm_setup(&vg->drm, 32);
 	return 0;
 }
 
@@ -621,7 +629,8 @@ static void vgpu_guest_remove(struct pci_dev *pdev)
 
 	drm_dev_unplug(&vg->drm);
 	/* The head goes off while the hardware and its interrupts are still there. */
-	drm_atomic_helper_shutdown(&vg->drm);
+	if (vg->has_display)
+		drm_atomic_helper_shutdown(&vg->drm);
 	mutex_lock(&vg->lock);
 	spin_lock_irq(&vg->irq_lock);
 	vg->gone = true;
@@ -631,7 +640,8 @@ static void vgpu_guest_remove(struct pci_dev *pdev)
 	vgpu_wr32(vg, VGPU_W_RESET, 1);
 	mutex_unlock(&vg->lock);
 	wake_up_all(&vg->wait);
-	cancel_work_sync(&vg->hotplug_work);
+	if (vg->has_display)
+		cancel_work_sync(&vg->hotplug_work);
 }
 
 static const struct pci_device_id vgpu_guest_ids[] = {

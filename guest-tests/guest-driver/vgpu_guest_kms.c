@@ -413,7 +413,7 @@ int vgpu_guest_kms_init(struct vgpu_guest *vg)
 	mc->max_width = FIELD_GET(VGPU_W_DISP_MAX_MODE_WIDTH, max);
 	mc->max_height = FIELD_GET(VGPU_W_DISP_MAX_MODE_HEIGHT, max);
 	if (!mc->max_width || !mc->max_height)
-		return dev_err_probe(drm->dev, -ENODEV, "no display head (MAX_MODE %#x)\n", max);
+		return dev_err_probe(drm->dev, -ENODEV, "bad DISP_MAX_MODE %#x\n", max);
 	mc->preferred_depth = 24;
 	mc->funcs = &vgpu_guest_mode_config_funcs;
 	mc->helper_private = &vgpu_guest_mode_config_helpers;

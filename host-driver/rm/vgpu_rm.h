@@ -20,6 +20,35 @@
 #include "vgpu_ops.h"
 #include "vgpu_regs.h"
 
+/*
+ * TEMPORARY (issue 14): the display head's registers from
+ * /work/display-contract.md, until vgpu_regs.h is regenerated with them;
+ * drop this block once the header has them.
+ */
+#ifndef VGPU_W_DISP_CTRL
+#define VGPU_W_DISP_CTRL			0x200ULL
+#define VGPU_W_DISP_STATUS			0x21cULL
+#define VGPU_W_DISP_STATUS_ACTIVE		0x1ULL
+#define VGPU_W_DISP_STATUS_FLIP_PENDING		0x2ULL
+#define VGPU_W_DISP_STATUS_CONNECTED		0x4ULL
+#define VGPU_W_DISP_ACTIVE_BASE			0x220ULL
+#define VGPU_W_DISP_ACTIVE_MODE			0x228ULL
+#define VGPU_W_DISP_ACTIVE_MODE_WIDTH		0xffffULL
+#define VGPU_W_DISP_ACTIVE_MODE_HEIGHT		0xffff0000ULL
+#define VGPU_W_DISP_ACTIVE_STRIDE		0x22cULL
+#define VGPU_W_DISP_ACTIVE_FORMAT		0x230ULL
+#define VGPU_W_DISP_VBLANK_COUNT		0x238ULL
+#define VGPU_W_DISP_MAX_MODE			0x244ULL
+#define VGPU_W_DISP_MAX_MODE_WIDTH		0xffffULL
+#define VGPU_W_DISP_MAX_MODE_HEIGHT		0xffff0000ULL
+#define VGPU_W_DISP_EDID(n)			(0x300ULL + (n) * 0x4ULL)
+#define VGPU_PT_DISP_LINK			0x3cULL
+#define VGPU_PT_DISP_LINK_CONNECTED		0x1ULL
+#define VGPU_G_EDID_SEL				0xe0ULL
+#define VGPU_G_EDID_SEL_PARTITION		0xffULL
+#define VGPU_G_EDID_DATA			0xe4ULL
+#endif
+
 #define VGPU_RM_NAME		"vgpu_rm"
 /* Programming-interface major version this driver speaks (SPEC.md). */
 #define VGPU_RM_VERSION_MAJOR	1
@@ -193,6 +222,8 @@ struct vgpu_rm_gpu {
 	struct mutex sriov_lock;
 	/* the device's one context buffer (CTX_*, SPEC 16) */
 	struct mutex ctx_lock;
+	/* the device's one EDID cursor (EDID_SEL, EDID_DATA) */
+	struct mutex edid_lock;
 	struct vgpu_rm_vf *vfs;
 	unsigned int nr_vfs;
 	bool vfs_going;			/* sriov_configure(0) runs */
@@ -296,6 +327,15 @@ int vgpu_rm_dirty_start(struct vgpu_rm_vgpu *vgpu, u64 *page_size, u64 *span);
 void vgpu_rm_dirty_stop(struct vgpu_rm_vgpu *vgpu);
 int vgpu_rm_dirty_read(struct vgpu_rm_vgpu *vgpu, bool vram, u32 first,
 		       u32 *words, u32 n);
+
+/* vgpu_rm_display.c: the display head */
+int vgpu_rm_display_plane(struct vgpu_rm_vgpu *vgpu,
+			  struct vgpu_display_plane *plane);
+int vgpu_rm_display_set_edid(struct vgpu_rm_vgpu *vgpu, const u8 *edid,
+			     size_t len, bool connected);
+void vgpu_rm_display_max_mode(struct vgpu_rm_vgpu *vgpu, u32 *width,
+			      u32 *height);
+void vgpu_rm_display_default(struct vgpu_rm_vgpu *vgpu);
 
 /* vgpu_rm_xlate.c: translation tables and replayable faults */
 void vgpu_rm_reset_write(struct vgpu_rm_gpu *gpu, u32 val,

@@ -41,7 +41,7 @@
 #define VGPU_XLATE_RESUME_RETRY                  0x0ULL
 #define VGPU_XLATE_RESUME_CANCEL                 0x1ULL
 #define VGPU_COMMAND_BYTES                       0x40ULL
-#define VGPU_VERSION                             0x10000ULL
+#define VGPU_VERSION                             0x10001ULL
 #define VGPU_FAULT_LOG_DEPTH                     0x40ULL
 #define VGPU_MAX_RING_SIZE                       0x10000ULL
 #define VGPU_MAX_WEIGHT                          0xffULL
@@ -172,6 +172,10 @@
 #define VGPU_G_DIRTY_WORD                        0xccULL /* 32 bits, RO */
 #define VGPU_G_DIRTY_COUNT                       0xd0ULL /* 32 bits, RO */
 #define VGPU_G_DIRTY_OVERFLOW                    0xd8ULL /* 64 bits, RW1C */
+#define VGPU_G_EDID_SEL                          0xe0ULL /* 32 bits, RW */
+#define VGPU_G_EDID_SEL_PARTITION                0xffULL
+#define VGPU_G_EDID_SEL_PARTITION_SHIFT          0
+#define VGPU_G_EDID_DATA                         0xe4ULL /* 32 bits, RW */
 
 /* Partition table: offsets in an entry (BAR0 + VGPU_PTABLE_BASE + p * VGPU_PTABLE_STRIDE) */
 #define VGPU_PT_CTRL                             0x0ULL /* 32 bits, RW */
@@ -203,6 +207,9 @@
 #define VGPU_PT_INJECT                           0x38ULL /* 32 bits, RW */
 #define VGPU_PT_INJECT_KIND                      0xfULL
 #define VGPU_PT_INJECT_KIND_SHIFT                0
+#define VGPU_PT_DISP_LINK                        0x3cULL /* 32 bits, RW */
+#define VGPU_PT_DISP_LINK_CONNECTED              0x1ULL
+#define VGPU_PT_DISP_LINK_CONNECTED_SHIFT        0
 
 /* Partition window: offsets in a window (BAR0 + VGPU_WINDOW_BASE + p * VGPU_WINDOW_STRIDE) */
 #define VGPU_W_ID                                0x0ULL /* 32 bits, RO */
@@ -233,6 +240,10 @@
 #define VGPU_W_OPCODES_TIMESTAMP_SHIFT           5
 #define VGPU_W_OPCODES_CRC32                     0x40ULL
 #define VGPU_W_OPCODES_CRC32_SHIFT               6
+#define VGPU_W_OPCODES_FILL_RECT                 0x80ULL
+#define VGPU_W_OPCODES_FILL_RECT_SHIFT           7
+#define VGPU_W_OPCODES_BLIT                      0x100ULL
+#define VGPU_W_OPCODES_BLIT_SHIFT                8
 #define VGPU_W_VRAM_SIZE                         0x10ULL /* 64 bits, RO */
 #define VGPU_W_STATUS                            0x18ULL /* 32 bits, RO */
 #define VGPU_W_STATUS_STATE                      0xfULL
@@ -245,6 +256,12 @@
 #define VGPU_W_INTR_STATUS_FAULT_SHIFT           1
 #define VGPU_W_INTR_STATUS_IDLE                  0x4ULL
 #define VGPU_W_INTR_STATUS_IDLE_SHIFT            2
+#define VGPU_W_INTR_STATUS_VBLANK                0x8ULL
+#define VGPU_W_INTR_STATUS_VBLANK_SHIFT          3
+#define VGPU_W_INTR_STATUS_FLIP_DONE             0x10ULL
+#define VGPU_W_INTR_STATUS_FLIP_DONE_SHIFT       4
+#define VGPU_W_INTR_STATUS_HOTPLUG               0x20ULL
+#define VGPU_W_INTR_STATUS_HOTPLUG_SHIFT         5
 #define VGPU_W_INTR_MASK                         0x24ULL /* 32 bits, RW */
 #define VGPU_W_INTR_MASK_FENCE                   0x1ULL
 #define VGPU_W_INTR_MASK_FENCE_SHIFT             0
@@ -252,6 +269,12 @@
 #define VGPU_W_INTR_MASK_FAULT_SHIFT             1
 #define VGPU_W_INTR_MASK_IDLE                    0x4ULL
 #define VGPU_W_INTR_MASK_IDLE_SHIFT              2
+#define VGPU_W_INTR_MASK_VBLANK                  0x8ULL
+#define VGPU_W_INTR_MASK_VBLANK_SHIFT            3
+#define VGPU_W_INTR_MASK_FLIP_DONE               0x10ULL
+#define VGPU_W_INTR_MASK_FLIP_DONE_SHIFT         4
+#define VGPU_W_INTR_MASK_HOTPLUG                 0x20ULL
+#define VGPU_W_INTR_MASK_HOTPLUG_SHIFT           5
 #define VGPU_W_FAULT_STATUS                      0x28ULL /* 32 bits, RO */
 #define VGPU_W_FAULT_STATUS_CODE                 0xffULL
 #define VGPU_W_FAULT_STATUS_CODE_SHIFT           0
@@ -277,6 +300,41 @@
 #define VGPU_W_RING_CTRL_SYSMEM_SHIFT            0
 #define VGPU_W_RING_HEAD(n)                      (0x110ULL + (n) * 0x20ULL) /* 32 bits, RO */
 #define VGPU_W_RING_TAIL(n)                      (0x114ULL + (n) * 0x20ULL) /* 32 bits, RO */
+#define VGPU_W_DISP_CTRL                         0x200ULL /* 32 bits, RW */
+#define VGPU_W_DISP_CTRL_ENABLE                  0x1ULL
+#define VGPU_W_DISP_CTRL_ENABLE_SHIFT            0
+#define VGPU_W_DISP_FORMAT                       0x204ULL /* 32 bits, RW */
+#define VGPU_W_DISP_MODE                         0x208ULL /* 32 bits, RW */
+#define VGPU_W_DISP_MODE_WIDTH                   0xffffULL
+#define VGPU_W_DISP_MODE_WIDTH_SHIFT             0
+#define VGPU_W_DISP_MODE_HEIGHT                  0xffff0000ULL
+#define VGPU_W_DISP_MODE_HEIGHT_SHIFT            16
+#define VGPU_W_DISP_STRIDE                       0x20cULL /* 32 bits, RW */
+#define VGPU_W_DISP_BASE                         0x210ULL /* 64 bits, RW */
+#define VGPU_W_DISP_COMMIT                       0x218ULL /* 32 bits, WO */
+#define VGPU_W_DISP_STATUS                       0x21cULL /* 32 bits, RO */
+#define VGPU_W_DISP_STATUS_ACTIVE                0x1ULL
+#define VGPU_W_DISP_STATUS_ACTIVE_SHIFT          0
+#define VGPU_W_DISP_STATUS_FLIP_PENDING          0x2ULL
+#define VGPU_W_DISP_STATUS_FLIP_PENDING_SHIFT    1
+#define VGPU_W_DISP_STATUS_CONNECTED             0x4ULL
+#define VGPU_W_DISP_STATUS_CONNECTED_SHIFT       2
+#define VGPU_W_DISP_ACTIVE_BASE                  0x220ULL /* 64 bits, RO */
+#define VGPU_W_DISP_ACTIVE_MODE                  0x228ULL /* 32 bits, RO */
+#define VGPU_W_DISP_ACTIVE_MODE_WIDTH            0xffffULL
+#define VGPU_W_DISP_ACTIVE_MODE_WIDTH_SHIFT      0
+#define VGPU_W_DISP_ACTIVE_MODE_HEIGHT           0xffff0000ULL
+#define VGPU_W_DISP_ACTIVE_MODE_HEIGHT_SHIFT     16
+#define VGPU_W_DISP_ACTIVE_STRIDE                0x22cULL /* 32 bits, RO */
+#define VGPU_W_DISP_ACTIVE_FORMAT                0x230ULL /* 32 bits, RO */
+#define VGPU_W_DISP_VBLANK_COUNT                 0x238ULL /* 64 bits, RO */
+#define VGPU_W_DISP_VBLANK_NS                    0x240ULL /* 32 bits, RO */
+#define VGPU_W_DISP_MAX_MODE                     0x244ULL /* 32 bits, RO */
+#define VGPU_W_DISP_MAX_MODE_WIDTH               0xffffULL
+#define VGPU_W_DISP_MAX_MODE_WIDTH_SHIFT         0
+#define VGPU_W_DISP_MAX_MODE_HEIGHT              0xffff0000ULL
+#define VGPU_W_DISP_MAX_MODE_HEIGHT_SHIFT        16
+#define VGPU_W_DISP_EDID(n)                      (0x300ULL + (n) * 0x4ULL) /* 32 bits, RO */
 #define VGPU_W_DOORBELL(n)                       (0x1000ULL + (n) * 0x4ULL) /* 32 bits, WO */
 
 /* Register access: ACCESS in the register lists below */
@@ -326,7 +384,9 @@ X(DIRTY_SEL, 0x0c4ULL, 4, RW)\
 X(DIRTY_INDEX, 0x0c8ULL, 4, RW)\
 X(DIRTY_WORD, 0x0ccULL, 4, RO)\
 X(DIRTY_COUNT, 0x0d0ULL, 4, RO)\
-X(DIRTY_OVERFLOW, 0x0d8ULL, 8, RW1C)
+X(DIRTY_OVERFLOW, 0x0d8ULL, 8, RW1C)\
+X(EDID_SEL, 0x0e0ULL, 4, RW)\
+X(EDID_DATA, 0x0e4ULL, 4, RW)
 
 /* X(NAME, OFFSET, BYTES, ACCESS) for each partition-table register, in offset order */
 #define VGPU_PTABLE_REGS(X) \
@@ -341,7 +401,8 @@ X(RESET, 0x028ULL, 4, WO)\
 X(SCRUB, 0x02cULL, 4, WO)\
 X(XLATE_INVALIDATE, 0x030ULL, 4, WO)\
 X(MSIX_BASE, 0x034ULL, 4, RO)\
-X(INJECT, 0x038ULL, 4, RW)
+X(INJECT, 0x038ULL, 4, RW)\
+X(DISP_LINK, 0x03cULL, 4, RW)
 
 /* X(NAME, OFFSET, BYTES, ACCESS) for each window register, in offset order */
 #define VGPU_WINDOW_REGS(X) \
@@ -365,7 +426,21 @@ X(STAT_BYTES, 0x058ULL, 8, RO)\
 X(STAT_BUSY_NS, 0x060ULL, 8, RO)\
 X(STAT_FAULTS, 0x068ULL, 4, RO)\
 X(ACCESS_ERRORS, 0x06cULL, 4, RO)\
-X(SCRATCH, 0x070ULL, 4, RW)
+X(SCRATCH, 0x070ULL, 4, RW)\
+X(DISP_CTRL, 0x200ULL, 4, RW)\
+X(DISP_FORMAT, 0x204ULL, 4, RW)\
+X(DISP_MODE, 0x208ULL, 4, RW)\
+X(DISP_STRIDE, 0x20cULL, 4, RW)\
+X(DISP_BASE, 0x210ULL, 8, RW)\
+X(DISP_COMMIT, 0x218ULL, 4, WO)\
+X(DISP_STATUS, 0x21cULL, 4, RO)\
+X(DISP_ACTIVE_BASE, 0x220ULL, 8, RO)\
+X(DISP_ACTIVE_MODE, 0x228ULL, 4, RO)\
+X(DISP_ACTIVE_STRIDE, 0x22cULL, 4, RO)\
+X(DISP_ACTIVE_FORMAT, 0x230ULL, 4, RO)\
+X(DISP_VBLANK_COUNT, 0x238ULL, 8, RO)\
+X(DISP_VBLANK_NS, 0x240ULL, 4, RO)\
+X(DISP_MAX_MODE, 0x244ULL, 4, RO)
 /* X(NAME, OFFSET, BYTES, ACCESS, COUNT, STRIDE) for each window register array */
 #define VGPU_WINDOW_ARRAY_REGS(X) \
 X(RING_BASE, 0x100ULL, 8, RW, 2, 0x20ULL)\
@@ -373,6 +448,7 @@ X(RING_SIZE, 0x108ULL, 4, RW, 2, 0x20ULL)\
 X(RING_CTRL, 0x10cULL, 4, RW, 2, 0x20ULL)\
 X(RING_HEAD, 0x110ULL, 4, RO, 2, 0x20ULL)\
 X(RING_TAIL, 0x114ULL, 4, RO, 2, 0x20ULL)\
+X(DISP_EDID, 0x300ULL, 4, RO, 64, 0x4ULL)\
 X(DOORBELL, 0x1000ULL, 4, WO, 2, 0x4ULL)
 
 /* Enumerated field values */
@@ -501,6 +577,8 @@ X(1, VRAM)
 #define VGPU_OP_SEM_WAIT                         4
 #define VGPU_OP_TIMESTAMP                        5
 #define VGPU_OP_CRC32                            6
+#define VGPU_OP_FILL_RECT                        7
+#define VGPU_OP_BLIT                             8
 #define VGPU_CMD_DST_SYSMEM                      0x1
 #define VGPU_CMD_SRC_SYSMEM                      0x2
 #define VGPU_CMD_INTR                            0x4
@@ -514,7 +592,9 @@ X(2, FILL)\
 X(3, FENCE)\
 X(4, SEM_WAIT)\
 X(5, TIMESTAMP)\
-X(6, CRC32)
+X(6, CRC32)\
+X(7, FILL_RECT)\
+X(8, BLIT)
 
 /* Command layout: byte offset and size of each field, little endian */
 #define VGPU_CMD_OPCODE_OFFSET                   0
@@ -529,6 +609,14 @@ X(6, CRC32)
 #define VGPU_CMD_LEN_BYTES                       8
 #define VGPU_CMD_VALUE_OFFSET                    32
 #define VGPU_CMD_VALUE_BYTES                     8
+#define VGPU_CMD_WIDTH_OFFSET                    40
+#define VGPU_CMD_WIDTH_BYTES                     4
+#define VGPU_CMD_HEIGHT_OFFSET                   44
+#define VGPU_CMD_HEIGHT_BYTES                    4
+#define VGPU_CMD_DST_PITCH_OFFSET                48
+#define VGPU_CMD_DST_PITCH_BYTES                 4
+#define VGPU_CMD_SRC_PITCH_OFFSET                52
+#define VGPU_CMD_SRC_PITCH_BYTES                 4
 /* X(NAME, OFFSET, BYTES) for each command field; every other byte is reserved (0) */
 #define VGPU_CMD_FIELDS(X) \
 X(OPCODE, 0, 1)\
@@ -536,6 +624,10 @@ X(FLAGS, 1, 1)\
 X(DST, 8, 8)\
 X(SRC, 16, 8)\
 X(LEN, 24, 8)\
-X(VALUE, 32, 8)
+X(VALUE, 32, 8)\
+X(WIDTH, 40, 4)\
+X(HEIGHT, 44, 4)\
+X(DST_PITCH, 48, 4)\
+X(SRC_PITCH, 52, 4)
 
 #endif /* VGPU_REGS_H */

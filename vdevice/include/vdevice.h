@@ -159,6 +159,11 @@ typedef struct VDevice VDevice;
 #define VDEVICE_IRQ_CAUSE_HOST 3
 
 /**
+ * Display causes of a partition (aux: its INTR_STATUS bits).
+ */
+#define VDEVICE_IRQ_CAUSE_DISPLAY 4
+
+/**
  * VDEVICE_EVENT_IRQ fates (size): sent, masked, dropped by DROP_IRQ,
  * held back by LATE_IRQ (an IRQ event with SENT follows when it is sent).
  */

@@ -16,6 +16,8 @@ pub enum Opcode {
     SemWait = 4,
     Timestamp = 5,
     Crc32 = 6,
+    FillRect = 7,
+    Blit = 8,
 }
 
 impl Opcode {
@@ -28,6 +30,8 @@ impl Opcode {
         Self::SemWait,
         Self::Timestamp,
         Self::Crc32,
+        Self::FillRect,
+        Self::Blit,
     ];
 
     /// Bit n set for every opcode n (the window's OPCODES register).
@@ -50,6 +54,8 @@ impl Opcode {
             4 => Self::SemWait,
             5 => Self::Timestamp,
             6 => Self::Crc32,
+            7 => Self::FillRect,
+            8 => Self::Blit,
             _ => return None,
         })
     }
@@ -63,6 +69,8 @@ impl Opcode {
             Self::SemWait => "SEM_WAIT",
             Self::Timestamp => "TIMESTAMP",
             Self::Crc32 => "CRC32",
+            Self::FillRect => "FILL_RECT",
+            Self::Blit => "BLIT",
         }
     }
 }
@@ -102,17 +110,36 @@ pub mod layout {
     pub const SRC: Range<usize> = 16..24;
     pub const LEN: Range<usize> = 24..32;
     pub const VALUE: Range<usize> = 32..40;
-    /// Reserved bytes: between the flags and `dst`, and after `value`.
-    pub const RESERVED: [Range<usize>; 2] = [FLAGS + 1..DST.start, VALUE.end..super::COMMAND_BYTES];
+    /// The rectangle of FILL_RECT and BLIT: bytes per row, rows, and the
+    /// bytes from one row to the next at the destination and the source.
+    pub const WIDTH: Range<usize> = 40..44;
+    pub const HEIGHT: Range<usize> = 44..48;
+    pub const DST_PITCH: Range<usize> = 48..52;
+    pub const SRC_PITCH: Range<usize> = 52..56;
+    /// Reserved bytes: between the flags and `dst`, and after the rectangle.
+    pub const RESERVED: [Range<usize>; 2] =
+        [FLAGS + 1..DST.start, SRC_PITCH.end..super::COMMAND_BYTES];
 
     /// (name, offset, bytes) of every field, for the C header and SPEC.md.
-    pub const FIELDS: [(&str, usize, usize); 6] = [
+    pub const FIELDS: [(&str, usize, usize); 10] = [
         ("OPCODE", OPCODE, 1),
         ("FLAGS", FLAGS, 1),
         ("DST", DST.start, DST.end - DST.start),
         ("SRC", SRC.start, SRC.end - SRC.start),
         ("LEN", LEN.start, LEN.end - LEN.start),
         ("VALUE", VALUE.start, VALUE.end - VALUE.start),
+        ("WIDTH", WIDTH.start, WIDTH.end - WIDTH.start),
+        ("HEIGHT", HEIGHT.start, HEIGHT.end - HEIGHT.start),
+        (
+            "DST_PITCH",
+            DST_PITCH.start,
+            DST_PITCH.end - DST_PITCH.start,
+        ),
+        (
+            "SRC_PITCH",
+            SRC_PITCH.start,
+            SRC_PITCH.end - SRC_PITCH.start,
+        ),
     ];
 }
 
@@ -125,6 +152,36 @@ pub struct Command {
     pub src: u64,
     pub len: u64,
     pub value: u64,
+    /// FILL_RECT and BLIT: the rectangle (0 for every other opcode).
+    pub rect: Rect,
+}
+
+/// A rectangle in VRAM: `height` rows of `width` bytes, `dst_pitch`
+/// (`src_pitch`) bytes apart at the destination (source).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rect {
+    pub width: u32,
+    pub height: u32,
+    pub dst_pitch: u32,
+    pub src_pitch: u32,
+}
+
+impl Rect {
+    /// Bytes from the start of the first row to the end of the last, at
+    /// a side with `pitch`; None if it does not fit in 64 bits.
+    pub fn span(&self, pitch: u32) -> Option<u64> {
+        if self.height == 0 {
+            return Some(0);
+        }
+        u64::from(pitch)
+            .checked_mul(u64::from(self.height) - 1)?
+            .checked_add(u64::from(self.width))
+    }
+
+    /// Bytes the rectangle covers.
+    pub fn bytes(&self) -> u64 {
+        u64::from(self.width).saturating_mul(u64::from(self.height))
+    }
 }
 
 /// Why a command was rejected (the engine faults with BAD_COMMAND).
@@ -134,6 +191,10 @@ pub enum CommandError {
     ReservedBits,
     BadFlags,
     Misaligned,
+}
+
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b[..4].try_into().expect("4 bytes"))
 }
 
 fn le64(b: &[u8]) -> u64 {
@@ -149,6 +210,7 @@ impl Command {
             src: 0,
             len: 0,
             value: 0,
+            rect: Rect::default(),
         }
     }
 
@@ -224,6 +286,33 @@ impl Command {
         }
     }
 
+    /// Fill a rectangle of VRAM at `dst` (4-aligned): `height` rows of
+    /// `width` bytes (a multiple of 4), `pitch` bytes apart, with a 32-bit pattern.
+    pub fn fill_rect(dst: u64, width: u32, height: u32, pitch: u32, pattern: u32) -> Self {
+        Self {
+            dst,
+            value: pattern as u64,
+            rect: Rect {
+                width,
+                height,
+                dst_pitch: pitch,
+                src_pitch: 0,
+            },
+            ..Self::new(Opcode::FillRect)
+        }
+    }
+
+    /// Copy a rectangle of VRAM: `height` rows of `width` bytes from `src`
+    /// (rows `src_pitch` apart) to `dst` (rows `dst_pitch` apart).
+    pub fn blit(dst: u64, src: u64, rect: Rect) -> Self {
+        Self {
+            dst,
+            src,
+            rect,
+            ..Self::new(Opcode::Blit)
+        }
+    }
+
     pub fn encode(&self) -> [u8; COMMAND_BYTES] {
         let mut b = [0u8; COMMAND_BYTES];
         b[layout::OPCODE] = self.opcode as u8;
@@ -232,6 +321,10 @@ impl Command {
         b[layout::SRC].copy_from_slice(&self.src.to_le_bytes());
         b[layout::LEN].copy_from_slice(&self.len.to_le_bytes());
         b[layout::VALUE].copy_from_slice(&self.value.to_le_bytes());
+        b[layout::WIDTH].copy_from_slice(&self.rect.width.to_le_bytes());
+        b[layout::HEIGHT].copy_from_slice(&self.rect.height.to_le_bytes());
+        b[layout::DST_PITCH].copy_from_slice(&self.rect.dst_pitch.to_le_bytes());
+        b[layout::SRC_PITCH].copy_from_slice(&self.rect.src_pitch.to_le_bytes());
         b
     }
 
@@ -255,6 +348,12 @@ impl Command {
             src: le64(&b[layout::SRC]),
             len: le64(&b[layout::LEN]),
             value: le64(&b[layout::VALUE]),
+            rect: Rect {
+                width: le32(&b[layout::WIDTH]),
+                height: le32(&b[layout::HEIGHT]),
+                dst_pitch: le32(&b[layout::DST_PITCH]),
+                src_pitch: le32(&b[layout::SRC_PITCH]),
+            },
         };
         // Flags an opcode does not use must be clear, and so must the
         // fields it does not read: a garbage command is rejected, not guessed at.
@@ -266,8 +365,13 @@ impl Command {
             Opcode::SemWait => (false, true, false, true),
             Opcode::Timestamp => (true, false, false, false),
             Opcode::Crc32 => (true, true, true, false),
+            Opcode::FillRect => (true, false, false, true),
+            Opcode::Blit => (true, true, false, false),
         };
-        let bad_flags = (!uses_dst && flags.dst_sysmem())
+        let rect_op = matches!(opcode, Opcode::FillRect | Opcode::Blit);
+        // The rectangle commands work in VRAM only.
+        let bad_flags = (rect_op && (flags.dst_sysmem() || flags.src_sysmem()))
+            || (!uses_dst && flags.dst_sysmem())
             || (!uses_src && flags.src_sysmem())
             || (opcode != Opcode::Fence && flags.intr())
             || flags.into_bits() & !CmdFlags::DEFINED != 0;
@@ -275,7 +379,9 @@ impl Command {
             || (!uses_src && cmd.src != 0)
             || (!uses_len && cmd.len != 0)
             || (!uses_value && cmd.value != 0)
-            || (opcode == Opcode::Fill && cmd.value > u32::MAX as u64);
+            || (matches!(opcode, Opcode::Fill | Opcode::FillRect) && cmd.value > u32::MAX as u64)
+            || (!rect_op && cmd.rect != Rect::default())
+            || (opcode == Opcode::FillRect && cmd.rect.src_pitch != 0);
         if bad_flags {
             return Err(CommandError::BadFlags);
         }
@@ -286,6 +392,11 @@ impl Command {
             Opcode::Fill => !cmd.dst.is_multiple_of(4) || !cmd.len.is_multiple_of(4),
             Opcode::Fence | Opcode::Timestamp | Opcode::Crc32 => !cmd.dst.is_multiple_of(8),
             Opcode::SemWait => !cmd.src.is_multiple_of(8),
+            Opcode::FillRect => {
+                !cmd.dst.is_multiple_of(4)
+                    || !cmd.rect.width.is_multiple_of(4)
+                    || !cmd.rect.dst_pitch.is_multiple_of(4)
+            }
             _ => false,
         };
         if misaligned {
@@ -353,6 +464,17 @@ mod tests {
             Command::sem_wait(Loc::Vram(0x8), 3),
             Command::timestamp(Loc::Vram(0x10)),
             Command::crc32(Loc::Vram(0x18), Loc::Sys(0x3000), 100),
+            Command::fill_rect(0x1000, 64, 8, 4096, 0x00ff_0000),
+            Command::blit(
+                0x2000,
+                0x40,
+                Rect {
+                    width: 3,
+                    height: 2,
+                    dst_pitch: 100,
+                    src_pitch: 7,
+                },
+            ),
         ];
         for c in cmds {
             assert_eq!(Command::decode(&c.encode()), Ok(c));
@@ -370,7 +492,7 @@ mod tests {
         }
         assert!(owner.iter().all(|&n| n == 1), "{owner:?}");
         assert_eq!(CmdFlags::DEFINED, 0x7);
-        assert_eq!(Opcode::supported_mask(), 0x7f);
+        assert_eq!(Opcode::supported_mask(), 0x1ff);
         for (i, op) in Opcode::ALL.iter().enumerate() {
             assert_eq!(*op as usize, i);
             assert_eq!(Opcode::from_bits(i as u8), Some(*op));
@@ -395,5 +517,13 @@ mod tests {
         let mut b = Command::nop().encode();
         b[8] = 1; // NOP with a dst
         assert_eq!(Command::decode(&b), Err(CommandError::ReservedBits));
+        let mut b = Command::fill(Loc::Vram(0), 8, 1).encode();
+        b[40] = 4; // a FILL with a rectangle
+        assert_eq!(Command::decode(&b), Err(CommandError::ReservedBits));
+        let mut b = Command::fill_rect(0, 8, 1, 8, 1).encode();
+        b[1] = 1; // a rectangle in system memory
+        assert_eq!(Command::decode(&b), Err(CommandError::BadFlags));
+        let b = Command::fill_rect(0, 6, 1, 8, 1).encode();
+        assert_eq!(Command::decode(&b), Err(CommandError::Misaligned));
     }
 }

@@ -13,10 +13,12 @@
 
 #![deny(clippy::arithmetic_side_effects)]
 
-use crate::command::{Command, COMMAND_BYTES};
+use crate::command::{Command, Opcode, COMMAND_BYTES};
 use crate::device::{InFlight, PartState, Ring, XlateWait};
+use crate::display::{Display, Head};
 use crate::regs::{
-    CtxResult, FaultCode, FaultStatus, PartIntr, MAX_RING_SIZE, RINGS_PER_PARTITION,
+    CtxResult, DispMode, FaultCode, FaultStatus, PartIntr, DISP_BASE_ALIGN, MAX_RING_SIZE,
+    RINGS_PER_PARTITION,
 };
 use std::time::{Duration, Instant};
 
@@ -24,10 +26,13 @@ use std::time::{Duration, Instant};
 pub const CTX_MAGIC: u32 = 0x5854_4356;
 /// Image format version: major in the high half (a different major is
 /// refused; a newer minor of the same major may add records only).
-pub const CTX_VERSION: u32 = 0x0001_0000;
+pub const CTX_VERSION: u32 = 0x0001_0001;
 /// Bytes of a context image (CTX_SIZE).
 pub const CTX_BYTES: usize = 512;
 const HEADER: usize = 16;
+/// Payload of a Display record: two heads of 24 bytes, FLIP_PENDING, the
+/// vblank count.
+const DISPLAY_RECORD: usize = 60;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u16)]
@@ -42,6 +47,8 @@ enum Tag {
     Fence = 7,
     Stats = 8,
     Misc = 9,
+    /// The display head (minor 1; an image without it has the head off).
+    Display = 10,
 }
 
 impl Tag {
@@ -57,6 +64,7 @@ impl Tag {
             7 => Tag::Fence,
             8 => Tag::Stats,
             9 => Tag::Misc,
+            10 => Tag::Display,
             _ => return None,
         })
     }
@@ -86,6 +94,7 @@ pub(crate) struct Context {
     pub stat_faults: u32,
     pub access_errors: u32,
     pub scratch: u32,
+    pub disp: Display,
 }
 
 impl Context {
@@ -122,6 +131,7 @@ impl Context {
             stat_faults: st.stat_faults,
             access_errors: st.access_errors,
             scratch: st.scratch,
+            disp: st.disp,
         }
     }
 
@@ -151,6 +161,7 @@ impl Context {
         st.stat_faults = self.stat_faults;
         st.access_errors = self.access_errors;
         st.scratch = self.scratch;
+        st.disp = self.disp;
     }
 
     /// The image of this state.
@@ -207,6 +218,18 @@ impl Context {
         p.push(self.next_ring as u8);
         p.push(u8::from(self.hung));
         w.record(Tag::Misc, &p);
+        let d = &self.disp;
+        let mut p = Vec::with_capacity(DISPLAY_RECORD);
+        for h in [&d.pending, &d.active] {
+            p.extend_from_slice(&[u8::from(h.enable), 0, 0, 0]);
+            p.extend_from_slice(&h.format.to_le_bytes());
+            p.extend_from_slice(&h.mode.into_bits().to_le_bytes());
+            p.extend_from_slice(&h.stride.to_le_bytes());
+            p.extend_from_slice(&h.base.to_le_bytes());
+        }
+        p.extend_from_slice(&[u8::from(d.flip_pending), 0, 0, 0]);
+        p.extend_from_slice(&d.vblank_count.to_le_bytes());
+        w.record(Tag::Display, &p);
         w.record(Tag::End, &[]);
         let mut buf = w.buf;
         buf[0..4].copy_from_slice(&CTX_MAGIC.to_le_bytes());
@@ -232,7 +255,7 @@ impl Context {
             return Err(CtxResult::BadChecksum);
         }
         let mut c = Context::empty();
-        let mut seen = [false; 10];
+        let mut seen = [false; 11];
         let mut rings_seen = [false; RINGS_PER_PARTITION];
         let mut at = HEADER;
         loop {
@@ -294,6 +317,7 @@ impl Context {
             stat_faults: 0,
             access_errors: 0,
             scratch: 0,
+            disp: Display::default(),
         }
     }
 
@@ -313,6 +337,7 @@ impl Context {
             Tag::Fault => 16,
             Tag::Stats => 32,
             Tag::Misc => 6,
+            Tag::Display => DISPLAY_RECORD,
             Tag::End => 0,
         };
         if p.len() != want {
@@ -376,6 +401,23 @@ impl Context {
                 self.next_ring = usize::from(p[4]);
                 self.hung = flag(p[5])?;
             }
+            Tag::Display => {
+                let head = |at: usize| -> Result<Head, CtxResult> {
+                    Ok(Head {
+                        enable: flag(p[at])?,
+                        format: le32(p, at.wrapping_add(4)),
+                        mode: DispMode::from_bits(le32(p, at.wrapping_add(8))),
+                        stride: le32(p, at.wrapping_add(12)),
+                        base: le64(p, at.wrapping_add(16)),
+                    })
+                };
+                self.disp = Display {
+                    pending: head(0)?,
+                    active: head(24)?,
+                    flip_pending: flag(p[48])?,
+                    vblank_count: le64(p, 52),
+                };
+            }
             Tag::End => {}
         }
         Ok(())
@@ -402,7 +444,10 @@ impl Context {
             let Some(r) = self.rings.get(ring) else {
                 return bad;
             };
-            let work = cmd.map_or(0, |c| c.len);
+            let work = cmd.map_or(0, |c| match c.opcode {
+                Opcode::FillRect | Opcode::Blit => u64::from(c.rect.height),
+                _ => c.len,
+            });
             if r.size == 0 || r.head == r.tail || done > work {
                 return bad;
             }
@@ -423,8 +468,22 @@ impl Context {
             .with_fence(true)
             .with_fault(true)
             .with_idle(true)
+            .with_vblank(true)
+            .with_flip_done(true)
+            .with_hotplug(true)
             .into_bits();
         if self.intr_status & !causes != 0 || self.intr_mask & !causes != 0 {
+            return bad;
+        }
+        // The head: what the registers can hold, and an active state the
+        // device accepted (the same checks as DISP_COMMIT).
+        let d = &self.disp;
+        let on = d.active.enable;
+        if !d.pending.base.is_multiple_of(DISP_BASE_ALIGN)
+            || (on && d.active.check(self.vram_size).is_err())
+            || (!on && (d.active != Head::default() || d.flip_pending))
+            || (d.flip_pending && (!d.pending.enable || d.pending.check(self.vram_size).is_err()))
+        {
             return bad;
         }
         Ok(())

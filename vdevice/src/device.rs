@@ -25,6 +25,7 @@ use crate::command::Command;
 use crate::config::{ConfigError, DeviceConfig};
 use crate::context::{Context, CTX_BYTES};
 use crate::dirty::{CpuWrites, DirtyLog, DIRTY_WORD_SPAN};
+use crate::display::{self, Display};
 use crate::engine::{self, LateIrq, Sched};
 use crate::events::{Event, EventBus, EventKind, IrqCause, IrqFate, Refusal, Subscription, Why};
 use crate::pci::PciInfo;
@@ -66,7 +67,7 @@ pub(crate) struct InFlight {
     pub ring: usize,
     /// The command as fetched; fetched once, never re-read from the ring.
     pub cmd: Option<Command>,
-    /// Bytes of the command's work done.
+    /// Bytes of the command's work done (rows, for FILL_RECT and BLIT).
     pub done: u64,
     /// CRC32: the checksum of the bytes done.
     pub crc: u32,
@@ -103,6 +104,9 @@ pub(crate) struct PartState {
     pub xlate_dir_entries: u32,
     pub weight: u32,
     pub inject: InjectKind,
+    /// PT DISP_LINK.CONNECTED and the EDID (SPEC 17).
+    pub disp_link: bool,
+    pub edid: [u8; EDID_BYTES],
     // window state
     pub rings: [Ring; RINGS_PER_PARTITION],
     pub next_ring: usize,
@@ -124,6 +128,8 @@ pub(crate) struct PartState {
     pub stat_faults: u32,
     pub access_errors: u32,
     pub scratch: u32,
+    /// The display head (SPEC 17).
+    pub disp: Display,
 }
 
 impl PartState {
@@ -136,6 +142,8 @@ impl PartState {
             xlate_dir_entries: 0,
             weight: WEIGHT_RESET,
             inject: InjectKind::None,
+            disp_link: false,
+            edid: [0; EDID_BYTES],
             rings: [Ring::default(); RINGS_PER_PARTITION],
             next_ring: 0,
             exec: None,
@@ -154,6 +162,7 @@ impl PartState {
             stat_faults: 0,
             access_errors: 0,
             scratch: 0,
+            disp: Display::default(),
         }
     }
 
@@ -167,6 +176,8 @@ impl PartState {
             self.xlate_dir_entries,
             self.weight,
             self.inject,
+            self.disp_link,
+            self.edid,
         );
         *self = Self::new();
         (
@@ -177,6 +188,8 @@ impl PartState {
             self.xlate_dir_entries,
             self.weight,
             self.inject,
+            self.disp_link,
+            self.edid,
         ) = host;
     }
 
@@ -226,13 +239,18 @@ impl PartState {
             IrqCause::Fault
         } else if cause.fence() {
             IrqCause::Fence
-        } else {
+        } else if cause.idle() {
             IrqCause::Idle
+        } else {
+            IrqCause::Display(bits)
         };
         if bits & self.intr_mask == 0 {
-            // A masked FENCE or FAULT is news to a driver waiting for its
-            // interrupt; a masked IDLE (every drain) would only be noise.
-            return (why != IrqCause::Idle).then_some(Delivery::Held(vector, why, IrqFate::Masked));
+            // A masked FENCE, FAULT, FLIP_DONE or HOTPLUG is news to a
+            // driver waiting for its interrupt; a masked IDLE (every drain)
+            // or VBLANK (60 a second) would only be noise.
+            let noise = why == IrqCause::Idle
+                || why == IrqCause::Display(PartIntr::new().with_vblank(true).into_bits());
+            return (!noise).then_some(Delivery::Held(vector, why, IrqFate::Masked));
         }
         match self.inject {
             InjectKind::DropIrq => {
@@ -311,6 +329,9 @@ pub(crate) struct Global {
     /// The dirty log DIRTY_WORD reads (SPEC 16) and its next word.
     pub dirty_sel: DirtySel,
     pub dirty_index: u32,
+    /// The EDID EDID_DATA accesses (SPEC 17) and the byte it is at.
+    pub edid_sel: EdidSel,
+    pub edid_pos: usize,
 }
 
 impl Global {
@@ -330,6 +351,8 @@ impl Global {
             ctx_result: CtxResult::Ok,
             dirty_sel: DirtySel::new(),
             dirty_index: 0,
+            edid_sel: EdidSel::new(),
+            edid_pos: 0,
         }
     }
 }
@@ -400,6 +423,9 @@ pub(crate) struct Shared {
     pub jitter_state: AtomicU64,
     /// Event subscribers (events.rs).
     pub events: Arc<EventBus>,
+    /// The vblank clock's wake-ups (display.rs).
+    pub display: Mutex<display::Clock>,
+    pub display_cv: Condvar,
 }
 
 /// The vGPU device model. Dropping it stops and joins its threads.
@@ -478,6 +504,8 @@ impl Device {
             engine_delay_reset: AtomicU64::new(ENGINE_DELAY_RESET),
             jitter_state: AtomicU64::new(JITTER_SEED),
             events: Arc::new(EventBus::default()),
+            display: Mutex::new(display::Clock::default()),
+            display_cv: Condvar::new(),
         });
         let mut threads = Vec::new();
         for e in 0..cfg.engines {
@@ -494,6 +522,13 @@ impl Device {
             std::thread::Builder::new()
                 .name("vgpu-timer".into())
                 .spawn(move || engine::timer(s, rx))
+                .map_err(ConfigError::Backing)?,
+        );
+        let s = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("vgpu-display".into())
+                .spawn(move || display::clock(s))
                 .map_err(ConfigError::Backing)?,
         );
         Ok(Self { shared, threads })
@@ -763,6 +798,8 @@ impl Drop for Device {
         self.shared.sched.lock().shutdown = true;
         self.shared.sched_cv.notify_all();
         self.shared.timer_tx.lock().take();
+        self.shared.display.lock().shutdown = true;
+        self.shared.display_cv.notify_all();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -793,6 +830,12 @@ impl Drop for Quiesced<'_> {
 }
 
 impl Shared {
+    /// A head may have turned on: the vblank clock looks again.
+    pub fn display_wake(&self) {
+        self.display.lock().woken = true;
+        self.display_cv.notify_all();
+    }
+
     pub fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
     }
@@ -1178,6 +1221,20 @@ impl Shared {
                         g.dirty_index = g.dirty_index.wrapping_add(1);
                         return w as u64;
                     }
+                    RegId::EdidData => {
+                        // A read moves the EDID position on (SPEC 17).
+                        let at = g.edid_pos.min(EDID_BYTES.saturating_sub(4));
+                        g.edid_pos = at.saturating_add(4) % EDID_BYTES;
+                        let Some(part) = self.parts.get(g.edid_sel.partition() as usize) else {
+                            return 0;
+                        };
+                        drop(g);
+                        let st = part.st.lock();
+                        let mut w = [0u8; 4];
+                        w.copy_from_slice(&st.edid[at..at.saturating_add(4)]);
+                        return u32::from_le_bytes(w) as u64;
+                    }
+                    RegId::EdidSel => return g.edid_sel.into_bits() as u64,
                     RegId::DirtySel => return g.dirty_sel.into_bits() as u64,
                     RegId::DirtyIndex => return g.dirty_index as u64,
                     RegId::DirtyOverflow => {
@@ -1253,6 +1310,9 @@ impl Shared {
                     RegId::PtWeight => st.weight as u64,
                     RegId::PtMsixBase => part.vector_base() as u64,
                     RegId::PtInject => st.inject.into_bits() as u64,
+                    RegId::PtDispLink => {
+                        DispLink::new().with_connected(st.disp_link).into_bits() as u64
+                    }
                     _ => 0,
                 }
             }
@@ -1266,6 +1326,7 @@ impl Shared {
                         .with_rings(RINGS_PER_PARTITION as u8)
                         .with_vectors(VECTORS_PER_PARTITION as u8)
                         .with_xlate(st.ctrl.xlate())
+                        .with_display(true)
                         .into_bits() as u64,
                     RegId::WOpcodes => OPCODES_SUPPORTED as u64,
                     RegId::WVramSize => st.vram_size,
@@ -1289,6 +1350,31 @@ impl Shared {
                     RegId::WRingCtrl => RingCtrl::new().with_sysmem(ring.sysmem).into_bits() as u64,
                     RegId::WRingHead => ring.head as u64,
                     RegId::WRingTail => ring.tail as u64,
+                    RegId::WDispCtrl => DispCtrl::new()
+                        .with_enable(st.disp.pending.enable)
+                        .into_bits() as u64,
+                    RegId::WDispFormat => st.disp.pending.format as u64,
+                    RegId::WDispMode => st.disp.pending.mode.into_bits() as u64,
+                    RegId::WDispStride => st.disp.pending.stride as u64,
+                    RegId::WDispBase => st.disp.pending.base,
+                    RegId::WDispStatus => DispStatus::new()
+                        .with_active(st.disp.active.enable)
+                        .with_flip_pending(st.disp.flip_pending)
+                        .with_connected(st.disp_link)
+                        .into_bits() as u64,
+                    RegId::WDispActiveBase => st.disp.active.base,
+                    RegId::WDispActiveMode => st.disp.active.mode.into_bits() as u64,
+                    RegId::WDispActiveStride => st.disp.active.stride as u64,
+                    RegId::WDispActiveFormat => st.disp.active.format as u64,
+                    RegId::WDispVblankCount => st.disp.vblank_count,
+                    RegId::WDispVblankNs => DISP_VBLANK_NS as u64,
+                    RegId::WDispMaxMode => DISP_MAX_MODE as u64,
+                    RegId::WDispEdid => {
+                        let at = d.elem.min(EDID_BYTES / 4 - 1).saturating_mul(4);
+                        let mut w = [0u8; 4];
+                        w.copy_from_slice(&st.edid[at..at.saturating_add(4)]);
+                        u32::from_le_bytes(w) as u64
+                    }
                     _ => 0,
                 }
             }
@@ -1379,6 +1465,27 @@ impl Shared {
                     return refuse(AccessError::BadValue, Why::CtxPosRange);
                 }
                 self.global.lock().ctx_pos = at;
+            }
+            RegId::EdidSel => {
+                let sel = EdidSel::from_bits(v32);
+                if sel.partition() as usize >= self.parts.len() {
+                    let partitions = self.parts.len() as u8;
+                    return refuse(AccessError::BadValue, Why::NoPartition { partitions });
+                }
+                let mut g = self.global.lock();
+                g.edid_sel = sel;
+                g.edid_pos = 0;
+            }
+            RegId::EdidData => {
+                let mut g = self.global.lock();
+                let at = g.edid_pos.min(EDID_BYTES.saturating_sub(4));
+                g.edid_pos = at.saturating_add(4) % EDID_BYTES;
+                let p = g.edid_sel.partition() as usize;
+                drop(g);
+                if let Some(part) = self.parts.get(p) {
+                    part.st.lock().edid[at..at.saturating_add(4)]
+                        .copy_from_slice(&v32.to_le_bytes());
+                }
             }
             RegId::CtxData => {
                 let mut g = self.global.lock();
@@ -1525,7 +1632,12 @@ impl Shared {
     fn ptable_write(&self, p: usize, id: RegId, v: u64) -> AccessResult<()> {
         let part = &self.parts[p];
         match id {
-            RegId::PtCtrl => return self.ptable_ctrl(p, PtCtrl::from_bits(v as u32)),
+            RegId::PtCtrl => {
+                let r = self.ptable_ctrl(p, PtCtrl::from_bits(v as u32));
+                // Enabling, STOP and its end start or stop the head's vblanks.
+                self.display_wake();
+                return r;
+            }
             RegId::PtVramBase | RegId::PtVramSize => {
                 // Under config_lock: an enable checks the slice and sets
                 // ENABLE in one step that this write cannot split.
@@ -1591,6 +1703,13 @@ impl Shared {
                     .and_then(InjectKind::known)
                     .ok_or(Refusal::new(AccessError::BadValue, Why::UnknownInjection))?;
                 part.st.lock().inject = kind;
+            }
+            RegId::PtDispLink => {
+                let mut st = part.st.lock();
+                st.disp_link = DispLink::from_bits(v as u32).connected();
+                let d = st.event(PartIntr::new().with_hotplug(true), part.vector_base());
+                drop(st);
+                self.deliver(p, d);
             }
             _ => return refuse(AccessError::ReadOnly, Why::ReadOnly),
         }
@@ -1748,11 +1867,19 @@ impl Shared {
                     vb.wrapping_add(PART_VECTOR_FAULT),
                     IrqCause::Fault,
                 ));
-                let engine = (newly.fence() || newly.idle()).then(|| {
+                let display = newly.into_bits()
+                    & (PartIntr::new()
+                        .with_vblank(true)
+                        .with_flip_done(true)
+                        .with_hotplug(true)
+                        .into_bits());
+                let engine = (newly.fence() || newly.idle() || display != 0).then(|| {
                     let cause = if newly.fence() {
                         IrqCause::Fence
-                    } else {
+                    } else if newly.idle() {
                         IrqCause::Idle
+                    } else {
+                        IrqCause::Display(display)
                     };
                     Delivery::Now(vb.wrapping_add(PART_VECTOR_ENGINE), cause)
                 });
@@ -1837,6 +1964,34 @@ impl Shared {
                 self.state_changed(p, before, after);
                 self.kick(p);
             }
+            RegId::WDispCtrl => {
+                part.st.lock().disp.pending.enable = DispCtrl::from_bits(v32).enable()
+            }
+            RegId::WDispFormat => part.st.lock().disp.pending.format = v32,
+            RegId::WDispMode => part.st.lock().disp.pending.mode = DispMode::from_bits(v32),
+            RegId::WDispStride => part.st.lock().disp.pending.stride = v32,
+            RegId::WDispBase => part.st.lock().disp.pending.base = v,
+            RegId::WDispCommit => {
+                let mut st = part.st.lock();
+                if st.disp.pending.enable && !st.ctrl.enable() {
+                    return refuse(
+                        AccessError::Disabled,
+                        Why::PartitionDisabled { partition: p as u8 },
+                    );
+                }
+                let vram_size = st.vram_size;
+                let causes = st
+                    .disp
+                    .commit(vram_size)
+                    .map_err(|why| Refusal::new(AccessError::BadValue, why))?;
+                let d = st.event(causes, part.vector_base());
+                let on = st.disp.active.enable;
+                drop(st);
+                self.deliver(p, d);
+                if on {
+                    self.display_wake();
+                }
+            }
             _ => return refuse(AccessError::ReadOnly, Why::ReadOnly),
         }
         Ok(())
@@ -1864,7 +2019,13 @@ impl Shared {
         let block = |out: &mut String, block: Block, instance: usize| {
             for r in REGISTERS.iter().filter(|r| r.block == block) {
                 // (CTX_DATA and DIRTY_WORD: reads have effects; a dump leaves them.)
-                if r.access == Access::Wo || matches!(r.id, RegId::CtxData | RegId::DirtyWord) {
+                // (DISP_EDID: 256 bytes of data, not a register state.)
+                if r.access == Access::Wo
+                    || matches!(
+                        r.id,
+                        RegId::CtxData | RegId::DirtyWord | RegId::EdidData | RegId::WDispEdid
+                    )
+                {
                     continue;
                 }
                 for elem in 0..r.count as usize {

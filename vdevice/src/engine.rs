@@ -10,7 +10,7 @@
 
 #![deny(clippy::arithmetic_side_effects)]
 
-use crate::command::{Command, Loc, Opcode, COMMAND_BYTES};
+use crate::command::{Command, Loc, Opcode, Rect, COMMAND_BYTES};
 use crate::device::{
     Delivery, FaultLogEntry, InFlight, Partition, Shared, XlateFaultEntry, XlateWait,
 };
@@ -819,7 +819,100 @@ impl Exec<'_> {
                 self.store(pd, 0, &crc.to_le_bytes())?;
                 done(cmd.len)
             }
+            Opcode::FillRect => {
+                self.fill_rect(cmd)?;
+                done(cmd.rect.bytes())
+            }
+            Opcode::Blit => {
+                self.blit(cmd)?;
+                done(cmd.rect.bytes())
+            }
         }
+    }
+
+    /// Check a rectangle at VRAM offset `off` with rows `pitch` apart:
+    /// every row inside the slice. Returns its absolute start.
+    fn place_rect(&self, off: u64, r: Rect, pitch: u32, write: bool) -> Result<u64, Stop> {
+        let span = r
+            .span(pitch)
+            .ok_or(fault(FaultCode::VramOutOfBounds, off, write))?;
+        match self.place(Loc::Vram(off), span, write)? {
+            Place::Vram(abs) => Ok(abs),
+            Place::Sys(_) => Err(fault(FaultCode::VramOutOfBounds, off, write)),
+        }
+    }
+
+    /// Run rows `done..height` of a rectangle command, as many rows a
+    /// chunk as fit in CHUNK_BYTES (at least one); `step(self, row)` does
+    /// one row. `backwards`: from the last row up. Progress (rows done)
+    /// survives preemption and resets like a long command's bytes.
+    fn rows(
+        &mut self,
+        r: Rect,
+        backwards: bool,
+        mut step: impl FnMut(&mut Self, u64) -> Result<(), Stop>,
+    ) -> Result<(), Stop> {
+        let height = u64::from(r.height);
+        let per_chunk = CHUNK_BYTES
+            .checked_div(u64::from(r.width))
+            .unwrap_or(CHUNK_BYTES)
+            .max(1);
+        while self.flight.done < height {
+            self.yield_point()?;
+            let first = self.flight.done;
+            let n = height.wrapping_sub(first).min(per_chunk);
+            for i in 0..n {
+                let i = first.wrapping_add(i);
+                let row = if backwards {
+                    height.wrapping_sub(1).wrapping_sub(i)
+                } else {
+                    i
+                };
+                step(self, row)?;
+            }
+            self.flight.done = first.wrapping_add(n);
+            self.chunks_run = self.chunks_run.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    fn fill_rect(&mut self, cmd: &Command) -> Result<(), Stop> {
+        let r = cmd.rect;
+        let abs = self.place_rect(cmd.dst, r, r.dst_pitch, true)?;
+        // The decoder refused values above 32 bits.
+        let pattern = u32::try_from(cmd.value).unwrap_or(0);
+        let (width, pitch) = (u64::from(r.width), u64::from(r.dst_pitch));
+        self.rows(r, false, |e, row| {
+            // Inside the checked span: row * pitch + width <= span.
+            let at = row.wrapping_mul(pitch);
+            let ok = e.shared.vram.fill32(abs.wrapping_add(at), width, pattern);
+            e.written(Place::Vram(abs), at, width);
+            ok.then_some(())
+                .ok_or(fault(FaultCode::VramOutOfBounds, at, true))
+        })
+    }
+
+    fn blit(&mut self, cmd: &Command) -> Result<(), Stop> {
+        let r = cmd.rect;
+        let s = self.place_rect(cmd.src, r, r.src_pitch, false)?;
+        let d = self.place_rect(cmd.dst, r, r.dst_pitch, true)?;
+        if self.inject(InjectKind::EccError) {
+            return Err(fault(FaultCode::EccError, cmd.src, false));
+        }
+        let width = u64::from(r.width);
+        let (sp, dp) = (u64::from(r.src_pitch), u64::from(r.dst_pitch));
+        // Rows go top to bottom, or bottom to top when the destination
+        // starts after the source; each row is copied as memmove would.
+        self.rows(r, d > s, |e, row| {
+            let (from, to) = (row.wrapping_mul(sp), row.wrapping_mul(dp));
+            let ok = e
+                .shared
+                .vram
+                .copy_within(s.wrapping_add(from), d.wrapping_add(to), width);
+            e.written(Place::Vram(d), to, width);
+            ok.then_some(())
+                .ok_or(fault(FaultCode::VramOutOfBounds, to, true))
+        })
     }
 
     fn copy(&mut self, ps: Place, pd: Place, len: u64) -> Result<(), Stop> {

@@ -39,6 +39,9 @@ pub enum IrqCause {
     Fault,
     /// Global `INTR_STATUS` causes (host vectors), as their bits.
     Host(u32),
+    /// Window `INTR_STATUS` display causes (VBLANK, FLIP_DONE, HOTPLUG:
+    /// partition engine vector), as their bits.
+    Display(u32),
 }
 
 /// What became of an interrupt cause.
@@ -198,7 +201,19 @@ fn opcode_name(op: Option<Opcode>) -> &'static str {
 }
 
 fn host_causes(f: &mut fmt::Formatter<'_>, bits: u32) -> fmt::Result {
-    let names = crate::regs::GlobalIntr::FIELDS
+    cause_names(f, crate::regs::GlobalIntr::FIELDS, bits)
+}
+
+fn display_causes(f: &mut fmt::Formatter<'_>, bits: u32) -> fmt::Result {
+    cause_names(f, crate::regs::PartIntr::FIELDS, bits)
+}
+
+fn cause_names(
+    f: &mut fmt::Formatter<'_>,
+    fields: &[crate::regs::Field],
+    bits: u32,
+) -> fmt::Result {
+    let names = fields
         .iter()
         .filter(|fd| u64::from(bits) & fd.mask() != 0)
         .map(|fd| fd.name)
@@ -285,6 +300,7 @@ impl fmt::Display for EventKind {
                     IrqCause::Idle => f.write_str("IDLE")?,
                     IrqCause::Fault => f.write_str("FAULT")?,
                     IrqCause::Host(bits) => host_causes(f, *bits)?,
+                    IrqCause::Display(bits) => display_causes(f, *bits)?,
                 }
                 f.write_str(")")?;
                 match fate {
@@ -461,6 +477,10 @@ pub enum Why {
     DirtyLogWithoutEnable,
     UnknownCtxOp,
     CtxPosRange,
+    DispFormat { format: u32 },
+    DispMode { width: u16, height: u16 },
+    DispStride { stride: u32, min: u32 },
+    DispBeyondVram,
 }
 
 impl fmt::Display for Why {
@@ -539,6 +559,19 @@ impl fmt::Display for Why {
             Why::DirtyLogWithoutEnable => f.write_str("DIRTY_LOG needs ENABLE"),
             Why::UnknownCtxOp => f.write_str("unknown OP: 1 is SAVE, 2 is RESTORE"),
             Why::CtxPosRange => f.write_str("CTX_POS beyond the context buffer (CTX_SIZE)"),
+            Why::DispFormat { format } => write!(
+                f,
+                "DISP_FORMAT {format:#x}: the head scans out XRGB8888 (0x34325258) only"
+            ),
+            Why::DispMode { width, height } => write!(
+                f,
+                "DISP_MODE {width}x{height}: each side is 1..=DISP_MAX_MODE"
+            ),
+            Why::DispStride { stride, min } => write!(
+                f,
+                "DISP_STRIDE {stride}: at least {min} (WIDTH * 4) and a multiple of 4"
+            ),
+            Why::DispBeyondVram => f.write_str("the frame ends beyond the partition's VRAM"),
         }
     }
 }

@@ -490,6 +490,8 @@ pub const VDEVICE_IRQ_CAUSE_FENCE: u32 = 0;
 pub const VDEVICE_IRQ_CAUSE_IDLE: u32 = 1;
 pub const VDEVICE_IRQ_CAUSE_FAULT: u32 = 2;
 pub const VDEVICE_IRQ_CAUSE_HOST: u32 = 3;
+/// Display causes of a partition (aux: its INTR_STATUS bits).
+pub const VDEVICE_IRQ_CAUSE_DISPLAY: u32 = 4;
 /// VDEVICE_EVENT_IRQ fates (size): sent, masked, dropped by DROP_IRQ,
 /// held back by LATE_IRQ (an IRQ event with SENT follows when it is sent).
 pub const VDEVICE_IRQ_SENT: u32 = 0;
@@ -637,6 +639,7 @@ fn event_to_c(e: &crate::events::Event, why: &CStr, text: &CStr) -> VDeviceEvent
                 IrqCause::Idle => (VDEVICE_IRQ_CAUSE_IDLE, 0),
                 IrqCause::Fault => (VDEVICE_IRQ_CAUSE_FAULT, 0),
                 IrqCause::Host(bits) => (VDEVICE_IRQ_CAUSE_HOST, bits),
+                IrqCause::Display(bits) => (VDEVICE_IRQ_CAUSE_DISPLAY, bits),
             };
             c.size = match fate {
                 IrqFate::Sent => VDEVICE_IRQ_SENT,
@@ -732,6 +735,7 @@ pub unsafe fn event_from_c(c: &VDeviceEvent) -> Option<crate::events::Event> {
                 VDEVICE_IRQ_CAUSE_IDLE => IrqCause::Idle,
                 VDEVICE_IRQ_CAUSE_FAULT => IrqCause::Fault,
                 VDEVICE_IRQ_CAUSE_HOST => IrqCause::Host(c.aux),
+                VDEVICE_IRQ_CAUSE_DISPLAY => IrqCause::Display(c.aux),
                 _ => return None,
             },
             fate: match c.size {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod context;
 mod device;
 pub mod dirty;
+mod display;
 pub mod driver;
 mod engine;
 pub mod events;

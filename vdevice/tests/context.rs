@@ -1,4 +1,4 @@
-//! Partition context save and restore (SPEC 17): STOP keeps a command's
+//! Partition context save and restore (SPEC 16): STOP keeps a command's
 //! progress, SAVE/RESTORE move a partition's whole window state to another
 //! partition of the same slice size, nothing is lost or run twice, and a
 //! bad image is refused without touching the target.

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use std::time::Duration;
-use vdevice::command::{Command, Loc, COMMAND_BYTES};
+use vdevice::command::{Command, Loc, Rect, COMMAND_BYTES};
 use vdevice::regs::{PartitionState, PtCtrl, RegId};
 use vdevice::testing::Harness;
 use vdevice::DeviceConfig;
@@ -55,8 +55,29 @@ fn op() -> impl Strategy<Value = Op> {
             d.offset(0u64.wrapping_sub(d.addr() % 8))
         ))),
         Just(Op::Cmd(Command::nop())),
+        (loc(), rect(), any::<u32>()).prop_map(|(d, r, v)| Op::Cmd(Command::fill_rect(
+            d.addr() & !3,
+            r.width & !3,
+            r.height,
+            r.dst_pitch & !3,
+            v
+        ))),
+        (loc(), loc(), rect()).prop_map(|(d, s, r)| Op::Cmd(Command::blit(d.addr(), s.addr(), r))),
         any::<[u8; 8]>().prop_map(Op::Garbage),
     ]
+}
+
+/// Rectangles: small, slice-sized, and hostile (pitches that wrap).
+fn rect() -> impl Strategy<Value = Rect> {
+    let side = prop_oneof![0u32..64, 0u32..4096, any::<u32>()];
+    (side.clone(), 0u32..64, side.clone(), side).prop_map(
+        |(width, height, dst_pitch, src_pitch)| Rect {
+            width,
+            height,
+            dst_pitch,
+            src_pitch,
+        },
+    )
 }
 
 /// (partition vpn, bus page index in 0..64, writable)

@@ -160,7 +160,8 @@ pub struct PartCaps {
     #[bits(4)]
     pub vectors: u8,
     pub xlate: bool,
-    #[bits(23)]
+    pub display: bool,
+    #[bits(22)]
     __: u32,
 }
 
@@ -173,7 +174,9 @@ pub struct Opcodes {
     pub sem_wait: bool,
     pub timestamp: bool,
     pub crc32: bool,
-    #[bits(25)]
+    pub fill_rect: bool,
+    pub blit: bool,
+    #[bits(23)]
     __: u32,
 }
 
@@ -186,11 +189,55 @@ pub struct PartStatus {
 }
 
 #[bitfield(u32)]
+#[derive(PartialEq, Eq)]
 pub struct PartIntr {
     pub fence: bool,
     pub fault: bool,
     pub idle: bool,
+    pub vblank: bool,
+    pub flip_done: bool,
+    pub hotplug: bool,
+    #[bits(26)]
+    __: u32,
+}
+
+/// DISP_CTRL: the pending state's ENABLE.
+#[bitfield(u32)]
+pub struct DispCtrl {
+    pub enable: bool,
+    #[bits(31)]
+    __: u32,
+}
+
+/// DISP_MODE, DISP_ACTIVE_MODE, DISP_MAX_MODE: a mode in pixels.
+#[bitfield(u32)]
+#[derive(PartialEq, Eq)]
+pub struct DispMode {
+    pub width: u16,
+    pub height: u16,
+}
+
+#[bitfield(u32)]
+pub struct DispStatus {
+    pub active: bool,
+    pub flip_pending: bool,
+    pub connected: bool,
     #[bits(29)]
+    __: u32,
+}
+
+/// PT DISP_LINK: the link state the host sets.
+#[bitfield(u32)]
+pub struct DispLink {
+    pub connected: bool,
+    #[bits(31)]
+    __: u32,
+}
+
+#[bitfield(u32)]
+pub struct EdidSel {
+    pub partition: u8,
+    #[bits(24)]
     __: u32,
 }
 
@@ -562,7 +609,9 @@ impl Opcodes {
         FENCE,
         SEM_WAIT,
         TIMESTAMP,
-        CRC32
+        CRC32,
+        FILL_RECT,
+        BLIT
     });
 }
 
@@ -571,7 +620,38 @@ impl PartStatus {
 }
 
 impl PartIntr {
-    pub const FIELDS: &'static [Field] = fields!(PartIntr { FENCE, FAULT, IDLE });
+    pub const FIELDS: &'static [Field] = fields!(PartIntr {
+        FENCE,
+        FAULT,
+        IDLE,
+        VBLANK,
+        FLIP_DONE,
+        HOTPLUG
+    });
+}
+
+impl DispCtrl {
+    pub const FIELDS: &'static [Field] = fields!(DispCtrl { ENABLE });
+}
+
+impl DispMode {
+    pub const FIELDS: &'static [Field] = fields!(DispMode { WIDTH, HEIGHT });
+}
+
+impl DispStatus {
+    pub const FIELDS: &'static [Field] = fields!(DispStatus {
+        ACTIVE,
+        FLIP_PENDING,
+        CONNECTED
+    });
+}
+
+impl DispLink {
+    pub const FIELDS: &'static [Field] = fields!(DispLink { CONNECTED });
+}
+
+impl EdidSel {
+    pub const FIELDS: &'static [Field] = fields!(EdidSel { PARTITION });
 }
 
 impl FaultStatus {

@@ -59,7 +59,7 @@ pub const PART_VECTOR_FAULT: u32 = 1;
 pub const DEVICE_MAGIC: u32 = 0x5550_4756; // "VGPU" little endian
 pub const WINDOW_MAGIC: u32 = 0x5550_4776; // "vGPU" little endian
 pub const VERSION_MAJOR: u16 = 1;
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 
 /// First MSI-X vector of partition `p` in the PF's table (a VF's
 /// partition uses vectors 0 and 1 of its VF's table instead).
@@ -83,6 +83,21 @@ pub const VRAM_GRANULE: u64 = 64 << 10;
 pub const CHUNK_BYTES: u64 = 1 << 20;
 /// Longest command ring, in commands (RING_SIZE).
 pub const MAX_RING_SIZE: u32 = 65536;
+
+/// The display head (SPEC 17): a vblank every this many nanoseconds (60 Hz).
+pub const DISP_VBLANK_NS: u32 = 16_666_667;
+/// Largest width and height of a mode, in pixels (DISP_MAX_MODE).
+pub const DISP_MAX_WIDTH: u16 = 4096;
+pub const DISP_MAX_HEIGHT: u16 = 4096;
+/// DISP_BASE is a multiple of this (one page: a host maps the scanout
+/// buffer page by page).
+pub const DISP_BASE_ALIGN: u64 = 4096;
+/// The pixel formats the head scans out, as DRM fourccs: XRGB8888 ("XR24").
+pub const DISP_FORMAT_XRGB8888: u32 = 0x3432_5258;
+/// Bytes per pixel of XRGB8888.
+pub const DISP_BYTES_PER_PIXEL: u32 = 4;
+/// Bytes of a partition's EDID (a base block and one extension).
+pub const EDID_BYTES: usize = 256;
 
 mod c_header;
 mod decode;

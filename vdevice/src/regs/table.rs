@@ -150,6 +150,8 @@ pub enum RegId {
     DirtyWord,
     DirtyCount,
     DirtyOverflow,
+    EdidSel,
+    EdidData,
     // Partition table
     PtCtrl,
     PtState,
@@ -163,6 +165,7 @@ pub enum RegId {
     PtXlateInvalidate,
     PtMsixBase,
     PtInject,
+    PtDispLink,
     // Window
     WId,
     WVersion,
@@ -191,6 +194,21 @@ pub enum RegId {
     WRingHead,
     WRingTail,
     WDoorbell,
+    WDispCtrl,
+    WDispFormat,
+    WDispMode,
+    WDispStride,
+    WDispBase,
+    WDispCommit,
+    WDispStatus,
+    WDispActiveBase,
+    WDispActiveMode,
+    WDispActiveStride,
+    WDispActiveFormat,
+    WDispVblankCount,
+    WDispVblankNs,
+    WDispMaxMode,
+    WDispEdid,
 }
 
 /// One register (or register array) of a block. Entries in [`REGISTERS`]
@@ -244,6 +262,14 @@ const WRITE_1: u64 = 1;
 const RING_REGS_BASE: u64 = 0x100;
 const RING_REGS_STRIDE: u64 = 0x20;
 const RINGS: u8 = RINGS_PER_PARTITION as u8;
+const DISP_REGS_BASE: u64 = 0x200;
+const DISP_EDID_BASE: u64 = 0x300;
+const EDID_WORDS: u8 = (EDID_BYTES / 4) as u8;
+/// DISP_MAX_MODE's value.
+pub const DISP_MAX_MODE: u32 = DispMode::new()
+    .with_width(DISP_MAX_WIDTH)
+    .with_height(DISP_MAX_HEIGHT)
+    .into_bits();
 
 use Access::{Ro, Rw, Rw1c, Wo};
 use Block::{Global, PartitionTable, Window};
@@ -397,6 +423,14 @@ pub static REGISTERS: &[Register] = &[
         writable: u64::MAX,
         desc: "Bit p: partition p's engine wrote system memory beyond its log (16 GiB of partition addresses) since the bit was cleared; its host must treat all of that memory as dirty.",
         ..Register::PLAIN },
+    Register { id: RegId::EdidSel, name: "EDID_SEL", block: Global, offset: 0x0e0, width: 4, access: Rw,
+        writable: fields_mask(EdidSel::FIELDS), fields: EdidSel::FIELDS,
+        desc: "Selects the partition whose EDID EDID_DATA reads and writes (SPEC 17). A write sets the EDID position to 0; a partition out of range is refused with BAD_VALUE.",
+        ..Register::PLAIN },
+    Register { id: RegId::EdidData, name: "EDID_DATA", block: Global, offset: 0x0e4, width: 4, access: Rw,
+        writable: ALL32,
+        desc: "4 bytes of the selected partition's 256-byte EDID at the EDID position (byte 4i is the low byte of word i); each read or write moves the position on by 4, wrapping to 0 at 256. The guest sees the EDID in its window's DISP_EDID; the host tells it of a change with PT DISP_LINK.",
+        ..Register::PLAIN },
     // ---- Partition table ------------------------------------------------
     Register { id: RegId::PtCtrl, name: "CTRL", block: PartitionTable, offset: 0x00, width: 4, access: Rw,
         writable: fields_mask(PtCtrl::FIELDS), fields: PtCtrl::FIELDS,
@@ -445,6 +479,10 @@ pub static REGISTERS: &[Register] = &[
     Register { id: RegId::PtInject, name: "INJECT", block: PartitionTable, offset: 0x38, width: 4, access: Rw,
         writable: fields_mask(PtInject::FIELDS), fields: PtInject::FIELDS,
         desc: "Arm one fault injection; reads the armed kind, 0 once it has fired. Unknown kinds are refused (BAD_VALUE).",
+        ..Register::PLAIN },
+    Register { id: RegId::PtDispLink, name: "DISP_LINK", block: PartitionTable, offset: 0x3c, width: 4, access: Rw,
+        writable: fields_mask(DispLink::FIELDS), fields: DispLink::FIELDS,
+        desc: "CONNECTED: a display is attached to the partition's head (the window's DISP_STATUS.CONNECTED). Every write raises the window's INTR_STATUS.HOTPLUG, so a host writes it after changing the EDID too. Kept by partition reset; device reset clears it.",
         ..Register::PLAIN },
     // ---- Partition window ------------------------------------------------
     Register { id: RegId::WId, name: "ID", block: Window, offset: 0x000, width: 4, access: Ro,
@@ -546,6 +584,62 @@ pub static REGISTERS: &[Register] = &[
     Register { id: RegId::WRingTail, name: "RING_TAIL", block: Window, offset: RING_REGS_BASE + 0x14, width: 4,
         count: RINGS, stride: RING_REGS_STRIDE, access: Ro,
         desc: "Index one past the last submitted command (the last doorbell value).",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispCtrl, name: "DISP_CTRL", block: Window, offset: DISP_REGS_BASE, width: 4, access: Rw,
+        writable: fields_mask(DispCtrl::FIELDS), fields: DispCtrl::FIELDS,
+        desc: "Pending head state (SPEC 17): ENABLE turns scanout on. Like every DISP_ pending register it takes effect only at DISP_COMMIT.",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispFormat, name: "DISP_FORMAT", block: Window, offset: DISP_REGS_BASE + 0x04, width: 4, access: Rw,
+        writable: ALL32,
+        desc: "Pending pixel format, a DRM fourcc. The head scans out XRGB8888 (0x34325258): 4 bytes a pixel, blue in the lowest byte.",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispMode, name: "DISP_MODE", block: Window, offset: DISP_REGS_BASE + 0x08, width: 4, access: Rw,
+        writable: fields_mask(DispMode::FIELDS), fields: DispMode::FIELDS,
+        desc: "Pending mode in pixels: 1 to 4096 in each direction.",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispStride, name: "DISP_STRIDE", block: Window, offset: DISP_REGS_BASE + 0x0c, width: 4, access: Rw,
+        writable: ALL32,
+        desc: "Pending bytes from one line to the next: at least WIDTH * 4, a multiple of 4.",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispBase, name: "DISP_BASE", block: Window, offset: DISP_REGS_BASE + 0x10, width: 8, access: Rw,
+        writable: !(DISP_BASE_ALIGN - 1),
+        desc: "Pending scanout start: an offset in the partition's VRAM, 4 KiB aligned (the low bits ignore writes). The whole frame must lie inside the VRAM.",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispCommit, name: "DISP_COMMIT", block: Window, offset: DISP_REGS_BASE + 0x18, width: 4, access: Wo,
+        writable: WRITE_1,
+        desc: "Write 1: commit the pending state. An invalid one (ENABLE with a format other than XRGB8888, a mode out of range, a short or unaligned stride, a frame beyond the VRAM) is refused with BAD_VALUE and changes nothing. With the head off, or to turn it off, the state takes effect at once; on an active head at the next vblank (a page flip; FLIP_PENDING until then). Either way INTR_STATUS.FLIP_DONE is raised when it took effect; a commit while one is pending replaces it.",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispStatus, name: "DISP_STATUS", block: Window, offset: DISP_REGS_BASE + 0x1c, width: 4, access: Ro,
+        fields: DispStatus::FIELDS,
+        desc: "ACTIVE: the head scans out (the DISP_ACTIVE_ registers say what). FLIP_PENDING: a commit waits for the next vblank. CONNECTED: a display is attached (the host's PT DISP_LINK).",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispActiveBase, name: "DISP_ACTIVE_BASE", block: Window, offset: DISP_REGS_BASE + 0x20, width: 8, access: Ro,
+        desc: "The scanout start the head shows now.",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispActiveMode, name: "DISP_ACTIVE_MODE", block: Window, offset: DISP_REGS_BASE + 0x28, width: 4, access: Ro,
+        fields: DispMode::FIELDS,
+        desc: "The mode the head shows now.",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispActiveStride, name: "DISP_ACTIVE_STRIDE", block: Window, offset: DISP_REGS_BASE + 0x2c, width: 4, access: Ro,
+        desc: "The stride the head shows now.",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispActiveFormat, name: "DISP_ACTIVE_FORMAT", block: Window, offset: DISP_REGS_BASE + 0x30, width: 4, access: Ro,
+        desc: "The format the head shows now; 0 while the head is off.",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispVblankCount, name: "DISP_VBLANK_COUNT", block: Window, offset: DISP_REGS_BASE + 0x38, width: 8, access: Ro,
+        desc: "Vblanks of this head since reset; it counts while the head is active and the partition is not stopped.",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispVblankNs, name: "DISP_VBLANK_NS", block: Window, offset: DISP_REGS_BASE + 0x40, width: 4, access: Ro,
+        reset: Reset::Value(DISP_VBLANK_NS as u64),
+        desc: "Frame period in nanoseconds: an active head has a vblank every 16666667 ns (60 Hz).",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispMaxMode, name: "DISP_MAX_MODE", block: Window, offset: DISP_REGS_BASE + 0x44, width: 4, access: Ro,
+        reset: Reset::Value(DISP_MAX_MODE as u64), fields: DispMode::FIELDS,
+        desc: "The largest mode the head takes.",
+        ..Register::PLAIN },
+    Register { id: RegId::WDispEdid, name: "DISP_EDID", block: Window, offset: DISP_EDID_BASE, width: 4,
+        count: EDID_WORDS, stride: 4, access: Ro,
+        desc: "The EDID of the attached display as the host provides it, 256 bytes (byte 4n is the low byte of word n); all zero until the host writes one. It changes only with a HOTPLUG.",
         ..Register::PLAIN },
     Register { id: RegId::WDoorbell, name: "DOORBELL", block: Window, offset: DOORBELL_PAGE, width: 4,
         count: RINGS, stride: 4, access: Wo,
@@ -693,6 +787,6 @@ mod tests {
             VERSION_WORD,
             (VERSION_MAJOR as u32) << 16 | VERSION_MINOR as u32
         );
-        assert_eq!(OPCODES_SUPPORTED, 0x7f);
+        assert_eq!(OPCODES_SUPPORTED, 0x1ff);
     }
 }

@@ -424,6 +424,9 @@ fn event_json_fields(s: &mut String, k: &EventKind) {
                 IrqCause::Host(bits) => {
                     regs::format_fields(regs::register(regs::RegId::IntrStatus), u64::from(*bits))
                 }
+                IrqCause::Display(bits) => {
+                    regs::format_fields(regs::register(regs::RegId::WIntrStatus), u64::from(*bits))
+                }
             };
             let fate = match fate {
                 IrqFate::Sent => "sent",

@@ -20,35 +20,6 @@
 #include "vgpu_ops.h"
 #include "vgpu_regs.h"
 
-/*
- * TEMPORARY (issue 14): the display head's registers from
- * /work/display-contract.md, until vgpu_regs.h is regenerated with them;
- * drop this block once the header has them.
- */
-#ifndef VGPU_W_DISP_CTRL
-#define VGPU_W_DISP_CTRL			0x200ULL
-#define VGPU_W_DISP_STATUS			0x21cULL
-#define VGPU_W_DISP_STATUS_ACTIVE		0x1ULL
-#define VGPU_W_DISP_STATUS_FLIP_PENDING		0x2ULL
-#define VGPU_W_DISP_STATUS_CONNECTED		0x4ULL
-#define VGPU_W_DISP_ACTIVE_BASE			0x220ULL
-#define VGPU_W_DISP_ACTIVE_MODE			0x228ULL
-#define VGPU_W_DISP_ACTIVE_MODE_WIDTH		0xffffULL
-#define VGPU_W_DISP_ACTIVE_MODE_HEIGHT		0xffff0000ULL
-#define VGPU_W_DISP_ACTIVE_STRIDE		0x22cULL
-#define VGPU_W_DISP_ACTIVE_FORMAT		0x230ULL
-#define VGPU_W_DISP_VBLANK_COUNT		0x238ULL
-#define VGPU_W_DISP_MAX_MODE			0x244ULL
-#define VGPU_W_DISP_MAX_MODE_WIDTH		0xffffULL
-#define VGPU_W_DISP_MAX_MODE_HEIGHT		0xffff0000ULL
-#define VGPU_W_DISP_EDID(n)			(0x300ULL + (n) * 0x4ULL)
-#define VGPU_PT_DISP_LINK			0x3cULL
-#define VGPU_PT_DISP_LINK_CONNECTED		0x1ULL
-#define VGPU_G_EDID_SEL				0xe0ULL
-#define VGPU_G_EDID_SEL_PARTITION		0xffULL
-#define VGPU_G_EDID_DATA			0xe4ULL
-#endif
-
 #define VGPU_RM_NAME		"vgpu_rm"
 /* Programming-interface major version this driver speaks (SPEC.md). */
 #define VGPU_RM_VERSION_MAJOR	1

@@ -20,7 +20,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vdevice::command::{Command, Loc};
 use vdevice::driver::{Driver, Hardware};
-use vdevice::regs::{self, FaultCode, FaultStatus, PartIntr, PartitionState, RegId, WINDOW_STRIDE};
+use vdevice::regs::{
+    self, DispMode, DispStatus, FaultCode, FaultStatus, PartIntr, PartitionState, RegId,
+    DISP_FORMAT_XRGB8888 as XRGB8888, WINDOW_STRIDE,
+};
 use vfio_bindings::bindings::vfio::{
     VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_FLAG_WRITE as REGION_FLAG_WRITE,
 };
@@ -459,26 +462,6 @@ fn register_window(c: &mut Vfio) -> Result<String, String> {
 
 // ---- the display head (issue 14) ----------------------------------------------
 
-/// TEMPORARY (issue 14): the display head's window offsets and fields from
-/// display-contract.md, until vdevice's register table has them
-/// (`RegId::WDisp*`); switch to those then.
-mod disp {
-    pub const CTRL: u64 = 0x200;
-    pub const FORMAT: u64 = 0x204;
-    pub const MODE: u64 = 0x208;
-    pub const STRIDE: u64 = 0x20c;
-    pub const BASE: u64 = 0x210;
-    pub const COMMIT: u64 = 0x218;
-    pub const STATUS: u64 = 0x21c;
-    pub const ACTIVE_BASE: u64 = 0x220;
-    pub const EDID: u64 = 0x300;
-    pub const STATUS_ACTIVE: u64 = 1;
-    pub const STATUS_FLIP_PENDING: u64 = 2;
-    pub const STATUS_CONNECTED: u64 = 4;
-    pub const INTR_HOTPLUG: u64 = 1 << 5;
-    pub const XRGB8888: u32 = 0x3432_5258;
-}
-
 /// The test's mode: small, so the patterns cost little under TCG.
 const DISP_W: u32 = 320;
 const DISP_H: u32 = 200;
@@ -495,13 +478,21 @@ const EDID_REGION_TYPE: (u32, u32) = (1, 1);
 const LINK_UP: u32 = 1;
 const LINK_DOWN: u32 = 2;
 
-/// A window register of `g` by its offset in the window.
-fn win(g: &VfioDriver, off: u64, size: u32) -> u64 {
-    g.hw.reg_read(regs::WINDOW_BASE + off, size)
+/// DISP_STATUS of `g`'s head.
+fn disp_status(g: &VfioDriver) -> DispStatus {
+    DispStatus::from_bits(g.reg(RegId::WDispStatus, 0, 0) as u32)
 }
 
-fn win_set(g: &VfioDriver, off: u64, val: u64, size: u32) {
-    g.hw.reg_write(regs::WINDOW_BASE + off, val, size)
+/// INTR_STATUS.HOTPLUG alone, as a mask.
+fn hotplug_bit() -> u64 {
+    PartIntr::new().with_hotplug(true).into_bits() as u64
+}
+
+/// The first `words` words of `g`'s DISP_EDID, as bytes.
+fn disp_edid(g: &VfioDriver, words: usize) -> Vec<u8> {
+    (0..words)
+        .flat_map(|i| (g.reg(RegId::WDispEdid, 0, i) as u32).to_le_bytes())
+        .collect()
 }
 
 /// The framebuffer's bytes: each pixel names its place and the buffer.
@@ -528,12 +519,15 @@ fn shows(got: &[u8], want: &[u8]) -> bool {
 
 /// Program the head's pending state and commit it.
 fn disp_commit(g: &VfioDriver, base: u64) {
-    win_set(g, disp::FORMAT, disp::XRGB8888 as u64, 4);
-    win_set(g, disp::MODE, (DISP_H << 16 | DISP_W) as u64, 4);
-    win_set(g, disp::STRIDE, DISP_STRIDE as u64, 4);
-    win_set(g, disp::BASE, base, 8);
-    win_set(g, disp::CTRL, 1, 4);
-    win_set(g, disp::COMMIT, 1, 4);
+    let mode = DispMode::new()
+        .with_width(DISP_W as u16)
+        .with_height(DISP_H as u16);
+    g.set(RegId::WDispFormat, 0, 0, XRGB8888 as u64);
+    g.set(RegId::WDispMode, 0, 0, mode.into_bits() as u64);
+    g.set(RegId::WDispStride, 0, 0, DISP_STRIDE as u64);
+    g.set(RegId::WDispBase, 0, 0, base);
+    g.set(RegId::WDispCtrl, 0, 0, 1);
+    g.set(RegId::WDispCommit, 0, 0, 1);
 }
 
 fn display_region(g: &VfioDriver) -> Result<(u32, vfio::Region), String> {
@@ -609,9 +603,7 @@ fn display_off(c: &mut Vfio) -> Result<String, String> {
 /// 1024x768; the head reports the link connected.
 fn display_default_edid(c: &mut Vfio) -> Result<String, String> {
     let a = c.a();
-    let edid: Vec<u8> = (0..32)
-        .flat_map(|i| (win(a, disp::EDID + i * 4, 4) as u32).to_le_bytes())
-        .collect();
+    let edid = disp_edid(a, 32);
     ensure!(
         edid[..8] == [0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0],
         "header {:02x?}",
@@ -633,8 +625,8 @@ fn display_default_edid(c: &mut Vfio) -> Result<String, String> {
         (hactive, vactive, clock_khz) == (1024, 768, 65000),
         "preferred mode {hactive}x{vactive} at {clock_khz} kHz"
     );
-    let st = win(a, disp::STATUS, 4);
-    ensure!(st & disp::STATUS_CONNECTED != 0, "DISP_STATUS {st:#x}");
+    let st = disp_status(a);
+    ensure!(st.connected(), "DISP_STATUS {st:?}");
     Ok(format!("{hactive}x{vactive}, {clock_khz} kHz"))
 }
 
@@ -646,16 +638,13 @@ fn display_shows_the_pattern(c: &mut Vfio) -> Result<String, String> {
     let want = fb_pattern(0);
     a.hw.vram_write(FB0, &want);
     disp_commit(a, FB0);
-    let st = win(a, disp::STATUS, 4);
-    ensure!(
-        st & disp::STATUS_ACTIVE != 0,
-        "head not active: DISP_STATUS {st:#x}"
-    );
+    let st = disp_status(a);
+    ensure!(st.active(), "head not active: DISP_STATUS {st:?}");
     let p = a.hw.dev.query_gfx_plane().map_err(|e| e.to_string())?;
     let size = (DISP_STRIDE * DISP_H).next_multiple_of(4096);
     ensure!(
         (p.drm_format, p.width, p.height, p.stride, p.size)
-            == (disp::XRGB8888, DISP_W, DISP_H, DISP_STRIDE, size),
+            == (XRGB8888, DISP_W, DISP_H, DISP_STRIDE, size),
         "plane {p:?}"
     );
     let (index, r) = display_region(a)?;
@@ -683,17 +672,17 @@ fn display_flip(c: &mut Vfio) -> Result<String, String> {
     let a = c.a();
     let want = fb_pattern(0x00ff_00ff);
     a.hw.vram_write(FB1, &want);
-    win_set(a, disp::BASE, FB1, 8);
-    win_set(a, disp::COMMIT, 1, 4);
+    a.set(RegId::WDispBase, 0, 0, FB1);
+    a.set(RegId::WDispCommit, 0, 0, 1);
     let t0 = Instant::now();
-    while win(a, disp::STATUS, 4) & disp::STATUS_FLIP_PENDING != 0 {
+    while disp_status(a).flip_pending() {
         ensure!(t0.elapsed() < T, "FLIP_PENDING did not clear");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let base = win(a, disp::ACTIVE_BASE, 8);
+    let base = a.reg(RegId::WDispActiveBase, 0, 0);
     ensure!(base == FB1, "ACTIVE_BASE {base:#x} after the flip");
     let p = a.hw.dev.query_gfx_plane().map_err(|e| e.to_string())?;
-    ensure!(p.drm_format == disp::XRGB8888 && p.size > 0, "plane {p:?}");
+    ensure!(p.drm_format == XRGB8888 && p.size > 0, "plane {p:?}");
     let map = c
         .display_map
         .as_ref()
@@ -739,19 +728,10 @@ fn display_edid_region(c: &mut Vfio) -> Result<String, String> {
         max == 256 && xres > 0 && yres > 0,
         "max {max} res {xres}x{yres}"
     );
-    win_set(
-        a,
-        regs::offset_of(RegId::WIntrStatus, 0, 0) - regs::WINDOW_BASE,
-        disp::INTR_HOTPLUG,
-        4,
-    );
-    let before = win(
-        a,
-        regs::offset_of(RegId::WIntrStatus, 0, 0) - regs::WINDOW_BASE,
-        4,
-    );
+    a.set(RegId::WIntrStatus, 0, 0, hotplug_bit());
+    let before = a.reg(RegId::WIntrStatus, 0, 0);
     ensure!(
-        before & disp::INTR_HOTPLUG == 0,
+        before & hotplug_bit() == 0,
         "HOTPLUG not cleared: {before:#x}"
     );
     let blob: Vec<u8> = (0..128u32).map(|i| (i * 7 + 1) as u8).collect();
@@ -760,25 +740,19 @@ fn display_edid_region(c: &mut Vfio) -> Result<String, String> {
     step("edid_size", edid_reg_set(a, &r, 8, blob.len() as u32))?;
     step("blob", a.hw.dev.write(&r, blob_at as u64, &blob))?;
     step("link up", edid_reg_set(a, &r, 20, LINK_UP))?;
-    let shown: Vec<u8> = (0..64)
-        .flat_map(|i| (win(a, disp::EDID + i * 4, 4) as u32).to_le_bytes())
-        .collect();
+    let shown = disp_edid(a, 64);
     ensure!(shown[..128] == blob[..], "DISP_EDID differs from the blob");
     ensure!(
         shown[128..].iter().all(|&b| b == 0),
         "DISP_EDID past the blob not zero"
     );
-    let intr = win(
-        a,
-        regs::offset_of(RegId::WIntrStatus, 0, 0) - regs::WINDOW_BASE,
-        4,
-    );
+    let intr = a.reg(RegId::WIntrStatus, 0, 0);
     ensure!(
-        intr & disp::INTR_HOTPLUG != 0,
+        intr & hotplug_bit() != 0,
         "no HOTPLUG: INTR_STATUS {intr:#x}"
     );
-    let st = win(a, disp::STATUS, 4);
-    ensure!(st & disp::STATUS_CONNECTED != 0, "not connected: {st:#x}");
+    let st = disp_status(a);
+    ensure!(st.connected(), "not connected: {st:?}");
     ensure!(edid_reg(a, &r, 20)? == LINK_UP, "link_state");
     Ok(format!("max_xres {xres} max_yres {yres}"))
 }
@@ -850,10 +824,10 @@ fn display_reset(c: &mut Vfio) -> Result<String, String> {
     c.display_map = None;
     let a = c.a();
     reset_vgpu(a)?;
-    let st = win(a, disp::STATUS, 4);
+    let st = disp_status(a);
     ensure!(
-        st & disp::STATUS_ACTIVE == 0 && st & disp::STATUS_CONNECTED != 0,
-        "DISP_STATUS {st:#x} after reset"
+        !st.active() && st.connected(),
+        "DISP_STATUS {st:?} after reset"
     );
     let p = a.hw.dev.query_gfx_plane().map_err(|e| e.to_string())?;
     ensure!(p.drm_format == 0 && p.size == 0, "plane {p:?} after reset");

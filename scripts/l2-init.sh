@@ -9,6 +9,8 @@
 #   VGPU-L2-INIT                       /init started
 #   VGPU-L2-TRANSCRIPT-BEGIN ... -END  the test's output
 #   VGPU-L2-EXIT <status>              the test's exit status
+#   VGPU-L2-DISPLAY-BEGIN ... -END     vgpu-l2-display's output (with vgpu.display=)
+#   VGPU-L2-SCREEN TAG                 waits for a line: L1 takes a screendump
 #   VGPU-L2-LSPCI-BEGIN ... -END       lspci -vvv of the vGPU
 #   VGPU-DMESG-BEGIN ... VGPU-DMESG-END   kernel log lines that matter (problems
 #                                      with context, the guest driver's lines)
@@ -16,7 +18,11 @@
 # Kernel command line:
 #   vgpu.args=A,B,...  arguments of vgpu-l2-test (commas become spaces)
 #   vgpu.run=CMD       run CMD instead (commas become spaces), vgpu.args
-#                      appended; vgpu.run=shell. The migration workload:
+#                      appended; vgpu.run=shell.
+#   vgpu.display=SEED,WxH  then the display check (vgpu-l2-display: test
+#                      frames with pattern SEED, the EDID must prefer WxH),
+#                      and at the end the console with the results on the
+#                      vGPU's screen for a last screendump. The migration workload:
 #                      vgpu.run=/bin/vgpu-l2-work vgpu.args=--pattern,UUID
 #                      (it runs until a line `stop` on the console)
 
@@ -42,13 +48,44 @@ if [ "$run" = shell ]; then
     setsid cttyhack sh -l
 else
     echo "VGPU-L2-TRANSCRIPT-BEGIN"
+    # (tee: the console sees every line at once, the barrier's included)
     # shellcheck disable=SC2086 # the command and arguments are meant to be split
-    $run $args
-    status=$?
+    {
+        $run $args
+        echo $? >/tmp/l2-status
+    } | tee /tmp/l2-transcript
+    status=$(cat /tmp/l2-status)
     echo "VGPU-L2-TRANSCRIPT-END"
 fi
 
+display=$(cmdline_words display)
+dstatus=-
+if [ -n "$display" ] && [ "$run" != shell ]; then
+    echo "VGPU-L2-DISPLAY-BEGIN"
+    # shellcheck disable=SC2086 # SEED and WxH
+    set -- $display
+    /bin/vgpu-l2-display --seed "$1" --expect-mode "$2"
+    dstatus=$?
+    echo "VGPU-L2-DISPLAY-END"
+    [ "$dstatus" = 0 ] || status=1
+fi
+
 echo "$VGPU_L2_EXIT $status"
+if [ -n "$display" ] && [ -c /dev/tty1 ]; then
+    # The console on the vGPU (fbcon): the results, for a person to see.
+    {
+        printf '\033[2J\033[H'
+        echo "vGPU L2 guest $(hostname): $(lspci -d 1234:7691 2>/dev/null | head -n 1)"
+        echo
+        echo "vgpu-l2-test:    exit $status"
+        echo "vgpu-l2-display: exit $dstatus"
+        grep -E '^(ok|FAIL) ' /tmp/l2-transcript 2>/dev/null | tail -n 30
+    } >/dev/tty1
+    sleep 0.3
+    echo "VGPU-L2-SCREEN console"
+    # shellcheck disable=SC3045 # busybox sh has read -t
+    read -r -t 120 _ || true
+fi
 if [ "$run" != shell ]; then
     # The vGPU as this guest's PCI core sees it (1234:7691, SPEC 1).
     echo "VGPU-L2-LSPCI-BEGIN"

@@ -13,13 +13,14 @@ use vdevice::regs::{WINDOW_BASE, WINDOW_STRIDE};
 use vfio_bindings::bindings::vfio::{
     vfio_device_info, vfio_group_status, vfio_info_cap_header, vfio_iommu_type1_dma_map,
     vfio_iommu_type1_dma_unmap, vfio_irq_info, vfio_irq_set, vfio_precopy_info, vfio_region_info,
-    vfio_region_info_cap_sparse_mmap, vfio_region_sparse_mmap_area, VFIO_TYPE1v2_IOMMU,
-    VFIO_API_VERSION, VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
+    vfio_region_info_cap_sparse_mmap, vfio_region_info_cap_type, vfio_region_sparse_mmap_area,
+    VFIO_TYPE1v2_IOMMU, VFIO_API_VERSION, VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
     VFIO_DEVICE_FEATURE_DMA_LOGGING_START, VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
     VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
     VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_SET, VFIO_DMA_MAP_FLAG_READ,
     VFIO_DMA_MAP_FLAG_WRITE, VFIO_GROUP_FLAGS_VIABLE, VFIO_IRQ_SET_ACTION_TRIGGER,
     VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE, VFIO_REGION_INFO_CAP_SPARSE_MMAP,
+    VFIO_REGION_INFO_CAP_TYPE,
 };
 use vmm_sys_util::ioctl::{
     ioctl, ioctl_with_mut_ptr, ioctl_with_mut_ref, ioctl_with_ptr, ioctl_with_val,
@@ -52,6 +53,7 @@ mod nr {
     ioctl_io_nr!(VFIO_DEVICE_RESET, TY, VFIO_BASE + 11);
     ioctl_io_nr!(VFIO_IOMMU_MAP_DMA, TY, VFIO_BASE + 13);
     ioctl_io_nr!(VFIO_IOMMU_UNMAP_DMA, TY, VFIO_BASE + 14);
+    ioctl_io_nr!(VFIO_DEVICE_QUERY_GFX_PLANE, TY, VFIO_BASE + 14);
     ioctl_io_nr!(VFIO_DEVICE_FEATURE, TY, VFIO_BASE + 17);
     ioctl_io_nr!(VFIO_MIG_GET_PRECOPY_INFO, TY, VFIO_BASE + 21);
 }
@@ -195,6 +197,40 @@ pub struct Region {
     pub offset: u64,
     /// Sparse mmap areas (offset, size) when the region has that capability.
     pub sparse: Option<Vec<(u64, u64)>>,
+    /// (type, subtype) of a device-specific region (VFIO_REGION_INFO_CAP_TYPE).
+    pub cap_type: Option<(u32, u32)>,
+}
+
+/// `struct vfio_device_gfx_plane_info` as 32-bit words (its union makes
+/// the bindgen struct awkward): the word index of each field.
+pub mod plane {
+    pub const WORDS: usize = 16;
+    pub const ARGSZ: usize = 0;
+    pub const FLAGS: usize = 1;
+    pub const PLANE_TYPE: usize = 2;
+    pub const DRM_FORMAT: usize = 3;
+    pub const WIDTH: usize = 6;
+    pub const HEIGHT: usize = 7;
+    pub const STRIDE: usize = 8;
+    pub const SIZE: usize = 9;
+    pub const REGION_INDEX: usize = 14;
+    pub const TYPE_PROBE: u32 = 1;
+    pub const TYPE_DMABUF: u32 = 2;
+    pub const TYPE_REGION: u32 = 4;
+    /// DRM_PLANE_TYPE_PRIMARY, DRM_PLANE_TYPE_CURSOR
+    pub const PRIMARY: u32 = 1;
+    pub const CURSOR: u32 = 2;
+}
+
+/// A primary plane as VFIO_DEVICE_QUERY_GFX_PLANE reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GfxPlane {
+    pub drm_format: u32,
+    pub width: u32,
+    pub height: u32,
+    pub stride: u32,
+    pub size: u32,
+    pub region_index: u32,
 }
 
 /// A `T` at byte `at` of `buf`, if it fits (capability chains are unaligned
@@ -289,12 +325,19 @@ impl Device {
             size: info.size,
             offset: info.offset,
             sparse: None,
+            cap_type: None,
         };
         let mut cap = info.cap_offset as usize;
         while r.flags & REGION_FLAG_CAPS != 0 && cap != 0 {
             let Some(h) = read_at::<vfio_info_cap_header>(bytes, cap) else {
                 break;
             };
+            if u32::from(h.id) == VFIO_REGION_INFO_CAP_TYPE {
+                let t: vfio_region_info_cap_type = read_at(bytes, cap).ok_or_else(|| {
+                    io::Error::other(format!("region {index}: type capability past argsz"))
+                })?;
+                r.cap_type = Some((t.type_, t.subtype));
+            }
             if u32::from(h.id) == VFIO_REGION_INFO_CAP_SPARSE_MMAP {
                 r.sparse = Some(sparse_areas(bytes, cap).ok_or_else(|| {
                     io::Error::other(format!("region {index}: sparse mmap areas past argsz"))
@@ -514,6 +557,40 @@ impl Device {
         Ok(u64::from_ne_bytes(d))
     }
 
+    /// VFIO_DEVICE_QUERY_GFX_PLANE with the caller's words (see [`plane`]),
+    /// argsz and flags included.
+    pub fn query_gfx_plane_raw(&self, words: &mut [u32; plane::WORDS]) -> io::Result<i32> {
+        self.raw(nr::VFIO_DEVICE_QUERY_GFX_PLANE(), words)
+    }
+
+    /// The primary plane as a region plane.
+    pub fn query_gfx_plane(&self) -> io::Result<GfxPlane> {
+        let mut w = [0u32; plane::WORDS];
+        w[plane::ARGSZ] = (plane::WORDS * 4) as u32;
+        w[plane::FLAGS] = plane::TYPE_REGION;
+        w[plane::PLANE_TYPE] = plane::PRIMARY;
+        self.query_gfx_plane_raw(&mut w)?;
+        Ok(GfxPlane {
+            drm_format: w[plane::DRM_FORMAT],
+            width: w[plane::WIDTH],
+            height: w[plane::HEIGHT],
+            stride: w[plane::STRIDE],
+            size: w[plane::SIZE],
+            region_index: w[plane::REGION_INDEX],
+        })
+    }
+
+    /// The first region of device-specific `(type, subtype)`, by index.
+    pub fn find_region(&self, ty: (u32, u32)) -> io::Result<(u32, Region)> {
+        for index in 0..self.num_regions {
+            let r = self.region(index)?;
+            if r.cap_type == Some(ty) {
+                return Ok((index, r));
+            }
+        }
+        Err(io::Error::other(format!("no region of type {ty:x?}")))
+    }
+
     pub fn reset(&self) -> io::Result<()> {
         // SAFETY: DEVICE_RESET takes no argument.
         check(unsafe { ioctl(&self.file, nr::VFIO_DEVICE_RESET()) }).map(|_| ())
@@ -525,6 +602,14 @@ impl Device {
 
     pub fn write(&self, r: &Region, off: u64, buf: &[u8]) -> io::Result<()> {
         self.file.write_all_at(buf, r.offset + off)
+    }
+
+    /// A read-only shared mapping (a region without FLAG_WRITE).
+    pub fn mmap_read_only(&self, r: &Region, off: u64, len: usize) -> io::Result<memmap2::MmapRaw> {
+        memmap2::MmapOptions::new()
+            .offset(r.offset + off)
+            .len(len)
+            .map_raw_read_only(&self.file)
     }
 
     pub fn mmap(&self, r: &Region, off: u64, len: usize) -> io::Result<memmap2::MmapRaw> {

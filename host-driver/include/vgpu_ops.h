@@ -65,6 +65,18 @@ struct vgpu_sparse_area {
 #define VGPU_TYPE_NAME_LEN	32
 #define VGPU_TYPE_DESC_LEN	128
 
+/* The scanout of a vGPU's display head as it shows it now (display_plane). */
+struct vgpu_display_plane {
+	u32 drm_format;		/* DRM fourcc; 0: the head is off, nothing shown */
+	u32 width;		/* pixels */
+	u32 height;
+	u32 stride;		/* bytes per line */
+	u64 base;		/* offset of the first pixel in the VRAM slice */
+};
+
+/* Largest EDID a vGPU's head takes (the window's DISP_EDID). */
+#define VGPU_EDID_MAX_BYTES	256
+
 /* Interrupt vectors of one vGPU (its MSI-X table has this many entries). */
 #define VGPU_VGPU_VECTORS	2	/* 0: engine (fence/idle), 1: fault */
 
@@ -169,6 +181,27 @@ struct vgpu_rm_ops {
 	void (*dirty_stop)(struct vgpu_rm_vgpu *vgpu);
 	int (*dirty_read)(struct vgpu_rm_vgpu *vgpu, bool vram, u32 first,
 			  u32 *words, u32 n);
+
+	/*
+	 * The display head (issue 14). display_plane: what the head scans
+	 * out now, read from the vGPU's window (DISP_STATUS, DISP_ACTIVE_*);
+	 * drm_format 0 when it is off. The plane the backend reports lies
+	 * inside the slice. display_set_edid: the EDID the guest reads in
+	 * DISP_EDID (@len <= VGPU_EDID_MAX_BYTES, the rest reads 0; @edid
+	 * NULL keeps the one it has), then the link (connected or not),
+	 * which raises HOTPLUG in the guest's window; -EINVAL if @len is too
+	 * long. Every vGPU starts with the backend's own EDID (1024x768
+	 * preferred) and connected, and gets them back when it is stopped.
+	 * display_max_mode: the largest mode the vGPU's type is meant for
+	 * (the largest common mode two of whose XRGB8888 framebuffers fit in
+	 * half its VRAM, at most the head's DISP_MAX_MODE); 0x0 if none.
+	 */
+	int (*display_plane)(struct vgpu_rm_vgpu *vgpu,
+			     struct vgpu_display_plane *plane);
+	int (*display_set_edid)(struct vgpu_rm_vgpu *vgpu, const u8 *edid,
+				size_t len, bool connected);
+	void (*display_max_mode)(struct vgpu_rm_vgpu *vgpu, u32 *width,
+				 u32 *height);
 };
 
 /* Backend -> frontend ("reverse" table). Filled by the frontend. */
@@ -235,6 +268,12 @@ struct vgpu_rm_vf_vgpu {
 	struct vgpu_rm_vgpu *vgpu;
 	char type[VGPU_TYPE_NAME_LEN];
 	u64 vram_size;
+	/*
+	 * The slice's host physical address through the PF's VRAM BAR,
+	 * for the frontend's display region (mapped into the VMM only;
+	 * reachable while the VF itself is in reset)
+	 */
+	phys_addr_t vram_phys;
 };
 
 struct vgpu_rm_vf_ops {
@@ -264,9 +303,9 @@ struct vgpu_rm_vf_ops {
 		       struct vgpu_rm_vf_vgpu *out);
 	/*
 	 * The vGPU ops that apply to an open VF's vGPU: vgpu_vram_rw,
-	 * mig_* and dirty_* (the SYSMEM log is in the VF's bus addresses:
-	 * the VMM's IOVAs); every other op is NULL. NULL: VFs do not
-	 * migrate.
+	 * display_*, mig_* and dirty_* (the SYSMEM log is in the VF's bus
+	 * addresses: the VMM's IOVAs); every other op is NULL. NULL: VFs
+	 * do not migrate.
 	 */
 	const struct vgpu_rm_ops *vf_vgpu_ops;
 };

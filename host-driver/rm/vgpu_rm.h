@@ -193,6 +193,8 @@ struct vgpu_rm_gpu {
 	struct mutex sriov_lock;
 	/* the device's one context buffer (CTX_*, SPEC 16) */
 	struct mutex ctx_lock;
+	/* the device's one EDID cursor (EDID_SEL, EDID_DATA) */
+	struct mutex edid_lock;
 	struct vgpu_rm_vf *vfs;
 	unsigned int nr_vfs;
 	bool vfs_going;			/* sriov_configure(0) runs */
@@ -296,6 +298,15 @@ int vgpu_rm_dirty_start(struct vgpu_rm_vgpu *vgpu, u64 *page_size, u64 *span);
 void vgpu_rm_dirty_stop(struct vgpu_rm_vgpu *vgpu);
 int vgpu_rm_dirty_read(struct vgpu_rm_vgpu *vgpu, bool vram, u32 first,
 		       u32 *words, u32 n);
+
+/* vgpu_rm_display.c: the display head */
+int vgpu_rm_display_plane(struct vgpu_rm_vgpu *vgpu,
+			  struct vgpu_display_plane *plane);
+int vgpu_rm_display_set_edid(struct vgpu_rm_vgpu *vgpu, const u8 *edid,
+			     size_t len, bool connected);
+void vgpu_rm_display_max_mode(struct vgpu_rm_vgpu *vgpu, u32 *width,
+			      u32 *height);
+void vgpu_rm_display_default(struct vgpu_rm_vgpu *vgpu);
 
 /* vgpu_rm_xlate.c: translation tables and replayable faults */
 void vgpu_rm_reset_write(struct vgpu_rm_gpu *gpu, u32 val,

@@ -320,6 +320,7 @@ static int vgpu_rm_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	spin_lock_init(&gpu->fault_lock);
 	mutex_init(&gpu->sriov_lock);
 	mutex_init(&gpu->ctx_lock);
+	mutex_init(&gpu->edid_lock);
 	INIT_LIST_HEAD(&gpu->node);
 	gpu->mode = VGPU_RM_MODE_MDEV;
 

@@ -556,6 +556,7 @@ static int vgpu_rm_vf_vgpu(struct vgpu_rm_gpu *gpu, struct pci_dev *pdev,
 		out->vgpu = vf->vgpu;
 		strscpy(out->type, vf->vgpu->type->name, sizeof(out->type));
 		out->vram_size = vf->vgpu->vram_size;
+		out->vram_phys = gpu->vram_phys + vf->vgpu->vram_base;
 		ret = 0;
 	}
 	mutex_unlock(&gpu->sriov_lock);

@@ -159,6 +159,8 @@ int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type_id,
 		       vgpu_rm_pt_reg(gpu, p, VGPU_PT_XLATE_DIR_ENTRIES));
 	}
 	writel(t->weight, vgpu_rm_pt_reg(gpu, p, VGPU_PT_WEIGHT));
+	/* a guest always has a mode to show */
+	vgpu_rm_display_default(vgpu);
 
 	spin_lock_irq(&gpu->irq_lock);
 	gpu->parts[p].vgpu = vgpu;
@@ -282,6 +284,8 @@ void vgpu_rm_stop(struct vgpu_rm_vgpu *vgpu)
 	vgpu->dirty_users = 0;
 	vgpu_rm_xlate_clear(vgpu);
 	mutex_unlock(&vgpu->xlate_lock);
+	/* the next user finds the RM's EDID, not the last VMM's */
+	vgpu_rm_display_default(vgpu);
 }
 
 int vgpu_rm_reset(struct vgpu_rm_vgpu *vgpu)
@@ -508,6 +512,9 @@ const struct vgpu_rm_ops vgpu_rm_ops_table = {
 	.dirty_start = vgpu_rm_dirty_start,
 	.dirty_stop = vgpu_rm_dirty_stop,
 	.dirty_read = vgpu_rm_dirty_read,
+	.display_plane = vgpu_rm_display_plane,
+	.display_set_edid = vgpu_rm_display_set_edid,
+	.display_max_mode = vgpu_rm_display_max_mode,
 };
 
 /*
@@ -524,4 +531,7 @@ const struct vgpu_rm_ops vgpu_rm_vf_vgpu_ops = {
 	.dirty_start = vgpu_rm_dirty_start,
 	.dirty_stop = vgpu_rm_dirty_stop,
 	.dirty_read = vgpu_rm_dirty_read,
+	.display_plane = vgpu_rm_display_plane,
+	.display_set_edid = vgpu_rm_display_set_edid,
+	.display_max_mode = vgpu_rm_display_max_mode,
 };

@@ -22,6 +22,11 @@
  * through reset_done, under the device lock, so the engine applies it
  * deferred if a migration step holds its lock (as mlx5 and hisi_acc do)
  * or a data file is open (then after VFIO_DEVICE_RESET returns).
+ * And its display head, by the frontends' one display engine
+ * (vgpu_display.h): QUERY_GFX_PLANE here, its two regions as
+ * vfio-pci-core device regions registered at each open (the core frees
+ * them at close); the display region maps the slice through the PF's
+ * VRAM BAR, which stays reachable while the VF is in reset.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -30,6 +35,7 @@
 #include <linux/vfio.h>
 #include <linux/vfio_pci_core.h>
 
+#include "vgpu_display.h"
 #include "vgpu_mig.h"
 #include "vgpu_ops.h"
 #include "vgpu_regs.h"
@@ -39,6 +45,7 @@ struct vgpu_vfio_pci {
 	struct vgpu_rm_gpu *gpu;
 	const struct vgpu_rm_vf_ops *ops;
 	struct vgpu_mig mig;
+	struct vgpu_display display;
 };
 
 static struct vgpu_vfio_pci *to_vgpu_vfio_pci(struct vfio_device *vdev)
@@ -56,26 +63,133 @@ static const struct vgpu_mig_ops vgpu_vfio_pci_mig_ops =
 
 static void vgpu_vfio_pci_release_dev(struct vfio_device *vdev)
 {
+	vgpu_display_exit(&to_vgpu_vfio_pci(vdev)->display);
 	vgpu_mig_exit(&to_vgpu_vfio_pci(vdev)->mig);
 	vfio_pci_core_release_dev(vdev);
 }
 
-/* The started VF's vGPU to the migration engine. */
-static void vgpu_vfio_pci_mig_open(struct vgpu_vfio_pci *v)
+/* ---- the display engine's regions as vfio-pci-core device regions ---- */
+
+static struct vgpu_vfio_pci *
+vgpu_vfio_pci_of_core(struct vfio_pci_core_device *core)
+{
+	return container_of(core, struct vgpu_vfio_pci, core);
+}
+
+static ssize_t vgpu_vfio_pci_display_rw(struct vfio_pci_core_device *core,
+					enum vgpu_display_region which,
+					char __user *buf, size_t count,
+					loff_t *ppos, bool write)
+{
+	ssize_t ret;
+
+	ret = vgpu_display_region_rw(&vgpu_vfio_pci_of_core(core)->display,
+				     which, buf, count,
+				     *ppos & VFIO_PCI_OFFSET_MASK, write);
+	if (ret > 0)
+		*ppos += ret;
+	return ret;
+}
+
+static ssize_t vgpu_vfio_pci_fb_rw(struct vfio_pci_core_device *core,
+				   char __user *buf, size_t count,
+				   loff_t *ppos, bool write)
+{
+	return vgpu_vfio_pci_display_rw(core, VGPU_DISPLAY_REGION_FB, buf,
+					count, ppos, write);
+}
+
+static ssize_t vgpu_vfio_pci_edid_rw(struct vfio_pci_core_device *core,
+				     char __user *buf, size_t count,
+				     loff_t *ppos, bool write)
+{
+	return vgpu_vfio_pci_display_rw(core, VGPU_DISPLAY_REGION_EDID, buf,
+					count, ppos, write);
+}
+
+static int vgpu_vfio_pci_fb_mmap(struct vfio_pci_core_device *core,
+				 struct vfio_pci_region *region,
+				 struct vm_area_struct *vma)
+{
+	u64 off = ((u64)vma->vm_pgoff << PAGE_SHIFT) & VFIO_PCI_OFFSET_MASK;
+
+	return vgpu_display_region_mmap(&vgpu_vfio_pci_of_core(core)->display,
+					VGPU_DISPLAY_REGION_FB, vma, off);
+}
+
+/* vfio_pci_core_disable() frees the regions; the engine owns nothing here */
+static void vgpu_vfio_pci_region_release(struct vfio_pci_core_device *core,
+					 struct vfio_pci_region *region)
+{
+}
+
+static const struct vfio_pci_regops vgpu_vfio_pci_fb_regops = {
+	.rw = vgpu_vfio_pci_fb_rw,
+	.mmap = vgpu_vfio_pci_fb_mmap,
+	.release = vgpu_vfio_pci_region_release,
+};
+
+static const struct vfio_pci_regops vgpu_vfio_pci_edid_regops = {
+	.rw = vgpu_vfio_pci_edid_rw,
+	.release = vgpu_vfio_pci_region_release,
+};
+
+/*
+ * The display of the started VF's vGPU: the engine first (it sizes the
+ * display region), then the two regions, numbered by the core in order.
+ */
+static void vgpu_vfio_pci_display_open(struct vgpu_vfio_pci *v,
+				       const struct vgpu_rm_vf_vgpu *info)
+{
+	static const struct vfio_pci_regops *regops[] = {
+		[VGPU_DISPLAY_REGION_FB] = &vgpu_vfio_pci_fb_regops,
+		[VGPU_DISPLAY_REGION_EDID] = &vgpu_vfio_pci_edid_regops,
+	};
+	u32 index[VGPU_DISPLAY_NR_REGIONS];
+	int i, ret = 0;
+
+	if (!vgpu_display_supported(v->ops->vf_vgpu_ops))
+		return;
+	for (i = 0; i < VGPU_DISPLAY_NR_REGIONS; i++)
+		index[i] = VFIO_PCI_NUM_REGIONS + v->core.num_regions + i;
+	vgpu_display_open(&v->display, info->vgpu, index, info->vram_phys,
+			  info->vram_size);
+	for (i = 0; i < VGPU_DISPLAY_NR_REGIONS && !ret; i++) {
+		u32 type, subtype;
+
+		vgpu_display_region_type(i, &type, &subtype);
+		ret = vfio_pci_core_register_dev_region(&v->core, type, subtype,
+							regops[i],
+							vgpu_display_region_size(&v->display, i),
+							vgpu_display_region_flags(i),
+							NULL);
+	}
+	if (ret) {
+		/* a region already registered stays, showing nothing */
+		vgpu_display_close(&v->display);
+		pci_warn(v->core.pdev, "opened without a display: %d\n", ret);
+	}
+}
+
+/* The started VF's vGPU to the migration and display engines. */
+static void vgpu_vfio_pci_engines_open(struct vgpu_vfio_pci *v)
 {
 	struct vgpu_rm_vf_vgpu info;
 	int ret;
 
-	if (!v->core.vdev.mig_ops)
+	if (!v->ops->vf_vgpu)
 		return;
 	ret = v->ops->vf_vgpu(v->gpu, v->core.pdev, &info);
 	if (ret) {
-		/* its migration ops say -ENODEV */
-		pci_warn(v->core.pdev, "opened without migration: no vGPU handle (%d)\n",
+		/* its migration ops say -ENODEV, its plane query too */
+		pci_warn(v->core.pdev, "opened without migration and display: no vGPU handle (%d)\n",
 			 ret);
 		return;
 	}
-	vgpu_mig_open(&v->mig, v->gpu, info.vgpu, info.type, info.vram_size);
+	if (v->core.vdev.mig_ops)
+		vgpu_mig_open(&v->mig, v->gpu, info.vgpu, info.type,
+			      info.vram_size);
+	vgpu_vfio_pci_display_open(v, &info);
 }
 
 static int vgpu_vfio_pci_open_device(struct vfio_device *vdev)
@@ -94,7 +208,7 @@ static int vgpu_vfio_pci_open_device(struct vfio_device *vdev)
 		return ret;
 	}
 	/* after enable's FLR: the migration starts RUNNING */
-	vgpu_vfio_pci_mig_open(v);
+	vgpu_vfio_pci_engines_open(v);
 	vfio_pci_core_finish_enable(&v->core);
 	pci_info(pdev, "opened: vGPU of %llu MiB started\n",
 		 v->ops->vf_framebuffer(v->gpu, pdev) >> 20);
@@ -107,6 +221,8 @@ static void vgpu_vfio_pci_close_device(struct vfio_device *vdev)
 
 	/* its data files fail from now on, the dirty logs are let go */
 	vgpu_mig_close(&v->mig);
+	/* the VMM's views of the scanout go before the slice is scrubbed */
+	vgpu_display_close(&v->display);
 	/* disables the VF, FLR included: the tenant's work stops here */
 	vfio_pci_core_close_device(vdev);
 	/* the partition off and its slice scrubbed */
@@ -117,11 +233,20 @@ static void vgpu_vfio_pci_close_device(struct vfio_device *vdev)
 static long vgpu_vfio_pci_ioctl(struct vfio_device *vdev, unsigned int cmd,
 				unsigned long arg)
 {
-	long ret = vfio_pci_core_ioctl(vdev, cmd, arg);
+	struct vgpu_vfio_pci *v = to_vgpu_vfio_pci(vdev);
+	long ret;
+
+	if (cmd == VFIO_DEVICE_QUERY_GFX_PLANE) {
+		if (!vgpu_display_supported(v->ops->vf_vgpu_ops))
+			return -ENOTTY;
+		return vgpu_display_query_plane(&v->display,
+						(void __user *)arg);
+	}
+	ret = vfio_pci_core_ioctl(vdev, cmd, arg);
 
 	/* a reset the engine had to defer (reset_done) is applied here */
 	if (cmd == VFIO_DEVICE_RESET)
-		vgpu_mig_reset_flush(&to_vgpu_vfio_pci(vdev)->mig);
+		vgpu_mig_reset_flush(&v->mig);
 	return ret;
 }
 
@@ -174,6 +299,8 @@ static int vgpu_vfio_pci_probe(struct pci_dev *pdev,
 	/* before registering: VFIO reads migration_flags there */
 	vgpu_mig_init(&v->mig, &v->core.vdev, &vgpu_vfio_pci_mig_ops,
 		      ops->vf_vgpu ? ops->vf_vgpu_ops : NULL);
+	vgpu_display_init(&v->display, &v->core.vdev,
+			  ops->vf_vgpu ? ops->vf_vgpu_ops : NULL);
 	dev_set_drvdata(&pdev->dev, &v->core);
 	ret = vfio_pci_core_register_device(&v->core);
 	if (ret) {
@@ -225,5 +352,6 @@ static struct pci_driver vgpu_vfio_pci_driver = {
 module_pci_driver(vgpu_vfio_pci_driver);
 
 MODULE_IMPORT_NS(VGPU_MIG);	/* the migration engine, in vgpu_vfio.ko */
+MODULE_IMPORT_NS(VGPU_DISPLAY);	/* the display engine, likewise */
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("vgpu-pci SR-IOV VFs as VFIO devices (vfio-pci variant driver of vgpu_rm)");

@@ -14,6 +14,7 @@
 #include <linux/vfio.h>
 #include <linux/xarray.h>
 
+#include "vgpu_display.h"
 #include "vgpu_mig.h"
 #include "vgpu_ops.h"
 
@@ -24,6 +25,8 @@
 	((u64)(index) << VGPU_VFIO_OFFSET_SHIFT)
 
 #define VGPU_VFIO_NUM_BARS	(PCI_STD_NUM_BARS)
+/* the display engine's regions follow vfio-pci's, in its order */
+#define VGPU_VFIO_DISPLAY_REGION(which)	(VFIO_PCI_NUM_REGIONS + (which))
 #define VGPU_VFIO_CONFIG_SIZE	256
 #define VGPU_VFIO_MSIX_BAR_SIZE	4096
 #define VGPU_VFIO_MSIX_PBA	0x800
@@ -109,6 +112,8 @@ struct vgpu_vfio_state {
 
 	/* migration and DMA logging (the shared engine, vgpu_mig.c) */
 	struct vgpu_mig mig;
+	/* the display head: plane, display and EDID regions (vgpu_display.c) */
+	struct vgpu_display display;
 };
 
 extern struct vgpu_rm_ops vgpu_vfio_rm;

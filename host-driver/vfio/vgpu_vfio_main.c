@@ -174,6 +174,7 @@ static int vgpu_vfio_init_dev(struct vfio_device *vdev)
 	xa_init(&s->pins);
 	vgpu_vfio_irq_init(s);
 	vgpu_mig_init(&s->mig, vdev, &vgpu_vfio_mig_ops, &vgpu_vfio_rm);
+	vgpu_display_init(&s->display, vdev, &vgpu_vfio_rm);
 	return 0;
 }
 
@@ -181,6 +182,7 @@ static void vgpu_vfio_release_dev(struct vfio_device *vdev)
 {
 	struct vgpu_vfio_state *s = vgpu_vfio_state_of(vdev);
 
+	vgpu_display_exit(&s->display);
 	vgpu_mig_exit(&s->mig);
 	xa_destroy(&s->pins);
 	mutex_destroy(&s->unmap_lock);
@@ -211,9 +213,17 @@ static int vgpu_vfio_open_device(struct vfio_device *vdev)
 		dev_warn(vdev->dev, "vGPU %pUl not started: %d\n",
 			 &s->mdev->uuid, ret);
 	} else {
+		static const u32 index[VGPU_DISPLAY_NR_REGIONS] = {
+			VGPU_VFIO_DISPLAY_REGION(VGPU_DISPLAY_REGION_FB),
+			VGPU_VFIO_DISPLAY_REGION(VGPU_DISPLAY_REGION_EDID),
+		};
+
 		vgpu_mig_open(&s->mig, s->type->gpu->rm_gpu, s->vgpu,
 			      s->type->sysfs_name,
 			      s->bars[VGPU_VBAR_VRAM].info.size);
+		vgpu_display_open(&s->display, s->vgpu, index,
+				  s->bars[VGPU_VBAR_VRAM].info.phys,
+				  s->bars[VGPU_VBAR_VRAM].info.size);
 	}
 	mutex_unlock(&s->lock);
 	return ret;
@@ -226,6 +236,8 @@ static void vgpu_vfio_close_device(struct vfio_device *vdev)
 	mutex_lock(&s->lock);
 	/* a migration in progress ends with its user */
 	vgpu_mig_close(&s->mig);
+	/* the VMM's views of the scanout go before the slice is scrubbed */
+	vgpu_display_close(&s->display);
 	/* still open: the backend unpins what it pinned while stopping */
 	if (vgpu_vfio_rm.vgpu_stop)
 		vgpu_vfio_rm.vgpu_stop(s->vgpu);
@@ -247,6 +259,8 @@ static long vgpu_vfio_ioctl_device_info(void __user *arg)
 
 	info.flags = VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET;
 	info.num_regions = VFIO_PCI_NUM_REGIONS;
+	if (vgpu_display_supported(&vgpu_vfio_rm))
+		info.num_regions += VGPU_DISPLAY_NR_REGIONS;
 	info.num_irqs = VFIO_PCI_NUM_IRQS;
 
 	return copy_to_user(arg, &info, minsz) ? -EFAULT : 0;
@@ -283,6 +297,10 @@ static long vgpu_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		return vgpu_vfio_ioctl_set_irqs(s, uarg);
 	case VFIO_DEVICE_RESET:
 		return vgpu_vfio_reset(s);
+	case VFIO_DEVICE_QUERY_GFX_PLANE:
+		if (!vgpu_display_supported(&vgpu_vfio_rm))
+			return -ENOTTY;
+		return vgpu_display_query_plane(&s->display, uarg);
 	default:
 		return -ENOTTY;
 	}

@@ -15,8 +15,12 @@
 #include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <linux/vfio_pci_core.h>
 
 #include "vgpu_vfio.h"
+
+/* the display engine numbers its regions' offsets as vfio-pci-core does */
+static_assert(VGPU_VFIO_OFFSET_SHIFT == VFIO_PCI_OFFSET_SHIFT);
 
 /* Largest BAR we can express in a region (the offset window). */
 #define VGPU_VFIO_MAX_BAR_SIZE	BIT_ULL(VGPU_VFIO_OFFSET_SHIFT)
@@ -141,6 +145,32 @@ static int vgpu_vfio_add_sparse_cap(const struct vgpu_vfio_bar *b,
 	return ret;
 }
 
+/* The display engine's regions: @index - VFIO_PCI_NUM_REGIONS, or -1. */
+static int vgpu_vfio_display_region(unsigned int index)
+{
+	if (!vgpu_display_supported(&vgpu_vfio_rm) ||
+	    index < VFIO_PCI_NUM_REGIONS ||
+	    index >= VGPU_VFIO_DISPLAY_REGION(VGPU_DISPLAY_NR_REGIONS))
+		return -1;
+	return index - VFIO_PCI_NUM_REGIONS;
+}
+
+static int vgpu_vfio_display_region_info(struct vgpu_vfio_state *s,
+					 enum vgpu_display_region which,
+					 struct vfio_region_info *info,
+					 struct vfio_info_cap *caps)
+{
+	struct vfio_region_info_cap_type cap = {
+		.header.id = VFIO_REGION_INFO_CAP_TYPE,
+		.header.version = 1,
+	};
+
+	info->size = vgpu_display_region_size(&s->display, which);
+	info->flags = vgpu_display_region_flags(which);
+	vgpu_display_region_type(which, &cap.type, &cap.subtype);
+	return vfio_info_add_capability(caps, &cap.header, sizeof(cap));
+}
+
 long vgpu_vfio_ioctl_region_info(struct vgpu_vfio_state *s, void __user *arg)
 {
 	unsigned long minsz = offsetofend(struct vfio_region_info, offset);
@@ -151,7 +181,8 @@ long vgpu_vfio_ioctl_region_info(struct vgpu_vfio_state *s, void __user *arg)
 
 	if (copy_from_user(&info, arg, minsz))
 		return -EFAULT;
-	if (info.argsz < minsz || info.index >= VFIO_PCI_NUM_REGIONS)
+	if (info.argsz < minsz || (info.index >= VFIO_PCI_NUM_REGIONS &&
+				   vgpu_vfio_display_region(info.index) < 0))
 		return -EINVAL;
 
 	info.offset = VGPU_VFIO_INDEX_TO_OFFSET(info.index);
@@ -182,8 +213,16 @@ long vgpu_vfio_ioctl_region_info(struct vgpu_vfio_state *s, void __user *arg)
 		if (ret)
 			return ret;
 		break;
+	case VFIO_PCI_ROM_REGION_INDEX:
+	case VFIO_PCI_VGA_REGION_INDEX:
+		/* not implemented, size 0 */
+		break;
 	default:
-		/* ROM and VGA: not implemented, size 0 */
+		ret = vgpu_vfio_display_region_info(s,
+						    vgpu_vfio_display_region(info.index),
+						    &info, &caps);
+		if (ret)
+			return ret;
 		break;
 	}
 
@@ -366,7 +405,15 @@ static ssize_t vgpu_vfio_rw(struct vfio_device *vdev, char __user *ubuf,
 		size = s->bars[index].region_size;
 		break;
 	default:
-		return -EINVAL;
+		if (vgpu_vfio_display_region(index) < 0)
+			return -EINVAL;
+		/* the display engine checks its own bounds */
+		ret = vgpu_display_region_rw(&s->display,
+					     vgpu_vfio_display_region(index),
+					     ubuf, count, off, write);
+		if (ret > 0)
+			*ppos += ret;
+		return ret;
 	}
 	if (!count)
 		return 0;
@@ -431,6 +478,10 @@ int vgpu_vfio_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
 
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
+	if (vgpu_vfio_display_region(index) >= 0)
+		return vgpu_display_region_mmap(&s->display,
+						vgpu_vfio_display_region(index),
+						vma, off);
 
 	switch (index) {
 	case VGPU_VBAR_VRAM:

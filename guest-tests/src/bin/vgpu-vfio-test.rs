@@ -20,7 +20,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vdevice::command::{Command, Loc};
 use vdevice::driver::{Driver, Hardware};
-use vdevice::regs::{self, FaultCode, FaultStatus, PartIntr, PartitionState, RegId, WINDOW_STRIDE};
+use vdevice::regs::{
+    self, DispMode, DispStatus, FaultCode, FaultStatus, PartIntr, PartitionState, RegId,
+    DISP_FORMAT_XRGB8888 as XRGB8888, WINDOW_STRIDE,
+};
+use vfio_bindings::bindings::vfio::{
+    VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_FLAG_WRITE as REGION_FLAG_WRITE,
+};
 use vgpu_guest_tests::vfio::{self, Container, Device, DmaBuf, EventFd, VfioVgpu};
 use vgpu_guest_tests::vgpu::{
     fatal, fault_code, max_instances, sys_u64, vram_u64, VfioDriver, TIMEOUT as T, TIMEOUT_MS,
@@ -231,6 +237,8 @@ struct Vfio {
     _group_b: File,
     /// A's MSI-X vectors 0 (engine) and 1 (fault).
     efd: [EventFd; 2],
+    /// A's display region, mapped as QEMU maps it: once, kept across flips.
+    display_map: Option<memmap2::MmapRaw>,
 }
 
 /// Open one vGPU through the container with ring 0 in its VRAM.
@@ -280,6 +288,7 @@ impl Vfio {
             group_a,
             _group_b: group_b,
             efd: [e0, e1],
+            display_map: None,
         }
     }
 
@@ -311,6 +320,36 @@ const VFIO_CHECKS: &[Check<Vfio>] = &[
     Check {
         name: "VFIO: register window through the trapped BAR0",
         run: register_window,
+    },
+    Check {
+        name: "display: with the head off QUERY_GFX_PLANE shows no plane; region planes only",
+        run: display_off,
+    },
+    Check {
+        name: "display: the RM's default EDID is valid, 1024x768 preferred, link connected",
+        run: display_default_edid,
+    },
+    Check {
+        name:
+            "display: a committed head is the plane; the display region reads and maps its pixels",
+        run: display_shows_the_pattern,
+    },
+    Check {
+        name: "display: a flip moves the display region to the new buffer after the vblank",
+        run: display_flip,
+    },
+    Check {
+        name: "display: an EDID and link state through the EDID region reach the window, HOTPLUG",
+        run: display_edid_region,
+    },
+    Check {
+        name:
+            "display: bad plane queries, EDID sizes and offsets, mmaps past the region are refused",
+        run: display_hostile,
+    },
+    Check {
+        name: "display: a reset turns the head off, the plane is empty again",
+        run: display_reset,
     },
     Check {
         name: "isolation: each vGPU sees only its own VRAM",
@@ -418,6 +457,380 @@ fn register_window(c: &mut Vfio) -> Result<String, String> {
         a.reg(RegId::WScratch, 0, 0) == 0x5ca1ab1e && b.reg(RegId::WScratch, 0, 0) == 0,
         "scratch"
     );
+    Ok(String::new())
+}
+
+// ---- the display head (issue 14) ----------------------------------------------
+
+/// The test's mode: small, so the patterns cost little under TCG.
+const DISP_W: u32 = 320;
+const DISP_H: u32 = 200;
+/// A stride with padding, as drivers often have.
+const DISP_STRIDE: u32 = DISP_W * 4 + 256;
+/// The two framebuffers (clear of the ring, the fences and the other
+/// checks' VRAM until the reset check turns the head off).
+const FB0: u64 = 0x10_0000;
+const FB1: u64 = 0x20_0000;
+/// vgpu-pci's display region type: vendor-specific, its vendor ID; and
+/// VFIO_REGION_TYPE_GFX / SUBTYPE_GFX_EDID.
+const DISPLAY_REGION_TYPE: (u32, u32) = (0x8000_0000 | 0x1234, 1);
+const EDID_REGION_TYPE: (u32, u32) = (1, 1);
+const LINK_UP: u32 = 1;
+const LINK_DOWN: u32 = 2;
+
+/// DISP_STATUS of `g`'s head.
+fn disp_status(g: &VfioDriver) -> DispStatus {
+    DispStatus::from_bits(g.reg(RegId::WDispStatus, 0, 0) as u32)
+}
+
+/// INTR_STATUS.HOTPLUG alone, as a mask.
+fn hotplug_bit() -> u64 {
+    PartIntr::new().with_hotplug(true).into_bits() as u64
+}
+
+/// The first `words` words of `g`'s DISP_EDID, as bytes.
+fn disp_edid(g: &VfioDriver, words: usize) -> Vec<u8> {
+    (0..words)
+        .flat_map(|i| (g.reg(RegId::WDispEdid, 0, i) as u32).to_le_bytes())
+        .collect()
+}
+
+/// The framebuffer's bytes: each pixel names its place and the buffer.
+fn fb_pattern(salt: u32) -> Vec<u8> {
+    let mut v = vec![0u8; (DISP_STRIDE * DISP_H) as usize];
+    for y in 0..DISP_H {
+        for x in 0..DISP_W {
+            let at = (y * DISP_STRIDE + x * 4) as usize;
+            let px = (y << 16 | x) ^ salt;
+            v[at..at + 4].copy_from_slice(&px.to_le_bytes());
+        }
+    }
+    v
+}
+
+/// Whether `got` shows the pattern: every pixel of every line (the
+/// padding past each line is not the plane's).
+fn shows(got: &[u8], want: &[u8]) -> bool {
+    (0..DISP_H as usize).all(|y| {
+        let line = y * DISP_STRIDE as usize..y * DISP_STRIDE as usize + DISP_W as usize * 4;
+        got.get(line.clone()) == want.get(line)
+    })
+}
+
+/// Program the head's pending state and commit it.
+fn disp_commit(g: &VfioDriver, base: u64) {
+    let mode = DispMode::new()
+        .with_width(DISP_W as u16)
+        .with_height(DISP_H as u16);
+    g.set(RegId::WDispFormat, 0, 0, XRGB8888 as u64);
+    g.set(RegId::WDispMode, 0, 0, mode.into_bits() as u64);
+    g.set(RegId::WDispStride, 0, 0, DISP_STRIDE as u64);
+    g.set(RegId::WDispBase, 0, 0, base);
+    g.set(RegId::WDispCtrl, 0, 0, 1);
+    g.set(RegId::WDispCommit, 0, 0, 1);
+}
+
+fn display_region(g: &VfioDriver) -> Result<(u32, vfio::Region), String> {
+    g.hw.dev
+        .find_region(DISPLAY_REGION_TYPE)
+        .map_err(|e| format!("display region: {e}"))
+}
+
+fn edid_region(g: &VfioDriver) -> Result<vfio::Region, String> {
+    g.hw.dev
+        .find_region(EDID_REGION_TYPE)
+        .map(|(_, r)| r)
+        .map_err(|e| format!("EDID region: {e}"))
+}
+
+/// The errno of an io::Error, for the transcript.
+fn errno(e: &std::io::Error) -> String {
+    format!("{:?}", e.kind())
+}
+
+/// A fresh head is off: the primary plane is empty (QEMU shows nothing),
+/// the display region is read-only, mmap-able and shows nothing yet; the
+/// probes say region planes and no dma-buf.
+fn display_off(c: &mut Vfio) -> Result<String, String> {
+    let a = c.a();
+    let d = &a.hw.dev;
+    let plane = d
+        .query_gfx_plane()
+        .map_err(|e| format!("QUERY_GFX_PLANE: {e}"))?;
+    ensure!(
+        plane.drm_format == 0 && plane.size == 0,
+        "head off, plane {plane:?}"
+    );
+    let probe = |flags| {
+        let mut w = [0u32; vfio::plane::WORDS];
+        w[vfio::plane::ARGSZ] = (vfio::plane::WORDS * 4) as u32;
+        w[vfio::plane::FLAGS] = flags;
+        d.query_gfx_plane_raw(&mut w).map(|_| ())
+    };
+    ensure!(
+        probe(vfio::plane::TYPE_PROBE | vfio::plane::TYPE_REGION).is_ok(),
+        "PROBE|REGION refused"
+    );
+    let dmabuf = probe(vfio::plane::TYPE_PROBE | vfio::plane::TYPE_DMABUF);
+    ensure!(
+        dmabuf.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::EINVAL),
+        "PROBE|DMABUF: {dmabuf:?}"
+    );
+    let (index, r) = display_region(a)?;
+    ensure!(
+        index == plane.region_index && index >= VFIO_PCI_NUM_REGIONS && d.num_regions > index,
+        "display region {index}, plane says {}, {} regions",
+        plane.region_index,
+        d.num_regions
+    );
+    ensure!(
+        r.flags & vfio::REGION_FLAG_MMAP != 0 && r.flags & REGION_FLAG_WRITE == 0,
+        "display region flags {:#x}",
+        r.flags
+    );
+    let mut b = [0u8; 64];
+    let early = d.read(&r, 0, &mut b);
+    ensure!(early.is_err(), "the display region read with nothing shown");
+    Ok(format!(
+        "display region {index}: {} KiB; dma-buf probe {}",
+        r.size >> 10,
+        errno(&dmabuf.unwrap_err())
+    ))
+}
+
+/// The EDID a vGPU starts with: a valid base block (header, checksum,
+/// version 1.4) whose first detailed timing, the preferred mode, is
+/// 1024x768; the head reports the link connected.
+fn display_default_edid(c: &mut Vfio) -> Result<String, String> {
+    let a = c.a();
+    let edid = disp_edid(a, 32);
+    ensure!(
+        edid[..8] == [0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0],
+        "header {:02x?}",
+        &edid[..8]
+    );
+    let sum = edid.iter().fold(0u8, |s, &b| s.wrapping_add(b));
+    ensure!(sum == 0, "checksum: the block sums to {sum:#x}");
+    ensure!(
+        edid[18] == 1 && edid[19] == 4,
+        "version {}.{}",
+        edid[18],
+        edid[19]
+    );
+    let dtd = &edid[54..72];
+    let hactive = dtd[2] as u32 | ((dtd[4] as u32) >> 4) << 8;
+    let vactive = dtd[5] as u32 | ((dtd[7] as u32) >> 4) << 8;
+    let clock_khz = u16::from_le_bytes([dtd[0], dtd[1]]) as u32 * 10;
+    ensure!(
+        (hactive, vactive, clock_khz) == (1024, 768, 65000),
+        "preferred mode {hactive}x{vactive} at {clock_khz} kHz"
+    );
+    let st = disp_status(a);
+    ensure!(st.connected(), "DISP_STATUS {st:?}");
+    Ok(format!("{hactive}x{vactive}, {clock_khz} kHz"))
+}
+
+/// The test draws a pattern through BAR2, programs the head through BAR0
+/// and commits: the plane is that mode, and the display region (read and
+/// mapped, as QEMU maps it) shows exactly the pattern.
+fn display_shows_the_pattern(c: &mut Vfio) -> Result<String, String> {
+    let a = c.a();
+    let want = fb_pattern(0);
+    a.hw.vram_write(FB0, &want);
+    disp_commit(a, FB0);
+    let st = disp_status(a);
+    ensure!(st.active(), "head not active: DISP_STATUS {st:?}");
+    let p = a.hw.dev.query_gfx_plane().map_err(|e| e.to_string())?;
+    let size = (DISP_STRIDE * DISP_H).next_multiple_of(4096);
+    ensure!(
+        (p.drm_format, p.width, p.height, p.stride, p.size)
+            == (XRGB8888, DISP_W, DISP_H, DISP_STRIDE, size),
+        "plane {p:?}"
+    );
+    let (index, r) = display_region(a)?;
+    ensure!(p.region_index == index, "plane region {}", p.region_index);
+    let mut got = vec![0u8; want.len()];
+    a.hw.dev
+        .read(&r, 0, &mut got)
+        .map_err(|e| format!("read: {e}"))?;
+    ensure!(shows(&got, &want), "read() of the display region differs");
+    let map =
+        a.hw.dev
+            .mmap_read_only(&r, 0, r.size as usize)
+            .map_err(|e| format!("mmap: {e}"))?;
+    // SAFETY: want.len() <= p.size <= r.size, inside the mapping.
+    let mapped = unsafe { std::slice::from_raw_parts(map.as_ptr(), want.len()) };
+    ensure!(shows(mapped, &want), "the mapped display region differs");
+    c.display_map = Some(map);
+    Ok(format!("{}x{} stride {}", p.width, p.height, p.stride))
+}
+
+/// A commit of another base while the head shows one is a flip: pending
+/// until the next vblank, then the plane query moves the display region,
+/// and the mapping taken before the flip shows the new buffer.
+fn display_flip(c: &mut Vfio) -> Result<String, String> {
+    let a = c.a();
+    let want = fb_pattern(0x00ff_00ff);
+    a.hw.vram_write(FB1, &want);
+    a.set(RegId::WDispBase, 0, 0, FB1);
+    a.set(RegId::WDispCommit, 0, 0, 1);
+    let t0 = Instant::now();
+    while disp_status(a).flip_pending() {
+        ensure!(t0.elapsed() < T, "FLIP_PENDING did not clear");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let base = a.reg(RegId::WDispActiveBase, 0, 0);
+    ensure!(base == FB1, "ACTIVE_BASE {base:#x} after the flip");
+    let p = a.hw.dev.query_gfx_plane().map_err(|e| e.to_string())?;
+    ensure!(p.drm_format == XRGB8888 && p.size > 0, "plane {p:?}");
+    let map = c
+        .display_map
+        .as_ref()
+        .ok_or("no mapping from the last check")?;
+    // SAFETY: as in display_shows_the_pattern: inside the mapping.
+    let mapped = unsafe { std::slice::from_raw_parts(map.as_ptr(), want.len()) };
+    ensure!(
+        shows(mapped, &want),
+        "the mapping still shows the old buffer"
+    );
+    let (_, r) = display_region(a)?;
+    let mut got = vec![0u8; want.len()];
+    a.hw.dev.read(&r, 0, &mut got).map_err(|e| e.to_string())?;
+    ensure!(shows(&got, &want), "read() still shows the old buffer");
+    Ok(String::new())
+}
+
+fn edid_reg(g: &VfioDriver, r: &vfio::Region, off: u64) -> Result<u32, String> {
+    let mut b = [0u8; 4];
+    g.hw.dev
+        .read(r, off, &mut b)
+        .map_err(|e| format!("EDID region read {off:#x}: {e}"))?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn edid_reg_set(g: &VfioDriver, r: &vfio::Region, off: u64, v: u32) -> std::io::Result<()> {
+    g.hw.dev.write(r, off, &v.to_le_bytes())
+}
+
+/// The VMM's EDID update (link down, size and blob, link up) through the
+/// EDID region: the window's DISP_EDID holds the blob (the rest zero),
+/// DISP_STATUS says connected and INTR_STATUS.HOTPLUG is set.
+fn display_edid_region(c: &mut Vfio) -> Result<String, String> {
+    let a = c.a();
+    let r = edid_region(a)?;
+    let (blob_at, max, xres, yres) = (
+        edid_reg(a, &r, 0)?,
+        edid_reg(a, &r, 4)?,
+        edid_reg(a, &r, 12)?,
+        edid_reg(a, &r, 16)?,
+    );
+    ensure!(
+        max == 256 && xres > 0 && yres > 0,
+        "max {max} res {xres}x{yres}"
+    );
+    a.set(RegId::WIntrStatus, 0, 0, hotplug_bit());
+    let before = a.reg(RegId::WIntrStatus, 0, 0);
+    ensure!(
+        before & hotplug_bit() == 0,
+        "HOTPLUG not cleared: {before:#x}"
+    );
+    let blob: Vec<u8> = (0..128u32).map(|i| (i * 7 + 1) as u8).collect();
+    let step = |what: &str, res: std::io::Result<()>| res.map_err(|e| format!("{what}: {e}"));
+    step("link down", edid_reg_set(a, &r, 20, LINK_DOWN))?;
+    step("edid_size", edid_reg_set(a, &r, 8, blob.len() as u32))?;
+    step("blob", a.hw.dev.write(&r, blob_at as u64, &blob))?;
+    step("link up", edid_reg_set(a, &r, 20, LINK_UP))?;
+    let shown = disp_edid(a, 64);
+    ensure!(shown[..128] == blob[..], "DISP_EDID differs from the blob");
+    ensure!(
+        shown[128..].iter().all(|&b| b == 0),
+        "DISP_EDID past the blob not zero"
+    );
+    let intr = a.reg(RegId::WIntrStatus, 0, 0);
+    ensure!(
+        intr & hotplug_bit() != 0,
+        "no HOTPLUG: INTR_STATUS {intr:#x}"
+    );
+    let st = disp_status(a);
+    ensure!(st.connected(), "not connected: {st:?}");
+    ensure!(edid_reg(a, &r, 20)? == LINK_UP, "link_state");
+    Ok(format!("max_xres {xres} max_yres {yres}"))
+}
+
+/// Hostile inputs get errors, never a crash: a plane query with a short
+/// argsz, no type, dma-buf or an unknown plane type; an EDID bigger than
+/// the blob, a blob write past it, a short or misaligned register access,
+/// a write to a read-only register, a bad link state; reads and mmaps past
+/// the display region and a writable mapping of it.
+fn display_hostile(c: &mut Vfio) -> Result<String, String> {
+    let a = c.a();
+    let d = &a.hw.dev;
+    let mut refused = Vec::new();
+    let mut expect = |what: &str, res: std::io::Result<()>| -> Result<(), String> {
+        match res {
+            Ok(()) => Err(format!("{what}: accepted")),
+            Err(e) => {
+                refused.push(format!("{what}: {}", errno(&e)));
+                Ok(())
+            }
+        }
+    };
+    let query = |argsz: u32, flags: u32, ty: u32| {
+        let mut w = [0u32; vfio::plane::WORDS];
+        w[vfio::plane::ARGSZ] = argsz;
+        w[vfio::plane::FLAGS] = flags;
+        w[vfio::plane::PLANE_TYPE] = ty;
+        d.query_gfx_plane_raw(&mut w).map(|_| ())
+    };
+    let full = (vfio::plane::WORDS * 4) as u32;
+    expect(
+        "plane argsz 8",
+        query(8, vfio::plane::TYPE_REGION, vfio::plane::PRIMARY),
+    )?;
+    expect("plane flags 0", query(full, 0, vfio::plane::PRIMARY))?;
+    expect(
+        "plane dma-buf",
+        query(full, vfio::plane::TYPE_DMABUF, vfio::plane::PRIMARY),
+    )?;
+    expect("plane type 7", query(full, vfio::plane::TYPE_REGION, 7))?;
+    let r = edid_region(a)?;
+    let blob_at = edid_reg(a, &r, 0)? as u64;
+    expect("edid_size 257", edid_reg_set(a, &r, 8, 257))?;
+    expect("blob past its end", d.write(&r, blob_at + 250, &[0u8; 16]))?;
+    expect("2-byte register write", d.write(&r, 8, &[1, 0]))?;
+    expect("misaligned register", edid_reg_set(a, &r, 9, 1))?;
+    expect("write max_xres", edid_reg_set(a, &r, 12, 1))?;
+    expect("link_state 3", edid_reg_set(a, &r, 20, 3))?;
+    expect("EDID region past its end", d.write(&r, r.size, &[0u8; 4]))?;
+    let (_, fb) = display_region(a)?;
+    let mut b = [0u8; 8];
+    expect("read past the display region", d.read(&fb, fb.size, &mut b))?;
+    expect(
+        "mmap past the display region",
+        d.mmap_read_only(&fb, fb.size, 4096).map(|_| ()),
+    )?;
+    expect("writable mmap", d.mmap(&fb, 0, 4096).map(|_| ()))?;
+    ensure!(
+        edid_reg(a, &r, 8)? == 128,
+        "edid_size changed by the refused writes"
+    );
+    Ok(refused.join("; "))
+}
+
+/// VFIO_DEVICE_RESET turns the head off: the plane is empty, the EDID and
+/// link (host settings) stay. The mapping of the display region is let go,
+/// and ring 0 set up again for the checks that follow.
+fn display_reset(c: &mut Vfio) -> Result<String, String> {
+    c.display_map = None;
+    let a = c.a();
+    reset_vgpu(a)?;
+    let st = disp_status(a);
+    ensure!(
+        !st.active() && st.connected(),
+        "DISP_STATUS {st:?} after reset"
+    );
+    let p = a.hw.dev.query_gfx_plane().map_err(|e| e.to_string())?;
+    ensure!(p.drm_format == 0 && p.size == 0, "plane {p:?} after reset");
     Ok(String::new())
 }
 

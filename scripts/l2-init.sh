@@ -73,6 +73,12 @@ fi
 echo "$VGPU_L2_EXIT $status"
 if [ -n "$display" ] && [ -c /dev/tty1 ]; then
     # The console on the vGPU (fbcon): the results, for a person to see.
+    # vgpu-l2-test unbound fbcon for its VRAM checks: bind it again.
+    for vtcon in /sys/class/vtconsole/vtcon*; do
+        if grep -q "frame buffer" "$vtcon/name" 2>/dev/null; then
+            echo 1 >"$vtcon/bind"
+        fi
+    done
     {
         printf '\033[2J\033[H'
         echo "vGPU L2 guest $(hostname): $(lspci -d 1234:7691 2>/dev/null | head -n 1)"

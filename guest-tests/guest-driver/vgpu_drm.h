@@ -89,6 +89,20 @@ struct drm_vgpu_wait {
 	__u64 fault_addr;	/* out, with -EIO */
 };
 
+/*
+ * Pin a GEM object (a dumb buffer) in VRAM and get its offset there, for
+ * the VRAM addresses of commands (FILL_RECT, BLIT: user space drawing with
+ * the engine); or unpin it. A file pins an object once (pinning it again
+ * returns the offset again); closing the file drops its pins.
+ */
+struct drm_vgpu_gem_vram {
+	__u32 handle;
+	__u32 flags;		/* DRM_VGPU_GEM_VRAM_PIN, or 0: unpin */
+	__u64 offset;		/* out, with PIN: offset in the partition's VRAM */
+};
+
+#define DRM_VGPU_GEM_VRAM_PIN	1
+
 #define DRM_VGPU_INFO		0x00
 #define DRM_VGPU_SUBMIT		0x01
 #define DRM_VGPU_WAIT_FENCE	0x02
@@ -98,6 +112,7 @@ struct drm_vgpu_wait {
  * is abandoned: every fence handed out so far counts as signalled.
  */
 #define DRM_VGPU_RESET		0x03
+#define DRM_VGPU_GEM_VRAM	0x04
 
 #define DRM_IOCTL_VGPU_INFO \
 	DRM_IOR(DRM_COMMAND_BASE + DRM_VGPU_INFO, struct drm_vgpu_info)
@@ -107,5 +122,7 @@ struct drm_vgpu_wait {
 	DRM_IOWR(DRM_COMMAND_BASE + DRM_VGPU_WAIT_FENCE, struct drm_vgpu_wait)
 #define DRM_IOCTL_VGPU_RESET \
 	DRM_IO(DRM_COMMAND_BASE + DRM_VGPU_RESET)
+#define DRM_IOCTL_VGPU_GEM_VRAM \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_VGPU_GEM_VRAM, struct drm_vgpu_gem_vram)
 
 #endif /* VGPU_DRM_H */

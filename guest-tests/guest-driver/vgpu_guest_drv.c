@@ -452,6 +452,112 @@ static int vgpu_guest_ioctl_info(struct drm_device *drm, void *data, struct drm_
 	return 0;
 }
 
+/* ---- GEM objects pinned in VRAM for user space's commands ------------------ */
+
+struct vgpu_guest_pin {
+	struct list_head link;
+	struct drm_gem_object *obj;	/* a reference, and a VRAM pin */
+};
+
+/* The file's pins: struct drm_file's driver_priv. */
+struct vgpu_guest_file {
+	struct mutex lock;
+	struct list_head pins;
+};
+
+static int vgpu_guest_open(struct drm_device *drm, struct drm_file *file)
+{
+	struct vgpu_guest_file *vf = kzalloc(sizeof(*vf), GFP_KERNEL);
+
+	if (!vf)
+		return -ENOMEM;
+	mutex_init(&vf->lock);
+	INIT_LIST_HEAD(&vf->pins);
+	file->driver_priv = vf;
+	return 0;
+}
+
+static void vgpu_guest_unpin(struct vgpu_guest_pin *pin)
+{
+	list_del(&pin->link);
+	drm_gem_vram_unpin(drm_gem_vram_of_gem(pin->obj));
+	drm_gem_object_put(pin->obj);
+	kfree(pin);
+}
+
+/* After the file's handles are gone: its pins hold the last references. */
+static void vgpu_guest_postclose(struct drm_device *drm, struct drm_file *file)
+{
+	struct vgpu_guest_file *vf = file->driver_priv;
+	struct vgpu_guest_pin *pin, *next;
+
+	list_for_each_entry_safe(pin, next, &vf->pins, link)
+		vgpu_guest_unpin(pin);
+	mutex_destroy(&vf->lock);
+	kfree(vf);
+}
+
+static struct vgpu_guest_pin *vgpu_guest_find_pin(struct vgpu_guest_file *vf,
+						  struct drm_gem_object *obj)
+{
+	struct vgpu_guest_pin *pin;
+
+	list_for_each_entry(pin, &vf->pins, link)
+		if (pin->obj == obj)
+			return pin;
+	return NULL;
+}
+
+static int vgpu_guest_ioctl_gem_vram(struct drm_device *drm, void *data,
+				     struct drm_file *file)
+{
+	struct vgpu_guest_file *vf = file->driver_priv;
+	struct drm_vgpu_gem_vram *g = data;
+	struct vgpu_guest_pin *pin;
+	struct drm_gem_object *obj;
+	s64 offset;
+	int ret = 0;
+
+	if (g->flags & ~DRM_VGPU_GEM_VRAM_PIN)
+		return -EINVAL;
+	obj = drm_gem_object_lookup(file, g->handle);
+	if (!obj)
+		return -ENOENT;
+	mutex_lock(&vf->lock);
+	pin = vgpu_guest_find_pin(vf, obj);
+	if (!(g->flags & DRM_VGPU_GEM_VRAM_PIN)) {
+		if (pin)
+			vgpu_guest_unpin(pin);
+		else
+			ret = -EINVAL;
+		goto out;
+	}
+	if (!pin) {
+		pin = kzalloc(sizeof(*pin), GFP_KERNEL);
+		if (!pin) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		ret = drm_gem_vram_pin(drm_gem_vram_of_gem(obj), DRM_GEM_VRAM_PL_FLAG_VRAM);
+		if (ret) {
+			kfree(pin);
+			goto out;
+		}
+		drm_gem_object_get(obj);
+		pin->obj = obj;
+		list_add(&pin->link, &vf->pins);
+	}
+	offset = drm_gem_vram_offset(drm_gem_vram_of_gem(obj));
+	if (offset < 0)
+		ret = offset;
+	else
+		g->offset = offset;
+out:
+	mutex_unlock(&vf->lock);
+	drm_gem_object_put(obj);
+	return ret;
+}
+
 /* Root only on either node: commands carry raw bus addresses. */
 #define VGPU_GUEST_IOCTL_FLAGS	(DRM_ROOT_ONLY | DRM_RENDER_ALLOW)
 
@@ -461,6 +567,7 @@ static const struct drm_ioctl_desc vgpu_guest_ioctls[] = {
 	DRM_IOCTL_DEF_DRV(VGPU_WAIT_FENCE, vgpu_guest_ioctl_wait_fence,
 			  VGPU_GUEST_IOCTL_FLAGS),
 	DRM_IOCTL_DEF_DRV(VGPU_RESET, vgpu_guest_ioctl_reset, VGPU_GUEST_IOCTL_FLAGS),
+	DRM_IOCTL_DEF_DRV(VGPU_GEM_VRAM, vgpu_guest_ioctl_gem_vram, VGPU_GUEST_IOCTL_FLAGS),
 };
 
 /*
@@ -500,6 +607,8 @@ static const struct file_operations vgpu_guest_fops = {
 static const struct drm_driver vgpu_guest_drm_driver = {
 	.driver_features = DRIVER_GEM | DRIVER_MODESET | DRIVER_ATOMIC | DRIVER_RENDER,
 	.fops = &vgpu_guest_fops,
+	.open = vgpu_guest_open,
+	.postclose = vgpu_guest_postclose,
 	.ioctls = vgpu_guest_ioctls,
 	.num_ioctls = ARRAY_SIZE(vgpu_guest_ioctls),
 	.name = "vgpu",

@@ -5,6 +5,9 @@
 //! number with these, so the two cannot drift apart.
 
 use std::mem::size_of;
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
 
 use nix::{ioctl_none_bad, ioctl_read_bad, ioctl_readwrite_bad, request_code_none};
 use nix::{request_code_read, request_code_readwrite};
@@ -75,6 +78,19 @@ pub struct Wait {
     pub fault_addr: u64,
 }
 
+/// struct drm_vgpu_gem_vram (GEM_VRAM): pin a GEM object in VRAM (its
+/// offset comes back) or unpin it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GemVram {
+    pub handle: u32,
+    pub flags: u32,
+    pub offset: u64,
+}
+
+/// DRM_VGPU_GEM_VRAM_PIN.
+pub const GEM_VRAM_PIN: u32 = 1;
+
 /// DRM_IOCTL_BASE: every DRM ioctl's type byte.
 pub const DRM_IOCTL_BASE: u8 = b'd';
 /// DRM_COMMAND_BASE: the first driver ioctl number.
@@ -84,6 +100,7 @@ pub const VGPU_INFO: u8 = 0x00;
 pub const VGPU_SUBMIT: u8 = 0x01;
 pub const VGPU_WAIT_FENCE: u8 = 0x02;
 pub const VGPU_RESET: u8 = 0x03;
+pub const VGPU_GEM_VRAM: u8 = 0x04;
 
 // The numbers are constants (not hidden inside `ioctl_read!` & co.) so that
 // the layout test can compare them with the header's; the `_bad` macros
@@ -106,6 +123,12 @@ pub const IOCTL_WAIT_FENCE: u64 = request_code_readwrite!(
     DRM_IOCTL_BASE,
     DRM_COMMAND_BASE + VGPU_WAIT_FENCE,
     size_of::<Wait>()
+) as u64;
+#[allow(clippy::unnecessary_cast)]
+pub const IOCTL_GEM_VRAM: u64 = request_code_readwrite!(
+    DRM_IOCTL_BASE,
+    DRM_COMMAND_BASE + VGPU_GEM_VRAM,
+    size_of::<GemVram>()
 ) as u64;
 #[allow(clippy::unnecessary_cast)]
 pub const IOCTL_RESET: u64 =
@@ -134,6 +157,26 @@ ioctl_none_bad!(
     reset,
     IOCTL_RESET
 );
+ioctl_readwrite_bad!(
+    /// DRM_IOCTL_VGPU_GEM_VRAM.
+    gem_vram_raw,
+    IOCTL_GEM_VRAM,
+    GemVram
+);
+
+/// GEM_VRAM on the DRM file `fd`: pin GEM object `handle` in VRAM (its
+/// offset there), or unpin it (0).
+pub fn gem_vram(fd: RawFd, handle: u32, pin: bool) -> Result<u64, Errno> {
+    let mut g = GemVram {
+        handle,
+        flags: if pin { GEM_VRAM_PIN } else { 0 },
+        offset: 0,
+    };
+    // SAFETY: the ioctl reads and writes only `g`, which outlives the call;
+    // on a file that is not ours it fails.
+    unsafe { gem_vram_raw(fd, &mut g) }?;
+    Ok(g.offset)
+}
 
 #[cfg(test)]
 mod tests {
@@ -157,6 +200,7 @@ mod tests {
         size("drm_vgpu_info", size_of::<Info>());
         size("drm_vgpu_submit", size_of::<Submit>());
         size("drm_vgpu_wait", size_of::<Wait>());
+        size("drm_vgpu_gem_vram", size_of::<GemVram>());
         size("drm_vgpu_cmd", COMMAND_BYTES);
         macro_rules! fields {
             ($c:literal, $t:ty, $($f:ident),+) => {
@@ -184,6 +228,7 @@ mod tests {
             caps
         );
         fields!("drm_vgpu_submit", Submit, cmds, count, ring, fence);
+        fields!("drm_vgpu_gem_vram", GemVram, handle, flags, offset);
         fields!(
             "drm_vgpu_wait",
             Wait,
@@ -233,6 +278,9 @@ mod tests {
             ("DRM_VGPU_SUBMIT", VGPU_SUBMIT as u64),
             ("DRM_VGPU_WAIT_FENCE", VGPU_WAIT_FENCE as u64),
             ("DRM_VGPU_RESET", VGPU_RESET as u64),
+            ("DRM_VGPU_GEM_VRAM", VGPU_GEM_VRAM as u64),
+            ("DRM_VGPU_GEM_VRAM_PIN", GEM_VRAM_PIN as u64),
+            ("DRM_IOCTL_VGPU_GEM_VRAM", IOCTL_GEM_VRAM),
             ("DRM_IOCTL_VGPU_INFO", IOCTL_INFO),
             ("DRM_IOCTL_VGPU_SUBMIT", IOCTL_SUBMIT),
             ("DRM_IOCTL_VGPU_WAIT_FENCE", IOCTL_WAIT_FENCE),

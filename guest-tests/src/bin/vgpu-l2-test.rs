@@ -16,11 +16,13 @@ use vdevice::regs::{
     self, DispStatus, FaultCode, FaultStatus, PartCaps, PartIntr, PartitionState, RegId, RingCtrl,
 };
 use vgpu_guest_tests::checks::{avg_ns, describe_fault, Window};
-use vgpu_guest_tests::guest_driver::{release_console, render_node, DmaBuf, Opened, Vgpu, WAIT_MS};
+use vgpu_guest_tests::guest_driver::{
+    drm_node, release_console, render_node, DmaBuf, Opened, Vgpu, WAIT_MS,
+};
 use vgpu_guest_tests::pattern::{
     all_words, pattern_word, random_bytes, scan_pattern, seed_of, write_pattern,
 };
-use vgpu_guest_tests::uapi::{irq_name, Info, IRQ_INTX, IRQ_MSI, IRQ_MSIX};
+use vgpu_guest_tests::uapi::{self, irq_name, Info, IRQ_INTX, IRQ_MSI, IRQ_MSIX};
 use vgpu_guest_tests::{bench, best_of, ensure, Bar, Check, PciDev, Report, PAGE};
 
 const MIB: u64 = 1 << 20;
@@ -425,6 +427,10 @@ const CHECKS: &[Check<Ctx>] = &[
     Check {
         name: "fault: malformed command -> EIO, BAD_COMMAND at its ring address",
         run: fault_bad_command,
+    },
+    Check {
+        name: "display: a dumb buffer pinned with GEM_VRAM, cleared and filled by the engine",
+        run: dumb_buffer_gem_vram,
     },
     Check {
         name: "display: modetest sets 1024x768 and draws its pattern; the head shows it",
@@ -1143,6 +1149,78 @@ fn engine_rects(c: &mut Ctx) -> Outcome {
     c.vram.copy_out(V_BLIT, &mut got2);
     if let Some(i) = first_diff(&got2, &want2) {
         return Err(format!("BLIT: byte {i:#x} of the destination differs"));
+    }
+    Ok(String::new())
+}
+
+/// struct drm_mode_create_dumb (DRM_IOCTL_MODE_CREATE_DUMB).
+#[repr(C)]
+#[derive(Default)]
+struct CreateDumb {
+    height: u32,
+    width: u32,
+    bpp: u32,
+    flags: u32,
+    handle: u32,
+    pitch: u32,
+    size: u64,
+}
+
+nix::ioctl_readwrite!(create_dumb, b'd', 0xb2, CreateDumb);
+nix::ioctl_readwrite!(destroy_dumb, b'd', 0xb4, u32);
+
+/// A dumb buffer from the card node comes cleared (the driver's FILL_RECT);
+/// GEM_VRAM pins it and gives its VRAM offset, the same again for a second
+/// pin; FILL_RECT through that offset shows in BAR2; unpinning twice is
+/// refused the second time.
+fn dumb_buffer_gem_vram(c: &mut Ctx) -> Outcome {
+    let card = drm_node(&c.dev, "card").ok_or("no card node in sysfs")?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/dri/{card}"))
+        .map_err(|e| format!("open {card}: {e}"))?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let mut d = CreateDumb {
+        height: 64,
+        width: 256,
+        bpp: 32,
+        ..CreateDumb::default()
+    };
+    // SAFETY: our open fd and a struct that lives across the call.
+    unsafe { create_dumb(fd, &mut d) }.map_err(|e| format!("CREATE_DUMB: {e:?}"))?;
+    let res = dumb_fill(c, fd, &d);
+    let mut handle = d.handle;
+    // SAFETY: as above.
+    let _ = unsafe { destroy_dumb(fd, &mut handle) };
+    res
+}
+
+fn dumb_fill(c: &Ctx, fd: i32, d: &CreateDumb) -> Outcome {
+    let gem = |pin| uapi::gem_vram(fd, d.handle, pin);
+    let off = gem(true).map_err(|e| format!("GEM_VRAM pin: {e:?}"))?;
+    ensure!(
+        off % PAGE as u64 == 0 && off + d.size <= c.size,
+        "offset {off:#x} for {:#x} bytes",
+        d.size
+    );
+    let again = gem(true).map_err(|e| format!("GEM_VRAM pin again: {e:?}"))?;
+    ensure!(again == off, "pinned again at {again:#x}, was {off:#x}");
+    let mut got = vec![0u8; d.size as usize];
+    c.vram.copy_out(off, &mut got);
+    ensure!(all_words(&got, 0), "a new dumb buffer is not clear");
+    let v = 0x00d0_0000 | (c.seed as u32 & 0xffff);
+    c.gpu
+        .run(0, &[Command::fill_rect(off, d.pitch, d.height, d.pitch, v)])?;
+    c.vram.copy_out(off, &mut got);
+    ensure!(
+        all_words(&got, v),
+        "FILL_RECT through the GEM_VRAM offset did not land"
+    );
+    gem(false).map_err(|e| format!("GEM_VRAM unpin: {e:?}"))?;
+    match gem(false) {
+        Err(Errno::EINVAL) => {}
+        other => return Err(format!("a second unpin: {other:?}")),
     }
     Ok(String::new())
 }

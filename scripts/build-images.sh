@@ -12,6 +12,8 @@
 #   MODULES=...   modules loaded at boot, dependencies added (default below;
 #                 MODULES= empty: none)
 #   INIT_SCRIPT=FILE  the initramfs's /init (default scripts/l1-init.sh)
+#   EXTRA_LIBDIRS="DIR..."  where the extras' shared libraries are looked
+#                 for first (give the libraries as extras too: they make the key)
 #   LINK_CURRENT=0    leave $CACHE/images-current alone (for other images,
 #                 e.g. build-l2-images.sh's L2 and nested-L1 images)
 #   KERNEL_VERSION=6.12.95-1~bpo12+1   pin the kernel package version
@@ -76,6 +78,8 @@ if [[ ! -f $udir/.complete ]]; then
 fi
 busybox="$udir/root/bin/busybox"
 libdirs=("$udir/root/usr/lib/x86_64-linux-gnu" "$udir/root/lib/x86_64-linux-gnu")
+# shellcheck disable=SC2206 # a list of directories
+libdirs+=(${EXTRA_LIBDIRS:-})
 
 # --- base initramfs: busybox, /init, the guest library, lspci, modules ----------------
 base_key=$({

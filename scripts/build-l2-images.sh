@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # build-l2-images.sh - the images of the nested stack, with build-images.sh:
-#   L2: the same kernel, an initramfs with busybox, lspci, the guest driver
-#       (vgpu_guest.ko, built W=1 against the kernel's headers), the static
+#   L2: the same kernel, an initramfs with busybox, lspci, the DRM modules
+#       and the guest driver (vgpu_guest.ko, built W=1 against the kernel's
+#       headers), Debian's modetest (libdrm-tests) with libdrm, the static
 #       vgpu-l2-test, the static vgpu-l2-work (the migration workload) and
 #       scripts/l2-init.sh as /init;
 #   L1: the usual L1 initramfs plus our QEMU (stripped) with its libraries and
@@ -40,8 +41,18 @@ LINK_CURRENT=0 scripts/build-images.sh >/dev/null
 kdir=$(readlink -f "$CACHE_DIR/kernel-current")
 release=$(cat "$kdir/kernel-release")
 
+# --- modetest for the display checks: Debian's, with its library --------------------
+# shellcheck source=scripts/lib/images.sh
+. "$SCRIPTS_DIR/lib/images.sh"
+TMP_DIR=$(mktemp -d "$CACHE_DIR/.l2-packages.XXXXXX")
+drm_pkgs=$(fetch_packages l2-packages libdrm-tests libdrm2)
+rm -rf "$TMP_DIR"
+drm_libdir="$drm_pkgs/root/usr/lib/x86_64-linux-gnu"
+[[ -x $drm_pkgs/root/usr/bin/modetest && -f $drm_libdir/libdrm.so.2 ]] ||
+    die "no modetest or libdrm.so.2 in $drm_pkgs"
+
 # --- the guest driver, built in a copy so the tree stays clean -------------------
-driver_files=(guest-tests/guest-driver/{Kbuild,vgpu_guest.c,vgpu_guest_uapi.h} host-driver/include/vgpu_regs.h)
+driver_files=(guest-tests/guest-driver/{Kbuild,vgpu_guest.h,vgpu_guest_drv.c,vgpu_guest_kms.c,vgpu_drm.h} host-driver/include/vgpu_regs.h)
 driver="$CACHE_DIR/l2-driver-$({ echo "$release"; cat "${driver_files[@]}"; } | short_hash)"
 if [[ ! -f $driver/vgpu_guest.ko ]]; then
     log "building vgpu_guest.ko for $release"
@@ -65,10 +76,15 @@ fi
 build_guest_bins
 
 # --- L2 images ----------------------------------------------------------------------
-l2=$(LINK_CURRENT=0 MODULES="" INIT_SCRIPT="$SCRIPTS_DIR/l2-init.sh" scripts/build-images.sh \
+# The guest driver's dependencies (modinfo -F depends) are loaded at boot
+# by l2-init.sh, in the order add_modules lists them.
+l2=$(LINK_CURRENT=0 MODULES="drm_vram_helper" INIT_SCRIPT="$SCRIPTS_DIR/l2-init.sh" \
+    EXTRA_LIBDIRS="$drm_libdir" scripts/build-images.sh \
     "$GUEST_BIN/vgpu-l2-test:/bin/vgpu-l2-test" \
     "$GUEST_BIN/vgpu-l2-work:/bin/vgpu-l2-work" \
-    "$driver/vgpu_guest.ko:$VGPU_MODULES_DIR/vgpu_guest.ko")
+    "$driver/vgpu_guest.ko:$VGPU_MODULES_DIR/vgpu_guest.ko" \
+    "$drm_pkgs/root/usr/bin/modetest:/usr/bin/modetest" \
+    "$(readlink -f "$drm_libdir/libdrm.so.2"):/lib/x86_64-linux-gnu/libdrm.so.2")
 [[ -f $l2/$L2_KERNEL ]] || die "no $L2_KERNEL in $l2"
 log "L2 images: $l2"
 

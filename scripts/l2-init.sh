@@ -2,6 +2,8 @@
 # l2-init.sh - /init of the L2 guest's initramfs (busybox sh, installed by
 # build-l2-images.sh): load the vGPU guest driver, run vgpu-l2-test, report
 # on the console, power off. Serial output is slow in L2: keep it short.
+# The driver's fbdev brings the kernel console up on the vGPU's head too;
+# the test (and vgpu-l2-work) unbind it before they take all of VRAM.
 #
 # Console protocol read by l1-nested.sh (lib/common.sh):
 #   VGPU-L2-INIT                       /init started
@@ -35,6 +37,10 @@ run=${run:-/bin/vgpu-l2-test}
 args=$(cmdline_words args)
 
 hostname l2
+# The DRM modules the guest driver needs, in dependency order (build-l2-images.sh).
+while read -r mod; do
+    load_module "$mod" "/lib/modules/$(uname -r)" || echo "VGPU-L2: insmod $mod failed"
+done </etc/vgpu/modules.load
 load_module vgpu_guest || echo "VGPU-L2: insmod vgpu_guest failed"
 
 status=0
@@ -67,6 +73,12 @@ fi
 echo "$VGPU_L2_EXIT $status"
 if [ -n "$display" ] && [ -c /dev/tty1 ]; then
     # The console on the vGPU (fbcon): the results, for a person to see.
+    # vgpu-l2-test unbound fbcon for its VRAM checks: bind it again.
+    for vtcon in /sys/class/vtconsole/vtcon*; do
+        if grep -q "frame buffer" "$vtcon/name" 2>/dev/null; then
+            echo 1 >"$vtcon/bind"
+        fi
+    done
     {
         printf '\033[2J\033[H'
         echo "vGPU L2 guest $(hostname): $(lspci -d 1234:7691 2>/dev/null | head -n 1)"

@@ -1,5 +1,6 @@
-//! A client of the reference guest driver (vgpu_guest.ko): /dev/vgpuN's
-//! ioctls as methods, and the DMA buffer it lets user space mmap.
+//! A client of the reference guest driver (vgpu_guest.ko, DRM driver
+//! "vgpu"): its driver ioctls on the DRM render node as methods, and the DMA
+//! buffer it lets user space mmap there.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -35,7 +36,7 @@ impl fmt::Display for WaitError {
     }
 }
 
-/// /dev/vgpuN.
+/// The vGPU's DRM render node, /dev/dri/renderDN.
 pub struct Vgpu {
     pub file: File,
 }
@@ -117,7 +118,7 @@ impl Vgpu {
     }
 
     /// mmap `len` bytes of the DMA buffer at `offset` (the driver refuses
-    /// anything but offset 0 and at most `buf_size`).
+    /// anything but BUF_MMAP_OFFSET and at most `buf_size`).
     pub fn map(&self, offset: u64, len: usize) -> std::io::Result<MmapRaw> {
         MmapOptions::new()
             .offset(offset)
@@ -126,7 +127,7 @@ impl Vgpu {
     }
 }
 
-/// The driver's DMA buffer as mmap'ed from /dev/vgpuN (the device writes it
+/// The driver's DMA buffer as mmap'ed from the DRM node (the device writes it
 /// behind our back, so every access is a raw copy, never a reference).
 pub struct DmaBuf {
     map: MmapRaw,
@@ -197,21 +198,51 @@ impl DmaBuf {
     }
 }
 
-/// The misc device the driver registered under this PCI function.
-pub fn misc_name(dev: &PciDev) -> String {
-    fs::read_dir(dev.path.join("misc"))
-        .ok()
-        .and_then(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .find(|n| n.starts_with("vgpu"))
-        })
-        .unwrap_or_else(|| "vgpu0".into())
+/// The DRM node `prefix`N (`card`, `renderD`) the driver registered under
+/// this PCI function, e.g. `renderD128`.
+pub fn drm_node(dev: &PciDev, prefix: &str) -> Option<String> {
+    fs::read_dir(dev.path.join("drm")).ok().and_then(|d| {
+        d.filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| {
+                n.strip_prefix(prefix)
+                    .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+            })
+    })
+}
+
+/// The render node of the vGPU at `dev`, `renderDN` (renderD128 when sysfs
+/// does not say).
+pub fn render_node(dev: &PciDev) -> String {
+    drm_node(dev, "renderD").unwrap_or_else(|| "renderD128".into())
+}
+
+/// Stop the framebuffer console drawing into VRAM: unbind fbcon from the
+/// virtual terminals. The L2 checks and the migration workload own all of
+/// the partition's VRAM, and fbcon (its cursor blinks) writes the console's
+/// buffer there behind their back. Returns whether fbcon was bound.
+pub fn release_console() -> Result<bool, String> {
+    let mut was_bound = false;
+    let Ok(dir) = fs::read_dir("/sys/class/vtconsole") else {
+        return Ok(false);
+    };
+    for e in dir.filter_map(|e| e.ok()) {
+        let name = fs::read_to_string(e.path().join("name")).unwrap_or_default();
+        if !name.contains("frame buffer") {
+            continue;
+        }
+        let bind = e.path().join("bind");
+        if fs::read_to_string(&bind).unwrap_or_default().trim() == "1" {
+            was_bound = true;
+            fs::write(&bind, "0").map_err(|err| format!("{}: {err}", bind.display()))?;
+        }
+    }
+    Ok(was_bound)
 }
 
 /// A vGPU as a program in its guest opens it: the partition window (BAR0),
-/// VRAM (BAR2, write-combined), /dev/vgpuN with its INFO, and the whole
-/// DMA buffer.
+/// VRAM (BAR2, write-combined), the DRM render node with its INFO, and the
+/// whole DMA buffer.
 pub struct Opened {
     pub win: Window,
     pub vram: Bar,
@@ -223,14 +254,14 @@ pub struct Opened {
 }
 
 impl Opened {
-    /// Map and open the vGPU at `dev`, whose driver registered /dev/`misc`.
-    pub fn open(dev: &PciDev, misc: &str) -> Result<Self, String> {
+    /// Map and open the vGPU at `dev`, whose driver registered /dev/dri/`node`.
+    pub fn open(dev: &PciDev, node: &str) -> Result<Self, String> {
         let win = Window(dev.map_bar(regs::REG_BAR as usize, false)?);
         if win.0.len < 0x1000 {
             return Err(format!("BAR0 of {:#x} bytes", win.0.len));
         }
         let vram = dev.map_bar(regs::VRAM_BAR as usize, true)?;
-        let gpu = Vgpu::open(&format!("/dev/{misc}"))?;
+        let gpu = Vgpu::open(&format!("/dev/dri/{node}"))?;
         let info = gpu.info()?;
         let buf = DmaBuf::map(&gpu, &info)?;
         let vram_size = win.get(RegId::WVramSize);

@@ -1,22 +1,27 @@
-//! The /dev/vgpuN interface of the reference guest driver, from
-//! guest-driver/vgpu_guest_uapi.h: its structs as `#[repr(C)]` types and its
+//! The driver ioctls of the reference guest driver (DRM driver "vgpu"),
+//! from guest-driver/vgpu_drm.h: its structs as `#[repr(C)]` types and its
 //! ioctls through nix's macros. The test at the bottom compiles a C program
 //! against the header and compares every size, offset, constant and ioctl
 //! number with these, so the two cannot drift apart.
 
 use std::mem::size_of;
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
 
 use nix::{ioctl_none_bad, ioctl_read_bad, ioctl_readwrite_bad, request_code_none};
 use nix::{request_code_read, request_code_readwrite};
 
-/// VGPU_GUEST_RINGS: ring 0 and 1 run concurrently.
+/// DRM_VGPU_RINGS: ring 0 and 1 run concurrently.
 pub const RINGS: u32 = 2;
-/// VGPU_GUEST_MAX_SUBMIT: commands per SUBMIT.
+/// DRM_VGPU_MAX_SUBMIT: commands per SUBMIT.
 pub const MAX_SUBMIT: usize = 64;
-/// VGPU_GUEST_MAX_WAIT_MS: the longest WAIT_FENCE timeout.
+/// DRM_VGPU_MAX_WAIT_MS: the longest WAIT_FENCE timeout.
 pub const MAX_WAIT_MS: u32 = 60_000;
+/// DRM_VGPU_BUF_MMAP_OFFSET: where the DMA buffer maps in the DRM file.
+pub const BUF_MMAP_OFFSET: u64 = 0;
 
-/// VGPU_GUEST_IRQ_*: the interrupt mode the driver chose (`Info::irq_mode`).
+/// DRM_VGPU_IRQ_*: the interrupt mode the driver chose (`Info::irq_mode`).
 pub const IRQ_INTX: u32 = 0;
 pub const IRQ_MSI: u32 = 1;
 pub const IRQ_MSIX: u32 = 2;
@@ -31,7 +36,7 @@ pub fn irq_name(mode: u32) -> &'static str {
     }
 }
 
-/// struct vgpu_guest_info (INFO).
+/// struct drm_vgpu_info (INFO).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Info {
@@ -41,13 +46,16 @@ pub struct Info {
     pub buf_bus_addr: u64,
     pub engine_irqs: u64,
     pub fault_irqs: u64,
+    pub vblank_irqs: u64,
+    pub flip_irqs: u64,
+    pub hotplug_irqs: u64,
     pub partition: u32,
     pub irq_mode: u32,
     pub ring_entries: u32,
     pub caps: u32,
 }
 
-/// struct vgpu_guest_submit (SUBMIT): `cmds` points at `count` 64-byte
+/// struct drm_vgpu_submit (SUBMIT): `cmds` points at `count` 64-byte
 /// commands; `fence` comes back.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -58,7 +66,7 @@ pub struct Submit {
     pub fence: u64,
 }
 
-/// struct vgpu_guest_wait (WAIT_FENCE): the fault fields come back with EIO.
+/// struct drm_vgpu_wait (WAIT_FENCE): the fault fields come back with EIO.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Wait {
@@ -70,45 +78,105 @@ pub struct Wait {
     pub fault_addr: u64,
 }
 
-/// VGPU_GUEST_IOC_MAGIC.
-pub const IOC_MAGIC: u8 = b'V';
+/// struct drm_vgpu_gem_vram (GEM_VRAM): pin a GEM object in VRAM (its
+/// offset comes back) or unpin it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GemVram {
+    pub handle: u32,
+    pub flags: u32,
+    pub offset: u64,
+}
+
+/// DRM_VGPU_GEM_VRAM_PIN.
+pub const GEM_VRAM_PIN: u32 = 1;
+
+/// DRM_IOCTL_BASE: every DRM ioctl's type byte.
+pub const DRM_IOCTL_BASE: u8 = b'd';
+/// DRM_COMMAND_BASE: the first driver ioctl number.
+pub const DRM_COMMAND_BASE: u8 = 0x40;
+/// DRM_VGPU_*: the driver's ioctls, from DRM_COMMAND_BASE.
+pub const VGPU_INFO: u8 = 0x00;
+pub const VGPU_SUBMIT: u8 = 0x01;
+pub const VGPU_WAIT_FENCE: u8 = 0x02;
+pub const VGPU_RESET: u8 = 0x03;
+pub const VGPU_GEM_VRAM: u8 = 0x04;
 
 // The numbers are constants (not hidden inside `ioctl_read!` & co.) so that
 // the layout test can compare them with the header's; the `_bad` macros
 // then wrap exactly these numbers. (The casts: nix's number type is c_ulong
 // on glibc but c_int on musl.)
 #[allow(clippy::unnecessary_cast)]
-pub const IOC_INFO: u64 = request_code_read!(IOC_MAGIC, 0x40, size_of::<Info>()) as u64;
+pub const IOCTL_INFO: u64 = request_code_read!(
+    DRM_IOCTL_BASE,
+    DRM_COMMAND_BASE + VGPU_INFO,
+    size_of::<Info>()
+) as u64;
 #[allow(clippy::unnecessary_cast)]
-pub const IOC_SUBMIT: u64 = request_code_readwrite!(IOC_MAGIC, 0x41, size_of::<Submit>()) as u64;
+pub const IOCTL_SUBMIT: u64 = request_code_readwrite!(
+    DRM_IOCTL_BASE,
+    DRM_COMMAND_BASE + VGPU_SUBMIT,
+    size_of::<Submit>()
+) as u64;
 #[allow(clippy::unnecessary_cast)]
-pub const IOC_WAIT_FENCE: u64 = request_code_readwrite!(IOC_MAGIC, 0x42, size_of::<Wait>()) as u64;
+pub const IOCTL_WAIT_FENCE: u64 = request_code_readwrite!(
+    DRM_IOCTL_BASE,
+    DRM_COMMAND_BASE + VGPU_WAIT_FENCE,
+    size_of::<Wait>()
+) as u64;
 #[allow(clippy::unnecessary_cast)]
-pub const IOC_RESET: u64 = request_code_none!(IOC_MAGIC, 0x43) as u64;
+pub const IOCTL_GEM_VRAM: u64 = request_code_readwrite!(
+    DRM_IOCTL_BASE,
+    DRM_COMMAND_BASE + VGPU_GEM_VRAM,
+    size_of::<GemVram>()
+) as u64;
+#[allow(clippy::unnecessary_cast)]
+pub const IOCTL_RESET: u64 =
+    request_code_none!(DRM_IOCTL_BASE, DRM_COMMAND_BASE + VGPU_RESET) as u64;
 
 ioctl_read_bad!(
-    /// VGPU_GUEST_IOC_INFO.
+    /// DRM_IOCTL_VGPU_INFO.
     info,
-    IOC_INFO,
+    IOCTL_INFO,
     Info
 );
 ioctl_readwrite_bad!(
-    /// VGPU_GUEST_IOC_SUBMIT.
+    /// DRM_IOCTL_VGPU_SUBMIT.
     submit,
-    IOC_SUBMIT,
+    IOCTL_SUBMIT,
     Submit
 );
 ioctl_readwrite_bad!(
-    /// VGPU_GUEST_IOC_WAIT_FENCE.
+    /// DRM_IOCTL_VGPU_WAIT_FENCE.
     wait_fence,
-    IOC_WAIT_FENCE,
+    IOCTL_WAIT_FENCE,
     Wait
 );
 ioctl_none_bad!(
-    /// VGPU_GUEST_IOC_RESET.
+    /// DRM_IOCTL_VGPU_RESET.
     reset,
-    IOC_RESET
+    IOCTL_RESET
 );
+ioctl_readwrite_bad!(
+    /// DRM_IOCTL_VGPU_GEM_VRAM.
+    gem_vram_raw,
+    IOCTL_GEM_VRAM,
+    GemVram
+);
+
+/// GEM_VRAM on the DRM file `fd`: pin GEM object `handle` in VRAM (its
+/// offset there), or unpin it (0).
+pub fn gem_vram(fd: RawFd, handle: u32, pin: bool) -> Result<u64, Errno> {
+    let mut g = GemVram {
+        handle,
+        flags: if pin { GEM_VRAM_PIN } else { 0 },
+        offset: 0,
+    };
+    // SAFETY: the ioctl reads and writes only `g`, which outlives the call;
+    // on a file that is not ours it fails.
+    unsafe { gem_vram_raw(fd, &mut g) }?;
+    Ok(g.offset)
+}
 
 #[cfg(test)]
 mod tests {
@@ -129,10 +197,11 @@ mod tests {
     fn rust_side() -> Vec<(String, u64)> {
         let mut v: Vec<(String, u64)> = Vec::new();
         let mut size = |c: &str, n: usize| v.push((format!("sizeof(struct {c})"), n as u64));
-        size("vgpu_guest_info", size_of::<Info>());
-        size("vgpu_guest_submit", size_of::<Submit>());
-        size("vgpu_guest_wait", size_of::<Wait>());
-        size("vgpu_guest_cmd", COMMAND_BYTES);
+        size("drm_vgpu_info", size_of::<Info>());
+        size("drm_vgpu_submit", size_of::<Submit>());
+        size("drm_vgpu_wait", size_of::<Wait>());
+        size("drm_vgpu_gem_vram", size_of::<GemVram>());
+        size("drm_vgpu_cmd", COMMAND_BYTES);
         macro_rules! fields {
             ($c:literal, $t:ty, $($f:ident),+) => {
                 $(v.push((
@@ -142,7 +211,7 @@ mod tests {
             };
         }
         fields!(
-            "vgpu_guest_info",
+            "drm_vgpu_info",
             Info,
             vram_size,
             vram_bus_addr,
@@ -150,14 +219,18 @@ mod tests {
             buf_bus_addr,
             engine_irqs,
             fault_irqs,
+            vblank_irqs,
+            flip_irqs,
+            hotplug_irqs,
             partition,
             irq_mode,
             ring_entries,
             caps
         );
-        fields!("vgpu_guest_submit", Submit, cmds, count, ring, fence);
+        fields!("drm_vgpu_submit", Submit, cmds, count, ring, fence);
+        fields!("drm_vgpu_gem_vram", GemVram, handle, flags, offset);
         fields!(
-            "vgpu_guest_wait",
+            "drm_vgpu_wait",
             Wait,
             fence,
             ring,
@@ -182,20 +255,36 @@ mod tests {
             ("len", offset_in(&copy, 0x0999_aaaa_bbbb_cc00)),
             ("value", offset_in(&fence, 0x0ddd_eeee_ffff_0100)),
         ] {
-            v.push((format!("offsetof(struct vgpu_guest_cmd, {f})"), at as u64));
+            v.push((format!("offsetof(struct drm_vgpu_cmd, {f})"), at as u64));
+        }
+        // FILL_RECT's and BLIT's rectangle (SPEC.md, the display head).
+        for (f, at) in [
+            ("width", 40u64),
+            ("height", 44),
+            ("dst_pitch", 48),
+            ("src_pitch", 52),
+        ] {
+            v.push((format!("offsetof(struct drm_vgpu_cmd, {f})"), at));
         }
         for (c, n) in [
-            ("VGPU_GUEST_RINGS", RINGS as u64),
-            ("VGPU_GUEST_MAX_SUBMIT", MAX_SUBMIT as u64),
-            ("VGPU_GUEST_MAX_WAIT_MS", MAX_WAIT_MS as u64),
-            ("VGPU_GUEST_IRQ_INTX", IRQ_INTX as u64),
-            ("VGPU_GUEST_IRQ_MSI", IRQ_MSI as u64),
-            ("VGPU_GUEST_IRQ_MSIX", IRQ_MSIX as u64),
-            ("VGPU_GUEST_IOC_MAGIC", IOC_MAGIC as u64),
-            ("VGPU_GUEST_IOC_INFO", IOC_INFO),
-            ("VGPU_GUEST_IOC_SUBMIT", IOC_SUBMIT),
-            ("VGPU_GUEST_IOC_WAIT_FENCE", IOC_WAIT_FENCE),
-            ("VGPU_GUEST_IOC_RESET", IOC_RESET),
+            ("DRM_VGPU_RINGS", RINGS as u64),
+            ("DRM_VGPU_MAX_SUBMIT", MAX_SUBMIT as u64),
+            ("DRM_VGPU_MAX_WAIT_MS", MAX_WAIT_MS as u64),
+            ("DRM_VGPU_BUF_MMAP_OFFSET", BUF_MMAP_OFFSET),
+            ("DRM_VGPU_IRQ_INTX", IRQ_INTX as u64),
+            ("DRM_VGPU_IRQ_MSI", IRQ_MSI as u64),
+            ("DRM_VGPU_IRQ_MSIX", IRQ_MSIX as u64),
+            ("DRM_VGPU_INFO", VGPU_INFO as u64),
+            ("DRM_VGPU_SUBMIT", VGPU_SUBMIT as u64),
+            ("DRM_VGPU_WAIT_FENCE", VGPU_WAIT_FENCE as u64),
+            ("DRM_VGPU_RESET", VGPU_RESET as u64),
+            ("DRM_VGPU_GEM_VRAM", VGPU_GEM_VRAM as u64),
+            ("DRM_VGPU_GEM_VRAM_PIN", GEM_VRAM_PIN as u64),
+            ("DRM_IOCTL_VGPU_GEM_VRAM", IOCTL_GEM_VRAM),
+            ("DRM_IOCTL_VGPU_INFO", IOCTL_INFO),
+            ("DRM_IOCTL_VGPU_SUBMIT", IOCTL_SUBMIT),
+            ("DRM_IOCTL_VGPU_WAIT_FENCE", IOCTL_WAIT_FENCE),
+            ("DRM_IOCTL_VGPU_RESET", IOCTL_RESET),
         ] {
             v.push((c.to_string(), n));
         }
@@ -206,9 +295,21 @@ mod tests {
     /// included; None when there is no C compiler.
     fn c_side(header_dir: &Path, exprs: &[String]) -> Option<Vec<u64>> {
         let dir = std::env::temp_dir().join(format!("vgpu-uapi-layout-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        // The few lines of the kernel's uapi <drm/drm.h> the header uses
+        // (fixed ABI; the kernel's drm.h is not among the host's headers).
+        std::fs::create_dir_all(dir.join("drm")).expect("temp dir");
+        std::fs::write(
+            dir.join("drm/drm.h"),
+            "#include <linux/ioctl.h>\n#include <linux/types.h>\n\
+             #define DRM_IOCTL_BASE 'd'\n\
+             #define DRM_IO(nr) _IO(DRM_IOCTL_BASE, nr)\n\
+             #define DRM_IOR(nr, type) _IOR(DRM_IOCTL_BASE, nr, type)\n\
+             #define DRM_IOWR(nr, type) _IOWR(DRM_IOCTL_BASE, nr, type)\n\
+             #define DRM_COMMAND_BASE 0x40\n",
+        )
+        .expect("write drm.h");
         let mut src = String::from(
-            "#include <stdio.h>\n#include <stddef.h>\n#include \"vgpu_guest_uapi.h\"\n\
+            "#include <stdio.h>\n#include <stddef.h>\n#include \"vgpu_drm.h\"\n\
              int main(void)\n{\n",
         );
         for e in exprs {
@@ -223,6 +324,8 @@ mod tests {
             .arg("-Werror")
             .arg("-I")
             .arg(header_dir)
+            .arg("-I")
+            .arg(&dir)
             .arg("-o")
             .arg(&exe)
             .arg(&c)

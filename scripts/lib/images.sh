@@ -7,15 +7,15 @@
 # shellcheck disable=SC2034 # KERNEL_* are read by the sourcing script
 
 # Package versions from one apt-cache call (each takes seconds here: apt's
-# pkgcache is disabled), remembered until the apt lists change. Prints the
-# file: "kernel <Depends of linux-image-amd64 in bookworm-backports>" and
-# "<pkg>=<ver>" lines for the packages named.
+# pkgcache is disabled), remembered per set of packages until the apt lists
+# change. Prints the file: "kernel <Depends of linux-image-amd64 in
+# bookworm-backports>" and "<pkg>=<ver>" lines for the packages named.
 package_versions() {
     local lists_key versions
     lists_key=$(stat -c '%n %Y' /var/lib/apt/lists/*_Packages* 2>/dev/null | short_hash)
-    versions="$CACHE_DIR/.versions-$lists_key"
+    versions="$CACHE_DIR/.versions-$lists_key-$(echo "$*" | short_hash)"
     if [[ ! -s $versions ]]; then
-        rm -f "$CACHE_DIR"/.versions-*
+        find "$CACHE_DIR" -maxdepth 1 -name '.versions-*' ! -name ".versions-$lists_key-*" -delete
         apt-cache show --no-all-versions linux-image-amd64/bookworm-backports "$@" 2>/dev/null |
             awk '/^Package:/ { pkg = $2 }
                  /^Version:/ && pkg != "linux-image-amd64" { print pkg "=" $2 }
@@ -64,6 +64,24 @@ download() {
         dpkg-deb -x "$deb" "$dir/root"
     done
     rm -f "$dir"/*.deb
+}
+
+# fetch_packages NAME PKG...: the packages (their candidate versions)
+# unpacked in $CACHE_DIR/NAME-<key>/root, fetched once; prints that
+# directory.
+fetch_packages() {
+    local name=$1 versions dir
+    shift
+    versions=$(package_versions "$@")
+    local pkgs=()
+    mapfile -t pkgs < <(pinned_packages "$versions" "$@")
+    dir="$CACHE_DIR/$name-$(printf '%s\n' "${pkgs[@]}" | short_hash)"
+    if [[ ! -f $dir/.complete ]]; then
+        log "fetching ${pkgs[*]}"
+        unpack_packages "$dir" "${pkgs[@]}"
+        touch "$dir/.complete"
+    fi
+    echo "$dir"
 }
 
 # unpack_packages DIR PKG=VER...: DIR/root holds the packages' files (and

@@ -1,23 +1,28 @@
 //! vgpu-l2-test: the L2 tier. Runs as root in a nested L2 guest on one vGPU (vfio-pci on an
-//! mdev partition) driven by vgpu_guest.ko through /dev/vgpuN, next to a peer L2 guest.
+//! mdev partition) driven by vgpu_guest.ko (DRM driver "vgpu") through its render node and,
+//! for the display head, Debian's modetest; next to a peer L2 guest.
 
 use std::fs;
 use std::hint::black_box;
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use vdevice::command::{Command, Loc, COMMAND_BYTES};
+use vdevice::command::{Command, Loc, Rect, COMMAND_BYTES};
 use vdevice::pci;
 use vdevice::regs::{
-    self, FaultCode, FaultStatus, PartCaps, PartIntr, PartitionState, RegId, RingCtrl,
+    self, DispStatus, FaultCode, FaultStatus, PartCaps, PartIntr, PartitionState, RegId, RingCtrl,
 };
 use vgpu_guest_tests::checks::{avg_ns, describe_fault, Window};
-use vgpu_guest_tests::guest_driver::{misc_name, DmaBuf, Opened, Vgpu, WAIT_MS};
+use vgpu_guest_tests::guest_driver::{
+    drm_node, release_console, render_node, DmaBuf, Opened, Vgpu, WAIT_MS,
+};
 use vgpu_guest_tests::pattern::{
     all_words, pattern_word, random_bytes, scan_pattern, seed_of, write_pattern,
 };
-use vgpu_guest_tests::uapi::{irq_name, Info, IRQ_INTX, IRQ_MSI, IRQ_MSIX};
+use vgpu_guest_tests::uapi::{self, irq_name, Info, IRQ_INTX, IRQ_MSI, IRQ_MSIX};
 use vgpu_guest_tests::{bench, best_of, ensure, Bar, Check, PciDev, Report, PAGE};
 
 const MIB: u64 = 1 << 20;
@@ -55,7 +60,18 @@ const V_FAULT_DST: u64 = 0x50000;
 const V_MOVE: u64 = 0x60000;
 const V_AFTER_RESET: u64 = 0x70000;
 const V_MARK: u64 = 0x80000;
+const V_RECT: u64 = 0x90000;
+const V_BLIT: u64 = 0x98000;
 const MIN_VRAM: u64 = MIB;
+
+const DRM_FORMAT_XRGB8888: u64 = 0x3432_5258;
+/// The DRM driver's name, for modetest -M.
+const DRM_NAME: &str = "vgpu";
+const MODETEST: &str = "/usr/bin/modetest";
+/// What modetest says for a CRTC without a gamma LUT (not an error).
+const MODETEST_NO_GAMMA: &str = "failed to set gamma: Function not implemented";
+/// How long one modetest run may take before it is killed.
+const MODETEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 // ---- arguments ------------------------------------------------------------------
 
@@ -190,8 +206,8 @@ fn barrier(name: &str) -> String {
 /// check has opened and mapped it, the driver's interface.
 struct Found {
     dev: PciDev,
-    /// The driver's misc device, `vgpuN`.
-    misc: String,
+    /// The driver's render node, `renderDN`.
+    node: String,
     opened: Option<Opened>,
 }
 
@@ -202,7 +218,7 @@ const FIND: &[Check<Found>] = &[
         run: pci_function,
     },
     Check {
-        name: "driver: /dev/{misc} INFO, BAR mmaps, DMA buffer mmap (bad ones refused)",
+        name: "driver: /dev/dri/{node} INFO, BAR mmaps, DMA buffer mmap (bad ones refused)",
         run: open_driver,
     },
 ];
@@ -244,11 +260,11 @@ fn pci_function(f: &mut Found) -> Outcome {
         .into_owned())
 }
 
-/// /dev/vgpuN answers INFO with a usable VRAM size, DMA buffer and ring
+/// The render node answers INFO with a usable VRAM size, DMA buffer and ring
 /// size; the BARs map; the DMA buffer maps whole, and mmaps past its end or
 /// at another offset are refused. Keeps what it opened for the later checks.
 fn open_driver(f: &mut Found) -> Outcome {
-    let o = Opened::open(&f.dev, &f.misc)?;
+    let o = Opened::open(&f.dev, &f.node)?;
     let (info, vram_size) = (&o.info, o.vram_size);
     ensure!(
         vram_size >= MIN_VRAM && vram_size <= o.vram.len as u64,
@@ -356,6 +372,10 @@ const CHECKS: &[Check<Ctx>] = &[
         run: window_registers,
     },
     Check {
+        name: "display: the console on the vGPU's fbdev, released before the VRAM checks",
+        run: fbdev_console,
+    },
+    Check {
         name: "VRAM: uuid pattern over all {vram_mib} MiB through BAR2 reads back",
         run: vram_pattern,
     },
@@ -370,6 +390,10 @@ const CHECKS: &[Check<Ctx>] = &[
     Check {
         name: "engine: COPY sysmem->VRAM and VRAM->sysmem (DMA into L2 memory)",
         run: engine_copy_sysmem,
+    },
+    Check {
+        name: "engine: FILL_RECT and BLIT rectangles in VRAM, rows only",
+        run: engine_rects,
     },
     Check {
         name: "engine: CRC32 of sysmem, VRAM and an odd range = crc32fast",
@@ -403,6 +427,18 @@ const CHECKS: &[Check<Ctx>] = &[
     Check {
         name: "fault: malformed command -> EIO, BAD_COMMAND at its ring address",
         run: fault_bad_command,
+    },
+    Check {
+        name: "display: a dumb buffer pinned with GEM_VRAM, cleared and filled by the engine",
+        run: dumb_buffer_gem_vram,
+    },
+    Check {
+        name: "display: modetest sets 1024x768 and draws its pattern; the head shows it",
+        run: modetest_set_mode,
+    },
+    Check {
+        name: "display: modetest page flips (-v) complete on FLIP_DONE",
+        run: modetest_page_flips,
     },
 ];
 
@@ -1044,6 +1080,349 @@ fn fault_bad_command(c: &mut Ctx) -> Outcome {
     Ok(String::new())
 }
 
+// ---- the display head -------------------------------------------------------------
+
+/// The driver's fbdev emulation brought the kernel console up on the vGPU
+/// (a "vgpudrmfb" framebuffer with fbcon bound to it). fbcon is unbound
+/// then: the checks below own all of VRAM (see `release_console`).
+fn fbdev_console(c: &mut Ctx) -> Outcome {
+    let bound = release_console()?;
+    let names: Vec<String> = fs::read_dir(c.dev.path.join("graphics"))
+        .map_err(|_| "no framebuffer under the vGPU's PCI function")?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| fs::read_to_string(e.path().join("name")).ok())
+        .map(|n| n.trim().to_string())
+        .collect();
+    ensure!(
+        names.iter().any(|n| n.starts_with(DRM_NAME)),
+        "framebuffers {names:?}, none the vGPU's"
+    );
+    ensure!(bound, "fbcon was not bound to a framebuffer");
+    Ok(format!("{} (fbcon unbound)", names.join(", ")))
+}
+
+/// FILL_RECT fills three rows of 256 bytes at a 1 KiB pitch and nothing
+/// between them; BLIT copies that rectangle to a 512-byte pitch.
+fn engine_rects(c: &mut Ctx) -> Outcome {
+    const ROWS: usize = 3;
+    const ROW: usize = 256;
+    const X: usize = 64;
+    let (fpitch, bpitch) = (1024usize, 512usize);
+    let bg = random_bytes(c.seed ^ 0x4e, (ROWS + 1) * fpitch);
+    c.vram.copy_in(V_RECT, &bg);
+    let bg2 = random_bytes(c.seed ^ 0xb1, (ROWS + 1) * bpitch);
+    c.vram.copy_in(V_BLIT, &bg2);
+    let v = 0x7ec7_0000 | (c.seed as u32 & 0xffff);
+    let src = V_RECT + X as u64;
+    let rect = Rect {
+        width: ROW as u32,
+        height: ROWS as u32,
+        dst_pitch: bpitch as u32,
+        src_pitch: fpitch as u32,
+    };
+    c.gpu.run(
+        0,
+        &[
+            Command::fill_rect(src, ROW as u32, ROWS as u32, fpitch as u32, v),
+            Command::blit(V_BLIT, src, rect),
+        ],
+    )?;
+    let mut want = bg;
+    for row in 0..ROWS {
+        let at = row * fpitch + X;
+        for w in want[at..at + ROW].chunks_mut(4) {
+            w.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    let mut got = vec![0u8; want.len()];
+    c.vram.copy_out(V_RECT, &mut got);
+    let first_diff = |a: &[u8], b: &[u8]| a.iter().zip(b).position(|(x, y)| x != y);
+    if let Some(i) = first_diff(&got, &want) {
+        return Err(format!("FILL_RECT: byte {i:#x} of the area differs"));
+    }
+    let mut want2 = bg2;
+    for row in 0..ROWS {
+        let from = row * fpitch + X;
+        want2[row * bpitch..row * bpitch + ROW].copy_from_slice(&want[from..from + ROW]);
+    }
+    let mut got2 = vec![0u8; want2.len()];
+    c.vram.copy_out(V_BLIT, &mut got2);
+    if let Some(i) = first_diff(&got2, &want2) {
+        return Err(format!("BLIT: byte {i:#x} of the destination differs"));
+    }
+    Ok(String::new())
+}
+
+/// struct drm_mode_create_dumb (DRM_IOCTL_MODE_CREATE_DUMB).
+#[repr(C)]
+#[derive(Default)]
+struct CreateDumb {
+    height: u32,
+    width: u32,
+    bpp: u32,
+    flags: u32,
+    handle: u32,
+    pitch: u32,
+    size: u64,
+}
+
+nix::ioctl_readwrite!(create_dumb, b'd', 0xb2, CreateDumb);
+nix::ioctl_readwrite!(destroy_dumb, b'd', 0xb4, u32);
+
+/// A dumb buffer from the card node comes cleared (the driver's FILL_RECT);
+/// GEM_VRAM pins it and gives its VRAM offset, the same again for a second
+/// pin; FILL_RECT through that offset shows in BAR2; unpinning twice is
+/// refused the second time.
+fn dumb_buffer_gem_vram(c: &mut Ctx) -> Outcome {
+    let card = drm_node(&c.dev, "card").ok_or("no card node in sysfs")?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/dri/{card}"))
+        .map_err(|e| format!("open {card}: {e}"))?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let mut d = CreateDumb {
+        height: 64,
+        width: 256,
+        bpp: 32,
+        ..CreateDumb::default()
+    };
+    // SAFETY: our open fd and a struct that lives across the call.
+    unsafe { create_dumb(fd, &mut d) }.map_err(|e| format!("CREATE_DUMB: {e:?}"))?;
+    let res = dumb_fill(c, fd, &d);
+    let mut handle = d.handle;
+    // SAFETY: as above.
+    let _ = unsafe { destroy_dumb(fd, &mut handle) };
+    res
+}
+
+fn dumb_fill(c: &Ctx, fd: i32, d: &CreateDumb) -> Outcome {
+    let gem = |pin| uapi::gem_vram(fd, d.handle, pin);
+    let off = gem(true).map_err(|e| format!("GEM_VRAM pin: {e:?}"))?;
+    ensure!(
+        off % PAGE as u64 == 0 && off + d.size <= c.size,
+        "offset {off:#x} for {:#x} bytes",
+        d.size
+    );
+    let again = gem(true).map_err(|e| format!("GEM_VRAM pin again: {e:?}"))?;
+    ensure!(again == off, "pinned again at {again:#x}, was {off:#x}");
+    let mut got = vec![0u8; d.size as usize];
+    c.vram.copy_out(off, &mut got);
+    ensure!(all_words(&got, 0), "a new dumb buffer is not clear");
+    let v = 0x00d0_0000 | (c.seed as u32 & 0xffff);
+    c.gpu
+        .run(0, &[Command::fill_rect(off, d.pitch, d.height, d.pitch, v)])?;
+    c.vram.copy_out(off, &mut got);
+    ensure!(
+        all_words(&got, v),
+        "FILL_RECT through the GEM_VRAM offset did not land"
+    );
+    gem(false).map_err(|e| format!("GEM_VRAM unpin: {e:?}"))?;
+    match gem(false) {
+        Err(Errno::EINVAL) => {}
+        other => return Err(format!("a second unpin: {other:?}")),
+    }
+    Ok(String::new())
+}
+
+/// A modetest run: its stdout lines as they come, its stderr at the end.
+struct Modetest {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Modetest {
+    fn spawn(args: &[&str]) -> Result<Self, String> {
+        let mut child = Process::new(MODETEST)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{MODETEST}: {e}"))?;
+        let out = child.stdout.take().expect("piped stdout");
+        let mut err = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Ok(Self {
+            child,
+            lines,
+            stderr,
+        })
+    }
+
+    /// Run to the end without input (listing modes): its stdout.
+    fn output(args: &[&str]) -> Result<String, String> {
+        let m = Self::spawn(args)?;
+        let (out, _) = m.finish()?;
+        Ok(out)
+    }
+
+    fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Press Enter (modetest waits for it with a mode set) and wait for
+    /// the end, killing it after MODETEST_TIMEOUT: its stdout and stderr.
+    /// A failure exit or "failed" on stderr is an error.
+    fn finish(mut self) -> Result<(String, String), String> {
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = stdin.write_all(b"\n");
+        }
+        let until = Instant::now() + MODETEST_TIMEOUT;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(50)),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return Err(format!(
+                        "modetest still running after {MODETEST_TIMEOUT:?}: killed"
+                    ));
+                }
+            }
+        };
+        let err = self.stderr.join().unwrap_or_default();
+        let out: Vec<String> = self.lines.iter().collect();
+        let out = out.join("\n");
+        // Bookworm's modetest (libdrm 2.4.114) reports the ENOSYS of a CRTC
+        // without a gamma LUT (like bochs's, like ours: the head has none)
+        // as a failure, and goes on; every other failure counts.
+        let failures: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("failed") && *l != MODETEST_NO_GAMMA)
+            .collect();
+        ensure!(
+            status.success() && failures.is_empty(),
+            "modetest {status}: {}",
+            failures.join("; ")
+        );
+        Ok((out, err))
+    }
+}
+
+/// The id in the first row of `section`'s table in modetest's listing,
+/// with that row.
+fn first_row<'a>(listing: &'a str, section: &str) -> Option<(u32, &'a str)> {
+    let mut it = listing
+        .lines()
+        .skip_while(|l| !l.starts_with(section))
+        .skip(2);
+    let row = it.next()?;
+    Some((row.split_whitespace().next()?.parse().ok()?, row))
+}
+
+/// The connector and CRTC modetest sees, with the connector's modes.
+fn modetest_ids() -> Result<(u32, u32), String> {
+    let listing = Modetest::output(&["-M", DRM_NAME, "-c", "-p"])?;
+    let (conn, row) = first_row(&listing, "Connectors:").ok_or("no connector listed")?;
+    ensure!(
+        row.split_whitespace().nth(2) == Some("connected"),
+        "connector {row:?}"
+    );
+    ensure!(
+        listing
+            .lines()
+            .any(|l| l.trim_start().starts_with('#') && l.contains(" 1024x768 ")),
+        "no 1024x768 among the connector's modes"
+    );
+    let (crtc, _) = first_row(&listing, "CRTCs:").ok_or("no CRTC listed")?;
+    Ok((conn, crtc))
+}
+
+/// What the head shows: (STATUS, ACTIVE_MODE, ACTIVE_BASE).
+fn head(c: &Ctx) -> (DispStatus, u64, u64) {
+    (
+        DispStatus::from_bits(c.win.get(RegId::WDispStatus) as u32),
+        c.win.get(RegId::WDispActiveMode),
+        c.win.get(RegId::WDispActiveBase),
+    )
+}
+
+/// Start modetest setting 1024x768 on the connector and wait until the head
+/// shows it (a new scanout base): the running modetest and that base.
+fn modetest_shown(c: &Ctx, more: &[&str]) -> Result<(Modetest, u64), String> {
+    let (conn, crtc) = modetest_ids()?;
+    let (st0, _, base0) = head(c);
+    let set = format!("{conn}@{crtc}:1024x768");
+    let mut args = vec!["-M", DRM_NAME, "-s", &set];
+    args.extend_from_slice(more);
+    let mut m = Modetest::spawn(&args)?;
+    let want_mode = (768 << 16) | 1024;
+    let until = Instant::now() + MODETEST_TIMEOUT;
+    loop {
+        let (st, mode, base) = head(c);
+        if st.active() && mode == want_mode && (base != base0 || !st0.active()) {
+            return Ok((m, base));
+        }
+        if m.exited() || Instant::now() > until {
+            let why = m.finish().err().unwrap_or_default();
+            return Err(format!(
+                "the head never showed 1024x768 ({st:?}, MODE {mode:#x} BASE {base:#x}) {why}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// modetest -s sets 1024x768 on our connector and CRTC: the head shows an
+/// XRGB8888 buffer of that mode with modetest's colour bars in its first
+/// row; modetest exits cleanly.
+fn modetest_set_mode(c: &mut Ctx) -> Outcome {
+    let (m, base) = modetest_shown(c, &[])?;
+    let format = c.win.get(RegId::WDispActiveFormat);
+    let stride = c.win.get(RegId::WDispActiveStride);
+    let mut row = vec![0u8; 4096];
+    c.vram.copy_out(base, &mut row);
+    let mut colours: Vec<u32> = row
+        .chunks(4)
+        .map(|p| u32::from_le_bytes([p[0], p[1], p[2], 0]))
+        .collect();
+    colours.sort_unstable();
+    colours.dedup();
+    m.finish()?;
+    ensure!(format == DRM_FORMAT_XRGB8888, "ACTIVE_FORMAT {format:#x}");
+    ensure!(stride >= 4096, "ACTIVE_STRIDE {stride}");
+    ensure!(
+        colours.len() >= 4,
+        "first row holds {} colours: no test pattern",
+        colours.len()
+    );
+    Ok(format!("{} colours in row 0", colours.len()))
+}
+
+/// modetest -v flips between two buffers, each flip waiting for the last
+/// one's event: FLIP_DONE interrupts arrive and the head's vblanks count.
+fn modetest_page_flips(c: &mut Ctx) -> Outcome {
+    let (m, _) = modetest_shown(c, &["-v"])?;
+    let info0 = c.gpu.info()?;
+    let vblanks0 = c.win.get(RegId::WDispVblankCount);
+    std::thread::sleep(Duration::from_secs(6));
+    let info = c.gpu.info()?;
+    let vblanks = c.win.get(RegId::WDispVblankCount) - vblanks0;
+    m.finish()?;
+    let flips = info.flip_irqs - info0.flip_irqs;
+    ensure!(flips >= 10, "{flips} FLIP_DONE interrupts in 6 s");
+    ensure!(vblanks >= flips, "{vblanks} vblanks for {flips} flips");
+    // Rates are timing: bench lines, not the check's outcome.
+    bench("l2_flips_per_s", format!("{:.1}", flips as f64 / 6.0));
+    bench("l2_vblanks_per_s", format!("{:.1}", vblanks as f64 / 6.0));
+    Ok(String::new())
+}
+
 /// All of our VRAM holds our pattern and none of it the peer's, scanned
 /// (with --sync) while the peer guest holds its own pattern in its slice.
 fn isolation(c: &mut Ctx) -> Outcome {
@@ -1159,11 +1538,11 @@ fn main() {
     };
     let mut r = r;
     let mut found = Found {
-        misc: misc_name(&dev),
+        node: render_node(&dev),
         dev,
         opened: None,
     };
-    r.run_named(&mut found, FIND, |f, name| name.replace("{misc}", &f.misc));
+    r.run_named(&mut found, FIND, |f, name| name.replace("{node}", &f.node));
     let Some(opened) = found.opened.take() else {
         std::process::exit(r.finish());
     };

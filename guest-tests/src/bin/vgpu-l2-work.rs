@@ -20,7 +20,7 @@ use vdevice::command::{Command, Loc};
 use vdevice::pci;
 use vdevice::regs::RegId;
 use vgpu_guest_tests::console::StdinLines;
-use vgpu_guest_tests::guest_driver::{misc_name, Opened};
+use vgpu_guest_tests::guest_driver::{release_console, render_node, Opened};
 use vgpu_guest_tests::pattern::{all_words, pattern_word, random_bytes, scan_pattern, seed_of};
 use vgpu_guest_tests::uapi::irq_name;
 use vgpu_guest_tests::{bench, ensure, pattern, Check, PciDev};
@@ -355,7 +355,9 @@ impl Work {
 /// Open the vGPU and lay out VRAM: the keeper written below the work area.
 fn setup(args: &Args) -> Result<Work, String> {
     let dev = PciDev::find(pci::VENDOR_ID, pci::VGPU_DEVICE_ID)?;
-    let o = Opened::open(&dev, &misc_name(&dev))?;
+    let o = Opened::open(&dev, &render_node(&dev))?;
+    // The keeper and the work area are all of VRAM: no console drawing there.
+    release_console()?;
     let size = o.vram_size;
     ensure!(
         size <= o.vram.len as u64,

@@ -308,6 +308,12 @@ start_l2() {
     else
         dev=$4
         run="vgpu.args=--name,$1,--pattern,$2,--peer,$3,--sync"
+        # L2b boots without MSI, so its driver takes INTx: the two guests
+        # run both of the frontend's interrupt paths (MSI-X and INTx with
+        # KVM's resampling irqfd) end to end. A VF has no INTx (PCIe).
+        if [ "$1" = L2b ] && [ "$mode" = mdev ]; then
+            run="pci=nomsi $run,--irq,intx"
+        fi
         # The display check: its test frames' seed and the mode the EDID
         # (xres, yres of DISPLAY_A/B) makes the guest prefer.
         if [ "$1" = L2a ]; then
@@ -318,12 +324,6 @@ start_l2() {
         if [ -n "$DISPLAY_A" ]; then
             run="$run vgpu.display=$display"
             note display "$1" "seed=${display%,*}" "mode=${display#*,}"
-        fi
-        # L2b boots without MSI, so its driver takes INTx: the two guests
-        # run both of the frontend's interrupt paths (MSI-X and INTx with
-        # KVM's resampling irqfd) end to end. A VF has no INTx (PCIe).
-        if [ "$1" = L2b ] && [ "$mode" = mdev ]; then
-            run="pci=nomsi $run,--irq,intx"
         fi
     fi
     qmp_fifos "$1"

@@ -89,6 +89,29 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
+/// What the connector's EDID (sysfs) says, in a few words.
+fn sysfs_edid() -> String {
+    let found = std::fs::read_dir("/sys/class/drm")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("edid"))
+        .find_map(|p| std::fs::read(p).ok().filter(|b| !b.is_empty()));
+    match found {
+        Some(b) if b.len() >= 128 => format!(
+            "EDID {} bytes, version {}.{}, features {:#04x}, first timing {}x{}",
+            b.len(),
+            b[18],
+            b[19],
+            b[24],
+            u32::from(b[56]) | u32::from(b[58] >> 4) << 8,
+            u32::from(b[59]) | u32::from(b[61] >> 4) << 8,
+        ),
+        Some(b) => format!("EDID {} bytes", b.len()),
+        None => "no EDID in sysfs".into(),
+    }
+}
+
 /// Ask L1 for a screendump of what the head shows now; its answer.
 fn screen(tag: &str) -> String {
     println!("VGPU-L2-SCREEN {tag}");

@@ -77,8 +77,8 @@ echo "l1-nested: L2 guests under $l2accel (timeout ${l2timeout}s each)"
 # The L2 screens: the display head through QEMU's region plane, the mode
 # each guest's EDID prefers.
 # (id: the console screendump shows; the L2s' standard VGA has the first.)
-DISPLAY_A="id=vgpu,display=on,xres=1024,yres=768"
-DISPLAY_B="id=vgpu,display=on,xres=800,yres=600"
+DISPLAY_A="id=vgpu,display=on,xres=1024,yres=768 -trace vfio_display_edid*"
+DISPLAY_B="id=vgpu,display=on,xres=800,yres=600 -trace vfio_display_edid*"
 
 # --- host driver and vGPUs: mdev mode ------------------------------------------
 ua="" ub=""

@@ -22,10 +22,12 @@ use drm::control::{
 };
 use drm::Device as _;
 use vdevice::command::Command;
+use vdevice::pci;
+use vdevice::regs::{self, RegId};
 use vgpu_guest_tests::guest_driver::Vgpu;
 use vgpu_guest_tests::screens::{test_frame, Block};
 use vgpu_guest_tests::uapi;
-use vgpu_guest_tests::{bench, Report};
+use vgpu_guest_tests::{bench, PciDev, Report};
 
 struct Card(std::fs::File);
 
@@ -97,7 +99,20 @@ fn sysfs_edid() -> String {
         .filter_map(|e| e.ok())
         .map(|e| e.path().join("edid"))
         .find_map(|p| std::fs::read(p).ok().filter(|b| !b.is_empty()));
-    match found {
+    // And what the window itself holds (BAR0 through sysfs).
+    let window = PciDev::find(pci::VENDOR_ID, pci::VGPU_DEVICE_ID)
+        .and_then(|d| d.map_bar(0, false))
+        .map(|b| {
+            let r = |id| b.read(regs::window_offset(id, 0), 4);
+            format!(
+                "window DISP_STATUS {:#x}, DISP_EDID[0..2] {:#010x} {:#010x}",
+                r(RegId::WDispStatus),
+                b.read(regs::window_offset(RegId::WDispEdid, 0), 4),
+                b.read(regs::window_offset(RegId::WDispEdid, 1), 4),
+            )
+        })
+        .unwrap_or_else(|e| e);
+    let sysfs = match found {
         Some(b) if b.len() >= 128 => format!(
             "EDID {} bytes, version {}.{}, features {:#04x}, first timing {}x{}",
             b.len(),
@@ -109,7 +124,8 @@ fn sysfs_edid() -> String {
         ),
         Some(b) => format!("EDID {} bytes", b.len()),
         None => "no EDID in sysfs".into(),
-    }
+    };
+    format!("{sysfs}; {window}")
 }
 
 /// Ask L1 for a screendump of what the head shows now; its answer.

@@ -8,7 +8,7 @@
 # For run-nested.sh's summary it prints "VGPU-NESTED <key> <value>..." lines.
 # Kernel command line (run-nested.sh sets these):
 #   vgpu.l2accel=kvm|tcg   default kvm when /dev/kvm works with nested paging
-#   vgpu.l2timeout=SECS    per L2 guest; default 240 (KVM) or 1500 (TCG)
+#   vgpu.l2timeout=SECS    per L2 guest; default 480 (KVM) or 1500 (TCG)
 #   vgpu.mode=mdev|sriov   default mdev
 #   vgpu.type=NAME         mdev type; default the one with max_instances=4
 #   vgpu.l2mem=SIZE        L2 memory (default 256M)
@@ -68,7 +68,7 @@ if [ -z "$l2accel" ]; then
     fi
 fi
 case "$l2accel" in
-kvm) accel="-accel kvm -cpu host" && : "${l2timeout:=240}" ;;
+kvm) accel="-accel kvm -cpu host" && : "${l2timeout:=480}" ;;
 *) accel="-accel tcg" && : "${l2timeout:=1500}" ;;
 esac
 note accel_l2 "$l2accel"
@@ -77,8 +77,8 @@ echo "l1-nested: L2 guests under $l2accel (timeout ${l2timeout}s each)"
 # The L2 screens: the display head through QEMU's region plane, the mode
 # each guest's EDID prefers.
 # (id: the console screendump shows; the L2s' standard VGA has the first.)
-DISPLAY_A="id=vgpu,display=on,xres=1024,yres=768 -trace vfio_display_edid*"
-DISPLAY_B="id=vgpu,display=on,xres=800,yres=600 -trace vfio_display_edid*"
+DISPLAY_A="id=vgpu,display=on,xres=1024,yres=768"
+DISPLAY_B="id=vgpu,display=on,xres=800,yres=600"
 
 # --- host driver and vGPUs: mdev mode ------------------------------------------
 ua="" ub=""
@@ -280,6 +280,17 @@ frame_rate() {
     rm -f "/tmp/$1-rate.ppm"
 }
 
+# heads: what the RM's debugfs says of each vGPU's display head.
+heads() {
+    for f in /sys/kernel/debug/vgpu_rm/*/partitions; do
+        awk '/owner=[0-9a-f]/ {
+            for (i = 1; i <= NF; i++)
+                if ($i ~ /^(index|display|link|edid|vblanks)=/) printf "%s ", $i
+            print ""
+        }' "$f"
+    done
+}
+
 # shoot NAME TAG: NAME's screen into /tmp/NAME-TAG.ppm (the L2 waits for
 # the answer on its console). The time is from the L2's line reaching L1
 # to the screendump written: for a tag flipN, the frame the L2 flipped to
@@ -296,6 +307,7 @@ shoot() {
         note screen "$1" "$tag" "failed"
         reply=no-shot
     fi
+    heads | sed "s/^/heads at $1 $tag: /"
     echo "$reply" >"/tmp/$1.in"
 }
 

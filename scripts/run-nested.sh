@@ -19,7 +19,7 @@
 #                       vgpu-pci,bus=rp0,vram_size=256M,partitions=8,sriov_vfs=4)
 #   VGPU_TYPE=NAME      mdev type (default: the one with max_instances=4)
 #   L2_ACCEL=kvm|tcg    L2's accelerator (default: detected inside L1)
-#   L2_TIMEOUT=SECS     per L2 guest (default 240 with KVM, 1500 with TCG)
+#   L2_TIMEOUT=SECS     per L2 guest (default 480 with KVM, 1500 with TCG)
 #   NO_VGPU=1           no host driver or vGPUs: only the L1 -> L2 boot path
 #   MEM=2G SMP=1        L1's size; TIMEOUT=SECS for the whole L1 run. One
 #                       vCPU: with two, a TCG L1 running two KVM L2 guests

@@ -441,6 +441,12 @@ int vgpu_guest_kms_init(struct vgpu_guest *vg)
 	if (ret)
 		return ret;
 	drm_connector_helper_add(&vg->connector, &vgpu_guest_connector_helper_funcs);
+	/*
+	 * A virtual connector has no EDID property unless the driver attaches
+	 * it; without it drm_edid_connector_update() cannot store the EDID and
+	 * the connector gets no modes from it.
+	 */
+	drm_connector_attach_edid_property(&vg->connector);
 	vg->connector.polled = DRM_CONNECTOR_POLL_HPD;
 	ret = drm_connector_attach_encoder(&vg->connector, &vg->encoder);
 	if (ret)

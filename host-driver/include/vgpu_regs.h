@@ -225,6 +225,8 @@
 #define VGPU_W_CAPS_VECTORS_SHIFT                4
 #define VGPU_W_CAPS_XLATE                        0x100ULL
 #define VGPU_W_CAPS_XLATE_SHIFT                  8
+#define VGPU_W_CAPS_DISPLAY                      0x200ULL
+#define VGPU_W_CAPS_DISPLAY_SHIFT                9
 #define VGPU_W_OPCODES                           0xcULL /* 32 bits, RO */
 #define VGPU_W_OPCODES_NOP                       0x1ULL
 #define VGPU_W_OPCODES_NOP_SHIFT                 0

@@ -57,13 +57,36 @@ const char *vgpu_rm_fault_name(unsigned int code)
 				  ARRAY_SIZE(vgpu_rm_fault_names), code);
 }
 
+/* The head as it shows: mode@base or off, the link, the EDID's header. */
+static void vgpu_rm_partition_display_show(struct seq_file *s,
+					   struct vgpu_rm_gpu *gpu,
+					   unsigned int p)
+{
+	u32 status = readl(vgpu_rm_win_reg(gpu, p, VGPU_W_DISP_STATUS));
+	u32 mode = readl(vgpu_rm_win_reg(gpu, p, VGPU_W_DISP_ACTIVE_MODE));
+
+	if (status & VGPU_W_DISP_STATUS_ACTIVE)
+		seq_printf(s, " display=%llux%llu@0x%llx",
+			   FIELD_GET(VGPU_W_DISP_ACTIVE_MODE_WIDTH, mode),
+			   FIELD_GET(VGPU_W_DISP_ACTIVE_MODE_HEIGHT, mode),
+			   readq(vgpu_rm_win_reg(gpu, p,
+						 VGPU_W_DISP_ACTIVE_BASE)));
+	else
+		seq_puts(s, " display=off");
+	seq_printf(s, " link=%s edid=%08x%08x vblanks=%llu\n",
+		   status & VGPU_W_DISP_STATUS_CONNECTED ? "up" : "down",
+		   readl(vgpu_rm_win_reg(gpu, p, VGPU_W_DISP_EDID(0))),
+		   readl(vgpu_rm_win_reg(gpu, p, VGPU_W_DISP_EDID(1))),
+		   readq(vgpu_rm_win_reg(gpu, p, VGPU_W_DISP_VBLANK_COUNT)));
+}
+
 static int vgpu_rm_partitions_show(struct seq_file *s, void *unused)
 {
 	struct vgpu_rm_gpu *gpu = s->private;
 	struct vgpu_rm_vgpu *vgpu;
 	unsigned int p, state;
 
-	seq_puts(s, "# index state origin owner type vram_base vram_size weight pinned_pages irqs xlate_faults xlate_cancels commands bytes busy_ns faults\n");
+	seq_puts(s, "# index state origin owner type vram_base vram_size weight pinned_pages irqs xlate_faults xlate_cancels commands bytes busy_ns faults display link edid vblanks\n");
 	mutex_lock(&gpu->lock);
 	for (p = 0; p < gpu->partitions; p++) {
 		vgpu = gpu->parts[p].vgpu;
@@ -86,11 +109,12 @@ static int vgpu_rm_partitions_show(struct seq_file *s, void *unused)
 			   vgpu ? atomic64_read(&vgpu->irqs_injected) : 0,
 			   vgpu ? atomic64_read(&vgpu->xlate_faults) : 0,
 			   vgpu ? atomic64_read(&vgpu->xlate_cancels) : 0);
-		seq_printf(s, " commands=%llu bytes=%llu busy_ns=%llu faults=%u\n",
+		seq_printf(s, " commands=%llu bytes=%llu busy_ns=%llu faults=%u",
 			   readq(vgpu_rm_win_reg(gpu, p, VGPU_W_STAT_COMMANDS)),
 			   readq(vgpu_rm_win_reg(gpu, p, VGPU_W_STAT_BYTES)),
 			   readq(vgpu_rm_win_reg(gpu, p, VGPU_W_STAT_BUSY_NS)),
 			   readl(vgpu_rm_win_reg(gpu, p, VGPU_W_STAT_FAULTS)));
+		vgpu_rm_partition_display_show(s, gpu, p);
 	}
 	mutex_unlock(&gpu->lock);
 	return 0;

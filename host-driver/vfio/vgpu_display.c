@@ -162,8 +162,11 @@ long vgpu_display_query_plane(struct vgpu_display *d, void __user *arg)
 				      VFIO_GFX_PLANE_TYPE_REGION) ? 0 : -EINVAL;
 	if (info.flags != VFIO_GFX_PLANE_TYPE_REGION)
 		return -EINVAL;
-	if (info.drm_plane_type != DRM_PLANE_TYPE_PRIMARY &&
-	    info.drm_plane_type != DRM_PLANE_TYPE_CURSOR)
+	/*
+	 * QEMU's region display asks without a plane type (0): a region
+	 * device has one plane, the primary (as in the kernel's mdpy).
+	 */
+	if (info.drm_plane_type > DRM_PLANE_TYPE_CURSOR)
 		return -EINVAL;
 
 	info.drm_format = 0;
@@ -183,7 +186,7 @@ long vgpu_display_query_plane(struct vgpu_display *d, void __user *arg)
 	} else {
 		info.region_index = d->index[VGPU_DISPLAY_REGION_FB];
 		/* the head has no cursor plane: the cursor is in the image */
-		if (info.drm_plane_type == DRM_PLANE_TYPE_PRIMARY)
+		if (info.drm_plane_type != DRM_PLANE_TYPE_CURSOR)
 			vgpu_display_fill_plane(d, &info);
 	}
 	mutex_unlock(&d->lock);

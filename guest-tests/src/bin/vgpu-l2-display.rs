@@ -240,16 +240,22 @@ fn run(t: &mut Report, a: &Args) -> Result<(), String> {
         .iter()
         .find(|m| m.mode_type().contains(ModeTypeFlags::PREFERRED))
         .copied();
-    expect(
-        t,
-        "the connector prefers the mode the VMM's EDID names",
-        preferred.is_some_and(|m| m.size() == a.expect),
+    let ok = preferred.is_some_and(|m| m.size() == a.expect);
+    let detail = if ok {
+        format!("{}x{} of {} modes", a.expect.0, a.expect.1, modes.len())
+    } else {
         format!(
             "want {}x{}; modes: {listed}; {}",
             a.expect.0,
             a.expect.1,
             sysfs_edid()
-        ),
+        )
+    };
+    expect(
+        t,
+        "the connector prefers the mode the VMM's EDID names",
+        ok,
+        detail,
     );
     // Go on with the wanted mode if it is listed at all: the rest still
     // tells something.

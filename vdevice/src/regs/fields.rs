@@ -597,7 +597,8 @@ impl PartCaps {
     pub const FIELDS: &'static [Field] = fields!(PartCaps {
         RINGS,
         VECTORS,
-        XLATE
+        XLATE,
+        DISPLAY
     });
 }
 

@@ -82,6 +82,7 @@ l2=$(LINK_CURRENT=0 MODULES="drm_vram_helper" INIT_SCRIPT="$SCRIPTS_DIR/l2-init.
     EXTRA_LIBDIRS="$drm_libdir" scripts/build-images.sh \
     "$GUEST_BIN/vgpu-l2-test:/bin/vgpu-l2-test" \
     "$GUEST_BIN/vgpu-l2-work:/bin/vgpu-l2-work" \
+    "$GUEST_BIN/vgpu-l2-display:/bin/vgpu-l2-display" \
     "$driver/vgpu_guest.ko:$VGPU_MODULES_DIR/vgpu_guest.ko" \
     "$drm_pkgs/root/usr/bin/modetest:/usr/bin/modetest" \
     "$(readlink -f "$drm_libdir/libdrm.so.2"):/lib/x86_64-linux-gnu/libdrm.so.2")

@@ -76,9 +76,9 @@ echo "l1-nested: L2 guests under $l2accel (timeout ${l2timeout}s each)"
 
 # The L2 screens: the display head through QEMU's region plane, the mode
 # each guest's EDID prefers.
-# (Off until the frontends answer QUERY_GFX_PLANE: issue 14 in progress.)
-DISPLAY_A=""
-DISPLAY_B=""
+# (id: the console screendump shows; the L2s' standard VGA has the first.)
+DISPLAY_A="id=vgpu,display=on,xres=1024,yres=768"
+DISPLAY_B="id=vgpu,display=on,xres=800,yres=600"
 
 # --- host driver and vGPUs: mdev mode ------------------------------------------
 ua="" ub=""
@@ -273,7 +273,7 @@ relay() {
 frame_rate() {
     t=$(now_us)
     n=0
-    while [ $n -lt 10 ] && screendump "$1" "/tmp/$1-rate.ppm" >/dev/null; do
+    while [ $n -lt 10 ] && screendump "$1" "/tmp/$1-rate.ppm" vgpu >/dev/null; do
         n=$((n + 1))
     done
     note display_fps "$1" "$2" "$(awk -v n=$n -v a="$t" -v b="$(now_us)" 'BEGIN { printf "%.1f", n * 1e6 / (b - a) }')"
@@ -287,7 +287,7 @@ frame_rate() {
 shoot() {
     t=$(now_us)
     tag=$(echo "$2" | tr -cd 'a-z0-9-')
-    if screendump "$1" "/tmp/$1-$tag.ppm" >/dev/null; then
+    if screendump "$1" "/tmp/$1-$tag.ppm" vgpu >/dev/null; then
         size=$(head -c 20 "/tmp/$1-$tag.ppm" | sed -n 2p | tr ' ' x)
         note screen "$1" "$tag" "size=$size" "ms=$(ms_since "$t")"
         [ "$tag" != frame0 ] || frame_rate "$1" "$size"
@@ -308,6 +308,12 @@ start_l2() {
     else
         dev=$4
         run="vgpu.args=--name,$1,--pattern,$2,--peer,$3,--sync"
+        # L2b boots without MSI, so its driver takes INTx: the two guests
+        # run both of the frontend's interrupt paths (MSI-X and INTx with
+        # KVM's resampling irqfd) end to end. A VF has no INTx (PCIe).
+        if [ "$1" = L2b ] && [ "$mode" = mdev ]; then
+            run="pci=nomsi $run,--irq,intx"
+        fi
         # The display check: its test frames' seed and the mode the EDID
         # (xres, yres of DISPLAY_A/B) makes the guest prefer.
         if [ "$1" = L2a ]; then
@@ -318,12 +324,6 @@ start_l2() {
         if [ -n "$DISPLAY_A" ]; then
             run="$run vgpu.display=$display"
             note display "$1" "seed=${display%,*}" "mode=${display#*,}"
-        fi
-        # L2b boots without MSI, so its driver takes INTx: the two guests
-        # run both of the frontend's interrupt paths (MSI-X and INTx with
-        # KVM's resampling irqfd) end to end. A VF has no INTx (PCIe).
-        if [ "$1" = L2b ] && [ "$mode" = mdev ]; then
-            run="pci=nomsi $run,--irq,intx"
         fi
     fi
     qmp_fifos "$1"

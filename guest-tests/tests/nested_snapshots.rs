@@ -153,6 +153,110 @@ fn nested_l1_sysfs() {
     settings().bind(|| insta::assert_snapshot!(name, normalise_nested(&t)));
 }
 
+/// "VGPU-NESTED KEY NAME k=v..." lines of L1 for guest `g`: the k=v pairs.
+fn nested_note(log: &str, key: &str, g: &str) -> Vec<(String, String)> {
+    let head = format!("VGPU-NESTED {key} {g} ");
+    said(log, "L1")
+        .into_iter()
+        .filter_map(|l| l.strip_prefix(head.as_str()))
+        .next_back()
+        .map(|rest| {
+            rest.split(' ')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn size_of(s: &str) -> (u32, u32) {
+    let (w, h) = s.split_once('x').expect("WxH");
+    (w.parse().expect("width"), h.parse().expect("height"))
+}
+
+/// The screens L1 took of each L2's vGPU display (QEMU's screendump of the
+/// region plane, in run-nested's OUT/screens): the test frames the L2
+/// drew with the engine must be there exactly, pixel for pixel; the page
+/// flip must show the other frame; the mode the EDID made the guest prefer
+/// sizes the plane, and a second mode set resizes it; the console screen
+/// is the preferred mode and not blank.
+#[test]
+#[ignore = "needs a nested run: make test-nested"]
+fn nested_screens() {
+    use vgpu_guest_tests::screens::{render, test_frame, Ppm};
+    let (_, name) = mode_and_name("screens");
+    let log_path = std::env::var("VGPU_NESTED_LOG").expect("VGPU_NESTED_LOG");
+    let log = input("VGPU_NESTED_LOG");
+    let dir = std::path::Path::new(&log_path)
+        .parent()
+        .expect("run.log's directory")
+        .join("screens");
+    let mut t = Vec::new();
+    let mut sizes = Vec::new();
+    for g in ["L2a", "L2b"] {
+        let note = nested_note(&log, "display", g);
+        let get = |k: &str| {
+            note.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no {k} for {g} in the display note"))
+        };
+        let seed = u32::from_str_radix(&get("seed"), 16).expect("seed");
+        let (w, h) = size_of(&get("mode"));
+        sizes.push((w, h));
+        let load = |tag: &str| {
+            Ppm::load(&dir.join(format!("{g}-{tag}.ppm")))
+                .unwrap_or_else(|e| panic!("{g} {tag}: {e}"))
+        };
+        for (frame, tag) in [(0, "frame0"), (1, "flip1")] {
+            let p = load(tag);
+            let want = render(&test_frame(frame, seed, w, h), w, h);
+            if let Some(d) = p.differs(&want) {
+                panic!("{g} {tag}: the screen is not test frame {frame} at {w}x{h}: {d}");
+            }
+            t.push(format!("{g} {tag}: {w}x{h}, test frame {frame} exactly"));
+        }
+        let mode = std::fs::read_dir(&dir)
+            .expect("screens")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .find_map(|f| {
+                f.strip_prefix(&format!("{g}-mode"))?
+                    .strip_suffix(".ppm")
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| panic!("{g}: no screen of the second mode"));
+        let (mw, mh) = size_of(&mode);
+        assert!((mw, mh) != (w, h), "{g}: the second mode is the first");
+        let p = load(&format!("mode{mode}"));
+        assert_eq!(
+            (p.width, p.height),
+            (mw, mh),
+            "{g}: the plane did not resize"
+        );
+        let want = render(&test_frame(2, seed, mw, mh), mw, mh);
+        if let Some(d) = p.differs(&want) {
+            panic!("{g} mode{mode}: not test frame 2: {d}");
+        }
+        t.push(format!(
+            "{g} mode{mode}: the plane is {mw}x{mh} now, test frame 2 exactly"
+        ));
+        let c = load("console");
+        assert_eq!((c.width, c.height), (w, h), "{g}: the console's mode");
+        let distinct: std::collections::BTreeSet<u32> = (0..c.height)
+            .step_by(4)
+            .flat_map(|y| (0..c.width).step_by(4).map(move |x| (x, y)))
+            .map(|(x, y)| c.pixel(x, y))
+            .collect();
+        assert!(distinct.len() >= 2, "{g}: the console screen is blank");
+        t.push(format!("{g} console: {w}x{h}, not blank"));
+    }
+    assert_ne!(
+        sizes[0], sizes[1],
+        "the two EDIDs asked for different modes"
+    );
+    settings().bind(|| insta::assert_snapshot!(name, t.join("\n")));
+}
+
 #[test]
 fn nested_normaliser_hides_what_varies() {
     let t = "ok   a: written at 13 MB/s\nok   b: woke 86582 ns after\n\

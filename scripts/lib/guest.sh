@@ -180,11 +180,12 @@ json_value() {
     sed -n "s/.*\"$1\": \"\\{0,1\\}\\([^\",}]*\\).*/\\1/p" | head -n 1
 }
 
-# screendump NAME FILE: NAME's display as a PPM in FILE (QMP screendump:
-# the VMM's own view of the guest's screen).
+# screendump NAME FILE [DEVICE]: NAME's display as a PPM in FILE (QMP
+# screendump: the VMM's own view of the guest's screen), the console of
+# the device with id DEVICE if given (else the first console: the VGA's).
 screendump() {
     rm -f "$2"
-    qmp "$1" "\"execute\": \"screendump\", \"arguments\": {\"filename\": \"$2\"}" |
+    qmp "$1" "\"execute\": \"screendump\", \"arguments\": {\"filename\": \"$2\"${3:+, \"device\": \"$3\"}}" |
         grep -q '"return"' && [ -s "$2" ]
 }
 

@@ -308,7 +308,12 @@ shoot() {
         reply=no-shot
     fi
     heads | sed "s/^/heads at $1 $tag: /"
-    echo "$reply" >"/tmp/$1.in"
+    # (through the descriptor: start_l2 removed the FIFO's name)
+    if [ "$1" = L2a ]; then
+        echo "$reply" >&3
+    else
+        echo "$reply" >&4
+    fi
 }
 
 # start_l2 NAME VGPU PEER_VGPU DEVICE_ARGS: boot one L2 guest in the background; its

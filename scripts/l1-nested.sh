@@ -267,16 +267,28 @@ relay() {
     now >"/tmp/$1.t_end"
 }
 
-# frame_rate NAME SIZE: how many whole frames a second the VMM pulls
-# through the region plane: 10 screendumps in a row (each queries the
-# plane and converts the mmap'ed frame; PPM to tmpfs), timed.
+# frame_rate NAME SIZE: how many whole frames a second QEMU pulls through
+# the region plane: 10 screendumps sent to its QMP at once (each queries
+# the plane, reads the frame from the mmap'ed region and writes it as a
+# PPM to tmpfs), timed from the send to the tenth reply.
 frame_rate() {
-    t=$(now_us)
-    n=0
-    while [ $n -lt 10 ] && screendump "$1" "/tmp/$1-rate.ppm" vgpu >/dev/null; do
-        n=$((n + 1))
+    cmds="" i=0
+    while [ $i -lt 10 ]; do
+        i=$((i + 1))
+        cmds="$cmds{\"execute\": \"screendump\", \"arguments\": {\"filename\": \"/tmp/$1-rate.ppm\", \"device\": \"vgpu\"}, \"id\": \"rate$i\"}
+"
     done
-    note display_fps "$1" "$2" "$(awk -v n=$n -v a="$t" -v b="$(now_us)" 'BEGIN { printf "%.1f", n * 1e6 / (b - a) }')"
+    t=$(now_us)
+    # (timeout: a QEMU that is gone never opens its FIFO again)
+    timeout 10 sh -c 'printf "%s" "$0" >"$1"' "$cmds" "/tmp/$1.qmp.in" || return 0
+    i=0
+    while ! grep -q '"id": "rate10"' "/tmp/$1.qmp.log"; do
+        i=$((i + 1))
+        [ $i -lt 2000 ] || return 0
+        sleep 0.02
+    done
+    n=$(grep -c '"return".*"id": "rate' "/tmp/$1.qmp.log")
+    note display_fps "$1" "$2" "$(awk -v n="$n" -v a="$t" -v b="$(now_us)" 'BEGIN { printf "%.1f", n * 1e6 / (b - a) }')"
     rm -f "/tmp/$1-rate.ppm"
 }
 

@@ -280,6 +280,7 @@ frame_rate() {
     done
     t=$(now_us)
     # (timeout: a QEMU that is gone never opens its FIFO again)
+    # shellcheck disable=SC2016 # $0 and $1 belong to the inner sh
     timeout 10 sh -c 'printf "%s" "$0" >"$1"' "$cmds" "/tmp/$1.qmp.in" || return 0
     i=0
     while ! grep -q '"id": "rate10"' "/tmp/$1.qmp.log"; do

@@ -55,6 +55,7 @@ else
         echo $? >/tmp/l2-status
     } | tee /tmp/l2-transcript
     status=$(cat /tmp/l2-status)
+    tstatus=$status
     echo "VGPU-L2-TRANSCRIPT-END"
 fi
 
@@ -64,8 +65,12 @@ if [ -n "$display" ] && [ "$run" != shell ]; then
     echo "VGPU-L2-DISPLAY-BEGIN"
     # shellcheck disable=SC2086 # SEED and WxH
     set -- $display
-    /bin/vgpu-l2-display --seed "$1" --expect-mode "$2"
-    dstatus=$?
+    # (tee: its screen requests must reach L1 as they are printed)
+    {
+        /bin/vgpu-l2-display --seed "$1" --expect-mode "$2"
+        echo $? >/tmp/l2-dstatus
+    } | tee /tmp/l2-display
+    dstatus=$(cat /tmp/l2-dstatus)
     echo "VGPU-L2-DISPLAY-END"
     [ "$dstatus" = 0 ] || status=1
 fi
@@ -83,9 +88,9 @@ if [ -n "$display" ] && [ -c /dev/tty1 ]; then
         printf '\033[2J\033[H'
         echo "vGPU L2 guest $(hostname): $(lspci -d 1234:7691 2>/dev/null | head -n 1)"
         echo
-        echo "vgpu-l2-test:    exit $status"
+        echo "vgpu-l2-test:    exit ${tstatus:--}"
         echo "vgpu-l2-display: exit $dstatus"
-        grep -E '^(ok|FAIL) ' /tmp/l2-transcript 2>/dev/null | tail -n 30
+        grep -hE '^(ok|FAIL) ' /tmp/l2-transcript /tmp/l2-display 2>/dev/null | tail -n 36
     } >/dev/tty1
     sleep 0.3
     echo "VGPU-L2-SCREEN console"

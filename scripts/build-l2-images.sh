@@ -14,6 +14,8 @@
 #                 prints it); without it the L1 image has no host driver
 #   SRC:DST       more files for the L1 image (build-images.sh's form)
 #   L2_KERNEL=vmlinuz|vmlinux   what L2 boots (default vmlinuz, see below)
+#   L2_ONLY=1     build and print the L2 images directory only (test-libvirt:
+#                 a distribution's QEMU in L1 boots them)
 #   VGPU_DEV_CACHE=DIR   cache directory (default ~/.cache/vgpu-dev)
 # Prints the L1 images directory (for run-l1.sh's IMAGES=); messages go to
 # stderr. Everything is cached in $CACHE, keyed by content.
@@ -88,6 +90,10 @@ l2=$(LINK_CURRENT=0 MODULES="drm_vram_helper" INIT_SCRIPT="$SCRIPTS_DIR/l2-init.
     "$(readlink -f "$drm_libdir/libdrm.so.2"):/lib/x86_64-linux-gnu/libdrm.so.2")
 [[ -f $l2/$L2_KERNEL ]] || die "no $L2_KERNEL in $l2"
 log "L2 images: $l2"
+if [[ ${L2_ONLY:-0} == 1 ]]; then
+    echo "$l2"
+    exit 0
+fi
 
 # --- QEMU for L1: stripped, with its firmware -----------------------------------
 qemu_bin="$qemu_dir/bin/qemu-system-x86_64"

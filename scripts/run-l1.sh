@@ -16,6 +16,11 @@
 #                  default QEMU, none for QEMU=...
 #   IMAGES=DIR     default $CACHE/images-current (the last build-images.sh)
 #   KERNEL=FILE    default IMAGES/vmlinux (PVH entry) or else IMAGES/vmlinuz
+#   INITRD=FILE    default IMAGES/initramfs.img (e.g. a distribution's
+#                  initramfs that mounts a root disk given in QEMU ARGS)
+#   REBOOT=1       a guest reboot resets the machine and boots the same
+#                  kernel again (default: QEMU exits, -no-reboot); the
+#                  markers may then span several boots
 #   ACCEL=kvm|tcg  skip the probe (cached in $CACHE/accel per host kernel)
 #   TIMEOUT=300    seconds for the whole run; INIT_TIMEOUT=60 to reach /init
 #                  (one retry when /init is not reached in time)
@@ -66,7 +71,8 @@ SMP="${SMP:-2}"
 PROBE_TIMEOUT=20
 
 [[ -x $QEMU ]] || die "no QEMU at $QEMU (scripts/build-qemu.sh, or QEMU=...)"
-[[ -f $IMAGES/initramfs.img ]] || die "no images in $IMAGES (scripts/build-images.sh)"
+INITRD="${INITRD:-$IMAGES/initramfs.img}"
+[[ -f $INITRD ]] || die "no initramfs $INITRD (scripts/build-images.sh)"
 if [[ -z ${KERNEL:-} ]]; then
     KERNEL="$IMAGES/vmlinux"
     [[ -f $KERNEL ]] || KERNEL="$IMAGES/vmlinuz"
@@ -74,7 +80,8 @@ fi
 
 qemu_base=("$QEMU")
 [[ -z $QEMU_DATA ]] || qemu_base+=(-L "$QEMU_DATA")
-qemu_base+=(-nographic -no-reboot -vga none -nic none -kernel "$KERNEL" -initrd "$IMAGES/initramfs.img")
+qemu_base+=(-nographic -vga none -nic none -kernel "$KERNEL" -initrd "$INITRD")
+[[ ${REBOOT:-0} == 1 ]] || qemu_base+=(-no-reboot)
 
 # KVM only if it really boots a guest here: this machine's /dev/kvm may be a
 # PVM host that accepts the ioctls but cannot run a stock kernel.

@@ -29,6 +29,9 @@ PACKAGES=(
     busybox-static pciutils mdevctl cpio xz-utils kmod zstd
     # the host driver build (BTF for modules needs pahole)
     dwarves
+    # test-libvirt's Debian L1 (build-distro-image.sh): the root file system
+    # from Debian's archive, an ext4 image of it, a qcow2 disk
+    mmdebstrap e2fsprogs qemu-utils
     # bindgen (the trace plugin's bindings to qemu-plugin.h) needs libclang
     libclang-dev
     # script hygiene

@@ -170,6 +170,12 @@ struct vgpu_rm_gpu {
 	u32 version;
 	u32 caps;
 	unsigned int partitions;
+	/*
+	 * Partitions 0..vf_partitions-1 are the VFs' (SPEC 15: VF n is
+	 * partition n's function, and the device refuses it translation), so
+	 * mdev vGPUs, which need translation, take the others.
+	 */
+	unsigned int vf_partitions;
 	unsigned int nvec;
 	int xlate_irq;
 

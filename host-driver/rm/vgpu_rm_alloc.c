@@ -67,7 +67,8 @@ unsigned int vgpu_rm_available(struct vgpu_rm_gpu *gpu,
 	lockdep_assert_held(&gpu->lock);
 	if (!t || gpu->mode != VGPU_RM_MODE_MDEV)
 		return 0;
-	free_parts = gpu->partitions -
+	/* mdev vGPUs only: the VFs' partitions are never theirs */
+	free_parts = gpu->partitions - gpu->vf_partitions -
 		     bitmap_weight(gpu->part_map, gpu->partitions);
 	limit = min(free_parts, t->max_instances - min(t->created,
 						       t->max_instances));

@@ -295,6 +295,7 @@ static int vgpu_rm_identify(struct vgpu_rm_gpu *gpu)
 				pci_sriov_get_totalvfs(pdev), gpu->partitions);
 			return -ENODEV;
 		}
+		gpu->vf_partitions = pci_sriov_get_totalvfs(pdev);
 		/* The platform did not give the VF BARs space: mdev only. */
 		if (!gpu->vf_vram_bar_bytes)
 			dev_err(dev, "SR-IOV unusable: the VF BARs got no address space (boot with pci=realloc?); mdev mode only\n");
@@ -389,8 +390,9 @@ static int vgpu_rm_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		 vram, gpu->nr_types, gpu->nvec);
 	if (gpu->vf_vram_bar_bytes) {
 		vgpu_rm_format_size(vram, sizeof(vram), gpu->vf_vram_bar_bytes);
-		dev_info(dev, "SR-IOV capable: %d VFs, %s VF VRAM BAR; mdev mode until 'sriov' is written to vgpu_mode\n",
-			 pci_sriov_get_totalvfs(pdev), vram);
+		dev_info(dev, "SR-IOV capable: %d VFs, %s VF VRAM BAR; mdev mode (partitions %u-%u) until 'sriov' is written to vgpu_mode\n",
+			 pci_sriov_get_totalvfs(pdev), vram, gpu->vf_partitions,
+			 gpu->partitions - 1);
 	}
 
 	mutex_lock(&vgpu_rm_lock);

@@ -77,8 +77,8 @@ static void vgpu_rm_partition_clear(struct vgpu_rm_gpu *gpu, unsigned int p)
 }
 
 /*
- * A vGPU of the type with ID @type_id: on any free partition (mdev mode),
- * or on VF @partition's own (SR-IOV mode), which takes no device-side
+ * A vGPU of the type with ID @type_id: on any free partition that is no
+ * VF's (mdev mode), or on VF @partition's own (SR-IOV mode), which takes no device-side
  * translation (SPEC 15). -EINVAL: no such type; -ENOSPC: no partition or
  * VRAM left, or max_instances reached; -EBUSY: the GPU is in the other
  * mode or the VF's partition is taken.
@@ -134,7 +134,8 @@ int vgpu_rm_create(struct vgpu_rm_gpu *gpu, unsigned int type_id,
 			goto err_unlock;
 		ret = -ENOSPC;
 	} else {
-		p = find_first_zero_bit(gpu->part_map, gpu->partitions);
+		p = find_next_zero_bit(gpu->part_map, gpu->partitions,
+				       gpu->vf_partitions);
 		if (p >= gpu->partitions)
 			goto err_unlock;
 	}

@@ -56,7 +56,7 @@ note() {
     echo "VGPU-LIBVIRT $*"
 }
 note l1_distro_boot_s "$boot_s"
-echo "libvirt-run: boot $boot of L1 ($(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r))"
+echo "libvirt-run: boot $boot of L1 ($(sed -n 's/^PRETTY_NAME="\(.*\)"$/\1/p' /etc/os-release), kernel $(uname -r))"
 
 virsh() {
     command virsh -c qemu:///system "$@"
@@ -238,7 +238,6 @@ if ((boot == 1)); then
     check "virsh define vgpu-l2-mdev.xml" virsh define "$PAYLOAD/libvirt/vgpu-l2-mdev.xml"
     run_domain "boot 1" "$DOMAIN" in-use
 
-    echo 2 >"$STATE/phase"
     echo "$failures" >"$STATE/failures"
     echo "VGPU-TRANSCRIPT-END"
     guest_dmesg cat

@@ -75,8 +75,8 @@ qemu-img create -q -f qcow2 -F qcow2 -b "$distro/disk.qcow2" "$OUT/l1-disk.qcow2
 
 log "Debian L1: $(tr '\n' ',' <"$distro/versions.txt" | sed 's/,$//; s/,/, /g')"
 log "Debian L1 image cold build: $(cat "$distro/build-seconds") s"
-# Two boots, four L2 runs under KVM, TCG-speed systemd: 701 s in the first
-# complete run. No login prompt on ttyS0: agetty's vhangup() would cut the
+# Two boots, four L2 runs under KVM, TCG-speed systemd: 582-701 s (two
+# complete runs). No login prompt on ttyS0: agetty's vhangup() would cut the
 # script's output. (No FailureAction: the shutdown that `systemctl reboot`
 # starts may stop the script first, which counts as a failure.)
 tier_boot_l1 console.log /mnt/vgpu/libvirt-run.sh \

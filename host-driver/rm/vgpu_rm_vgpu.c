@@ -78,8 +78,8 @@ static void vgpu_rm_partition_clear(struct vgpu_rm_gpu *gpu, unsigned int p)
 
 /*
  * A vGPU of the type with ID @type_id: on any free partition that is no
- * VF's (mdev mode), or on VF @partition's own (SR-IOV mode), which takes no device-side
- * translation (SPEC 15). -EINVAL: no such type; -ENOSPC: no partition or
+ * VF's (mdev mode), or on VF @partition's own (SR-IOV mode), which takes
+ * no device-side translation (SPEC 15). -EINVAL: no such type; -ENOSPC: no partition or
  * VRAM left, or max_instances reached; -EBUSY: the GPU is in the other
  * mode or the VF's partition is taken.
  */

@@ -125,7 +125,7 @@ run_domain() {
     else
         fail "$1: vgpu-l2-test in the domain exited ${status:-without an exit line}"
     fi
-    if tr -d '\r' <"$log" | section DMESG | grep -E "$VGPU_DMESG_BAD"; then
+    if dmesg_problems "$log"; then
         fail "$1: the L2 kernel log has problems"
     fi
 }

@@ -45,6 +45,11 @@ for xml in examples/libvirt/*.xml; do
     ((shown)) || die "README.md does not show $xml as it is (an \`\`\`xml block with the file's text)"
 done
 log "README.md shows examples/libvirt/*.xml as they are"
+# The domains boot L2 with the guests' command line (lib/common.sh).
+for xml in examples/libvirt/vgpu-l2-*.xml; do
+    grep -qF "<cmdline>$VGPU_BOOT_CMDLINE " "$xml" ||
+        die "$xml: <cmdline> does not start with VGPU_BOOT_CMDLINE ($VGPU_BOOT_CMDLINE)"
+done
 
 # --- what L1 gets -----------------------------------------------------------------------
 modules=$(scripts/build-modules.sh)
